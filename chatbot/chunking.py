@@ -1,0 +1,224 @@
+"""Heading-aware chunking.
+
+Chunks follow the document's structure rather than a fixed character grid: a chunk never crosses a
+heading, so an FAQ question always stays with its own answer and never with its neighbour's.
+Each chunk is an exact span of the source file (``text == document.text[start:end]``), which is
+what lets a citation point back to the precise passage.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from chatbot.corpus import Document
+
+_HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$")
+_FENCE = re.compile(r"^(```|~~~)")
+_FAQ_SECTION = re.compile(r"\b(faq|frequently asked|questions?)\b", re.IGNORECASE)
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+")
+
+
+@dataclass(frozen=True)
+class Section:
+    """A heading and the text under it, up to the next heading of any level."""
+
+    level: int  # 0 for text before the first heading
+    path: tuple[str, ...]  # titles of the enclosing headings, outermost first
+    start: int  # absolute offset of the heading line (or of the body)
+    end: int
+
+    @property
+    def title(self) -> str:
+        return self.path[-1] if self.path else ""
+
+    def is_faq_entry(self) -> bool:
+        """A question heading inside an FAQ section: ``## FAQ`` / ``### Can I ...?``."""
+        return (
+            self.level >= 3
+            and self.title.rstrip().endswith("?")
+            and any(_FAQ_SECTION.search(p) for p in self.path[:-1])
+        )
+
+
+@dataclass(frozen=True)
+class Chunk:
+    chunk_id: str
+    doc_id: str
+    title: str
+    heading: str  # "Base Model > Frequently asked questions > Why ...?"
+    text: str
+    start: int
+    end: int
+    kind: str  # "faq" for a question+answer entry, "text" otherwise
+
+    def embed_text(self) -> str:
+        """What the embedder and BM25 see: the passage plus where it sits in the glossary."""
+        return f"{self.title} | {self.heading}\n{self.text}"
+
+    @property
+    def question(self) -> str | None:
+        return self.heading.rsplit(" > ", 1)[-1] if self.kind == "faq" else None
+
+    def body_without_heading(self) -> str:
+        """Passage text without its leading Markdown heading line (for display and answers)."""
+        lines = self.text.split("\n", 1)
+        if _HEADING.match(lines[0]):
+            return lines[1].strip() if len(lines) > 1 else ""
+        return self.text.strip()
+
+
+@dataclass(frozen=True)
+class FaqEntry:
+    doc_id: str
+    title: str
+    question: str
+    answer: str
+
+
+def parse_sections(doc: Document) -> list[Section]:
+    text = doc.text
+    headings: list[tuple[int, int, str]] = []  # (offset, level, title)
+    pos = doc.body_start
+    in_fence = False
+    for line in text[doc.body_start :].splitlines(keepends=True):
+        stripped = line.rstrip("\r\n")
+        if _FENCE.match(stripped):
+            in_fence = not in_fence
+        elif not in_fence and (m := _HEADING.match(stripped)):
+            headings.append((pos, len(m.group(1)), m.group(2).strip()))
+        pos += len(line)
+
+    sections: list[Section] = []
+    first = headings[0][0] if headings else len(text)
+    if text[doc.body_start : first].strip():
+        sections.append(Section(0, (), doc.body_start, first))
+    stack: list[tuple[int, str]] = []
+    for i, (offset, level, title) in enumerate(headings):
+        while stack and stack[-1][0] >= level:
+            stack.pop()
+        stack.append((level, title))
+        end = headings[i + 1][0] if i + 1 < len(headings) else len(text)
+        sections.append(Section(level, tuple(t for _, t in stack), offset, end))
+    return sections
+
+
+def faq_entries(doc: Document) -> list[FaqEntry]:
+    entries = []
+    for sec in parse_sections(doc):
+        if sec.is_faq_entry():
+            body = doc.text[sec.start : sec.end].split("\n", 1)
+            answer = body[1].strip() if len(body) > 1 else ""
+            if answer:
+                entries.append(FaqEntry(doc.doc_id, doc.title, sec.title, answer))
+    return entries
+
+
+def _split_units(text: str, start: int, end: int, size: int) -> list[tuple[int, int]]:
+    """Break [start, end) into spans no longer than ``size``: paragraphs, lines, sentences, words."""
+
+    def spans(pattern: re.Pattern[str], s: int, e: int) -> list[tuple[int, int]]:
+        out, cur = [], s
+        for m in pattern.finditer(text, s, e):
+            out.append((cur, m.start()))
+            cur = m.end()
+        out.append((cur, e))
+        return [(a, b) for a, b in out if text[a:b].strip()]
+
+    def trim(s: int, e: int) -> tuple[int, int]:
+        while s < e and text[s].isspace():
+            s += 1
+        while e > s and text[e - 1].isspace():
+            e -= 1
+        return s, e
+
+    result: list[tuple[int, int]] = []
+    levels = [_PARAGRAPH_BREAK, re.compile(r"\n"), _SENTENCE_END]
+
+    def split(s: int, e: int, depth: int) -> None:
+        s, e = trim(s, e)
+        if e <= s:
+            return
+        if e - s <= size:
+            result.append((s, e))
+            return
+        if depth < len(levels):
+            parts = spans(levels[depth], s, e)
+            if len(parts) > 1:
+                for a, b in parts:
+                    split(a, b, depth + 1)
+                return
+            split(s, e, depth + 1)
+            return
+        # a single run-on "sentence": cut at the last whitespace before the limit
+        cur = s
+        while e - cur > size:
+            cut = text.rfind(" ", cur + 1, cur + size)
+            cut = cut if cut > cur else cur + size
+            result.append(trim(cur, cut))
+            cur = cut
+        result.append(trim(cur, e))
+
+    split(start, end, 0)
+    return [u for u in result if u[1] > u[0]]
+
+
+class Chunker:
+    """Splits documents into heading-bounded chunks of at most ``size`` characters."""
+
+    def __init__(self, size: int = 900, overlap: int = 150) -> None:
+        if size < 50:
+            raise ValueError("chunk size must be at least 50 characters")
+        if not 0 <= overlap < size:
+            raise ValueError("chunk overlap must be >= 0 and smaller than the chunk size")
+        self.size = size
+        self.overlap = overlap
+
+    def params(self) -> dict[str, int | str]:
+        return {"strategy": "heading-aware-v1", "size": self.size, "overlap": self.overlap}
+
+    def run(self, doc: Document) -> list[Chunk]:
+        chunks: list[Chunk] = []
+        for sec in parse_sections(doc):
+            kind = "faq" if sec.is_faq_entry() else "text"
+            heading = " > ".join(sec.path) if sec.path else doc.title
+            units = _split_units(doc.text, sec.start, sec.end, self.size)
+            # Skip a section that is only its heading line: it carries no content of its own.
+            if (
+                len(units) == 1
+                and sec.level > 0
+                and _HEADING.match(doc.text[units[0][0] : units[0][1]])
+            ):
+                continue
+            for s, e in self._pack(units):
+                chunks.append(
+                    Chunk(
+                        chunk_id=f"{doc.doc_id}#{len(chunks)}",
+                        doc_id=doc.doc_id,
+                        title=doc.title,
+                        heading=heading,
+                        text=doc.text[s:e],
+                        start=s,
+                        end=e,
+                        kind=kind,
+                    )
+                )
+        return chunks
+
+    def _pack(self, units: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        out: list[tuple[int, int]] = []
+        i = 0
+        while i < len(units):
+            j = i
+            while j + 1 < len(units) and units[j + 1][1] - units[i][0] <= self.size:
+                j += 1
+            out.append((units[i][0], units[j][1]))
+            if j + 1 >= len(units):
+                break
+            # next chunk starts at the earliest unit that still lies inside the overlap window
+            nxt = j + 1
+            while nxt - 1 > i and units[j][1] - units[nxt - 1][0] <= self.overlap:
+                nxt -= 1
+            i = nxt
+        return out

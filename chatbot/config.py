@@ -1,0 +1,138 @@
+"""One settings object for the whole app.
+
+Every field can be overridden with a ``CHATBOT_<NAME>`` environment variable (or a ``.env`` file),
+so the same code runs on a laptop, in CI and behind a deployment without editing files.
+Limits that protect the server (token caps, question length) live here too, so a client can never
+raise them: the UI and CLI only ever read them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The repo checkout when installed editable (the supported way); otherwise the working directory.
+_PACKAGE_PARENT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = _PACKAGE_PARENT if (_PACKAGE_PARENT / "pyproject.toml").exists() else Path.cwd()
+
+# Nothing in this app may reach a model hub at run time: the machine has no internet and a
+# silent download attempt only turns into a slow timeout. Users can still opt in explicitly.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+BUNDLED_MODEL = "smollm2"
+
+
+class Settings(BaseSettings):
+    """All knobs of glossary-chat; see README "Configuration" for the rationale of each default."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CHATBOT_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    # --- paths -----------------------------------------------------------------------------
+    corpus_dir: Path = PROJECT_ROOT / "corpus"
+    index_dir: Path = PROJECT_ROOT / "index"
+    cache_dir: Path = PROJECT_ROOT / ".cache"
+
+    # --- chunking (defaults measured with `chatbot eval retrieval`, see README) -------------
+    chunk_size: int = Field(900, ge=100, le=8000, description="max characters per chunk")
+    chunk_overlap: int = Field(150, ge=0, le=2000, description="characters shared by neighbours")
+
+    # --- embedding / index -----------------------------------------------------------------
+    embedding_model: str = Field("", description="sentence-transformers path; '' = bundled MiniLM")
+    embed_batch_size: int = Field(32, ge=1, le=1024)
+    index_type: Literal["auto", "flat", "hnsw"] = "auto"
+    approx_min_vectors: int = Field(
+        200_000, ge=1, description="with index_type=auto, switch to HNSW past this many chunks"
+    )
+
+    # --- retrieval -------------------------------------------------------------------------
+    retrieval_mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    top_k: int = Field(4, ge=1, le=20, description="passages shown to the model and the user")
+    candidates: int = Field(20, ge=1, le=200, description="hits taken from each retriever")
+    rrf_k: int = Field(60, ge=1)
+    relevance_threshold: float = Field(
+        0.38, ge=-1.0, le=1.0, description="best dense cosine below this = corpus does not cover it"
+    )
+    faq_match_threshold: float = Field(
+        0.72, ge=0.0, le=1.0, description="cosine to an FAQ question above which its answer is used"
+    )
+
+    # --- generation ------------------------------------------------------------------------
+    model: str = Field(BUNDLED_MODEL, description="'smollm2' (bundled), an HF id or a local path")
+    backend: Literal["auto", "transformers", "llama-cpp", "openai", "extractive"] = "auto"
+    openai_base_url: str = ""
+    openai_model: str = ""
+    openai_api_key: str = ""
+    openai_timeout_s: float = Field(60.0, gt=0)
+    max_new_tokens: int = Field(160, ge=1, le=1024)
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    repetition_penalty: float = Field(1.15, ge=1.0, le=2.0)
+    context_tokens: int = Field(2048, ge=256, le=131072, description="prompt + answer token budget")
+    threads: int = Field(0, ge=0, description="CPU threads for torch/llama.cpp; 0 = all cores")
+    support_threshold: float = Field(
+        0.55, ge=0.0, le=1.0, description="share of answer content words found in the passages"
+    )
+
+    # --- input limits (server-side, a client cannot raise them) ---------------------------
+    max_question_chars: int = Field(1000, ge=10, le=100_000)
+    max_history_turns: int = Field(6, ge=0, le=50)
+
+    # --- server ----------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = Field(7860, ge=0, le=65535)
+    auth: str = Field("", description="'user:pass' enables basic login")
+    queue_size: int = Field(16, ge=1, le=1000)
+    concurrency: int = Field(1, ge=1, le=64, description="answers generated at once")
+    preload: bool = True
+
+    @field_validator("corpus_dir", "index_dir", "cache_dir", mode="after")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError("chunk_overlap must be smaller than chunk_size")
+        if self.auth and ":" not in self.auth:
+            raise ValueError("CHATBOT_AUTH must look like user:password")
+        if self.backend == "openai" and not self.openai_base_url:
+            raise ValueError("backend=openai needs CHATBOT_OPENAI_BASE_URL")
+        return self
+
+    @property
+    def feedback_file(self) -> Path:
+        return self.cache_dir / "feedback.jsonl"
+
+    @property
+    def model_cache_dir(self) -> Path:
+        return self.cache_dir / "models"
+
+    @property
+    def preset_cache_dir(self) -> Path:
+        return self.cache_dir / "presets"
+
+    def auth_pair(self) -> tuple[str, str] | None:
+        if not self.auth:
+            return None
+        user, _, password = self.auth.partition(":")
+        return user, password
+
+    def effective_threads(self) -> int:
+        return self.threads or max(1, os.cpu_count() or 1)
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Settings from the environment, with explicit overrides (CLI flags) taking precedence."""
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**clean)  # type: ignore[arg-type]

@@ -1,0 +1,158 @@
+"""Evaluation on ``tests/eval/questions.jsonl``: retrieval hit@k/MRR and answer quality.
+
+Each line: ``{"id", "question", "answerable", "evidence": [phrases], "facts": [[alternatives]]}``.
+A retrieved chunk "hits" when it contains any evidence phrase; an answer "recalls" a question's
+facts when every group has at least one alternative in the answer text (case-insensitive).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chatbot.pipeline import Pipeline
+from chatbot.retrieve import Retrieval
+
+DEFAULT_EVAL_FILE = Path(__file__).resolve().parent.parent / "tests" / "eval" / "questions.jsonl"
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"\s+", " ", text.replace("**", "")).strip().lower()
+
+
+@dataclass(frozen=True)
+class EvalItem:
+    id: str
+    question: str
+    answerable: bool
+    evidence: list[str]
+    facts: list[list[str]]
+    category: str = ""
+    must_not_contain: tuple[str, ...] = ()
+
+
+def load_items(path: Path) -> list[EvalItem]:
+    items = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            d = json.loads(line)
+            items.append(
+                EvalItem(
+                    id=str(d["id"]),
+                    question=d["question"],
+                    answerable=bool(d["answerable"]),
+                    evidence=list(d.get("evidence", [])),
+                    facts=[list(g) for g in d.get("facts", [])],
+                    category=d.get("category", ""),
+                    must_not_contain=tuple(d.get("must_not_contain", [])),
+                )
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}:{n}: bad eval line ({exc})") from exc
+    return items
+
+
+def evidence_rank(item: EvalItem, retrieval: Retrieval) -> int | None:
+    """1-based rank of the first hit that contains an evidence phrase."""
+    phrases = [_norm(e) for e in item.evidence]
+    for rank, hit in enumerate(retrieval.hits, 1):
+        text = _norm(hit.chunk.text)
+        if any(p in text for p in phrases):
+            return rank
+    return None
+
+
+def facts_recalled(item: EvalItem, answer: str) -> bool:
+    text = _norm(answer)
+    return all(any(_norm(alt) in text for alt in group) for group in item.facts)
+
+
+def eval_retrieval(
+    pipeline: Pipeline, items: Iterable[EvalItem], k: int = 5, mode: str | None = None
+) -> dict[str, Any]:
+    retriever = pipeline.retriever(mode)
+    rows = []
+    for item in items:
+        r = retriever.run(item.question, top_k=k)
+        rank = evidence_rank(item, r) if item.answerable else None
+        rows.append(
+            {
+                "id": item.id,
+                "answerable": item.answerable,
+                "rank": rank,
+                "relevant": r.relevant,
+                "best_dense": round(r.best_dense, 4),
+                "ms": round(r.timings.get("total_ms", 0.0), 2),
+            }
+        )
+    ans = [r for r in rows if r["answerable"]]
+    una = [r for r in rows if not r["answerable"]]
+
+    def hit_at(n: int) -> float:
+        return sum(1 for r in ans if r["rank"] and r["rank"] <= n) / max(1, len(ans))
+
+    return {
+        "questions": len(rows),
+        "answerable": len(ans),
+        "unanswerable": len(una),
+        "hit@1": round(hit_at(1), 4),
+        "hit@3": round(hit_at(3), 4),
+        "hit@5": round(hit_at(5), 4),
+        "mrr": round(sum(1 / r["rank"] for r in ans if r["rank"]) / max(1, len(ans)), 4),
+        "unanswerable_flagged": round(sum(not r["relevant"] for r in una) / max(1, len(una)), 4),
+        "answerable_flagged": round(sum(not r["relevant"] for r in ans) / max(1, len(ans)), 4),
+        "rows": rows,
+    }
+
+
+def eval_answers(pipeline: Pipeline, items: Iterable[EvalItem]) -> dict[str, Any]:
+    rows = []
+    for item in items:
+        t0 = time.perf_counter()
+        answer = pipeline.ask(item.question)
+        seconds = time.perf_counter() - t0
+        cited_ok = all(1 <= c.n <= len(answer.sources) for c in answer.citations)
+        hits = [_norm(s["text"]) for s in answer.sources]
+        evidence_hit = any(_norm(e) in h for e in item.evidence for h in hits)
+        leaked = [w for w in item.must_not_contain if w.lower() in answer.answer.lower()]
+        rows.append(
+            {
+                "id": item.id,
+                "question": item.question,
+                "answerable": item.answerable,
+                "mode": answer.mode,
+                "refused": answer.refused,
+                "evidence_hit": evidence_hit if item.answerable else None,
+                "facts_recalled": facts_recalled(item, answer.answer) if item.answerable else None,
+                "invalid_citations": 0 if cited_ok else 1,
+                "dropped_citations": int(answer.timings.get("invalid_citations_dropped", 0)),
+                "injection_leak": leaked,
+                "seconds": round(seconds, 3),
+                "answer": answer.answer,
+            }
+        )
+    ans = [r for r in rows if r["answerable"]]
+    una = [r for r in rows if not r["answerable"]]
+    modes: dict[str, int] = {}
+    for r in rows:
+        modes[r["mode"]] = modes.get(r["mode"], 0) + 1
+    return {
+        "questions": len(rows),
+        "evidence_hit": round(sum(bool(r["evidence_hit"]) for r in ans) / max(1, len(ans)), 4),
+        "fact_recall": round(sum(bool(r["facts_recalled"]) for r in ans) / max(1, len(ans)), 4),
+        "refused_unanswerable": round(sum(r["refused"] for r in una) / max(1, len(una)), 4),
+        "false_refusals": round(sum(r["refused"] for r in ans) / max(1, len(ans)), 4),
+        "invalid_citations": sum(r["invalid_citations"] for r in rows),
+        "dropped_citations": sum(r["dropped_citations"] for r in rows),
+        "injection_leaks": sum(bool(r["injection_leak"]) for r in rows),
+        "modes": modes,
+        "seconds_per_answer": round(sum(r["seconds"] for r in rows) / max(1, len(rows)), 3),
+        "rows": rows,
+    }

@@ -1,0 +1,592 @@
+"""The on-disk vector index: build incrementally, swap atomically, load only what is consistent.
+
+Layout of ``index/``::
+
+    CURRENT                 name of the active build (replaced atomically with os.replace)
+    builds/<build_id>/      manifest.json, chunks.jsonl, vectors.npy, faiss.index
+    builds/.tmp-<id>/       a build in progress; removed on failure, swept by the next build
+    .lock                   flock held by the one process that is rebuilding
+
+A build never touches the active build directory: it writes a new one and then flips CURRENT, so
+a crash at any point leaves the previous index usable, and a reader that resolved CURRENT once
+sees one consistent build. Nothing is pickled: chunks are JSON, vectors are ``.npy`` loaded with
+``allow_pickle=False``, and every artifact's sha256 is checked against the manifest on load.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from chatbot.chunking import Chunk, Chunker
+from chatbot.corpus import Corpus, CorpusError, corpus_files, file_sha256, load_corpus
+from chatbot.embedding import Embedder
+
+FORMAT_VERSION = 1
+ARTIFACTS = ("chunks.jsonl", "vectors.npy", "faiss.index")
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+class IndexError_(RuntimeError):
+    """Base class: the index cannot be used as it is. ``hint`` says what the user should run."""
+
+    hint = "run `chatbot index` to build it"
+
+
+class IndexMissing(IndexError_):
+    pass
+
+
+class IndexCorrupt(IndexError_):
+    hint = "run `chatbot index --full` to rebuild it"
+
+
+class IndexMismatch(IndexError_):
+    """Built with another embedding model or chunking: its vectors must not be searched."""
+
+    hint = "run `chatbot index --full` to rebuild it"
+
+
+class IndexBuildError(RuntimeError):
+    pass
+
+
+class IndexLocked(IndexBuildError):
+    pass
+
+
+@dataclass(frozen=True)
+class FileStatus:
+    file: str
+    status: str  # indexed | changed | new | removed | skipped
+    reason: str = ""
+
+
+@dataclass
+class BuildSummary:
+    build_id: str
+    up_to_date: bool
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    chunks: int = 0
+    embedded_chunks: int = 0
+    seconds: float = 0.0
+    embed_seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def describe(self) -> str:
+        if self.up_to_date:
+            head = "index is up to date"
+        else:
+            head = (
+                f"indexed {self.chunks} chunks: {len(self.added)} added, {len(self.changed)} "
+                f"changed, {len(self.removed)} removed, {len(self.unchanged)} unchanged files"
+            )
+        tail = f" in {self.seconds:.2f} s"
+        skipped = "".join(f"\n  skipped {s['file']}: {s['reason']}" for s in self.skipped)
+        return head + tail + skipped
+
+
+@dataclass(frozen=True)
+class LoadedIndex:
+    """An immutable, verified build: swap the whole object to switch indexes."""
+
+    path: Path
+    manifest: dict[str, Any]
+    chunks: list[Chunk]
+    vectors: np.ndarray
+    faiss_index: Any
+
+    @property
+    def build_id(self) -> str:
+        return str(self.manifest["build_id"])
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the content searched: what preset-answer caches are keyed by."""
+        return str(self.manifest["fingerprint"])
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for pkg in ("glossary-chat", "faiss-cpu", "sentence-transformers", "torch", "bm25s", "numpy"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "unknown"
+    return out
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    with path.open("wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def choose_index_type(index_type: str, n_vectors: int, approx_min_vectors: int) -> str:
+    if index_type == "auto":
+        return "hnsw" if n_vectors >= approx_min_vectors else "flat"
+    return index_type
+
+
+def make_faiss_index(vectors: np.ndarray, index_type: str) -> Any:
+    dim = vectors.shape[1]
+    if index_type == "hnsw":
+        idx = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+        idx.hnsw.efConstruction = 80
+        idx.hnsw.efSearch = 64
+    else:
+        idx = faiss.IndexFlatIP(dim)
+    if len(vectors):
+        idx.add(vectors)
+    return idx
+
+
+class IndexStore:
+    """Builds and loads the index in one directory."""
+
+    def __init__(
+        self,
+        index_dir: Path,
+        embedder: Embedder,
+        chunker: Chunker,
+        index_type: str = "auto",
+        approx_min_vectors: int = 200_000,
+        lock_timeout_s: float = 600.0,
+    ) -> None:
+        self.dir = Path(index_dir)
+        self.embedder = embedder
+        self.chunker = chunker
+        self.index_type = index_type
+        self.approx_min_vectors = approx_min_vectors
+        self.lock_timeout_s = lock_timeout_s
+
+    # ----------------------------------------------------------------------------- reading
+    @property
+    def builds_dir(self) -> Path:
+        return self.dir / "builds"
+
+    def current_path(self) -> Path | None:
+        pointer = self.dir / "CURRENT"
+        try:
+            name = pointer.read_text(encoding="utf-8").strip()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise IndexCorrupt(f"index pointer {pointer} is unreadable: {exc}") from exc
+        if not name or "/" in name or name.startswith("."):
+            raise IndexCorrupt(f"index pointer {pointer} is corrupted")
+        return self.builds_dir / name
+
+    def read_manifest(self) -> dict[str, Any] | None:
+        path = self.current_path()
+        if path is None:
+            return None
+        try:
+            manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise IndexCorrupt(f"index build {path.name} has no manifest") from None
+        except (OSError, ValueError) as exc:
+            raise IndexCorrupt(f"index manifest is corrupted ({exc})") from exc
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
+            raise IndexCorrupt("index manifest has an unknown format")
+        return manifest
+
+    def expected_config(self) -> dict[str, Any]:
+        return {"embedding": self.embedder.fingerprint(), "chunking": self.chunker.params()}
+
+    def check_compatible(self, manifest: dict[str, Any]) -> None:
+        expected = self.expected_config()
+        if manifest.get("embedding", {}).get("fingerprint") != expected["embedding"]:
+            raise IndexMismatch(
+                "the index was built with a different embedding model "
+                f"({manifest.get('embedding', {}).get('fingerprint')}, now {expected['embedding']})"
+            )
+        if manifest.get("chunking") != expected["chunking"]:
+            raise IndexMismatch(
+                f"the index was built with other chunk settings ({manifest.get('chunking')}, "
+                f"now {expected['chunking']})"
+            )
+
+    def load(self) -> LoadedIndex:
+        """Load and verify the active build; raises an IndexError_ subclass with a clear reason."""
+        path = self.current_path()
+        if path is None:
+            raise IndexMissing(f"no index in {self.dir}")
+        manifest = self.read_manifest()
+        assert manifest is not None
+        self.check_compatible(manifest)
+        for name in ARTIFACTS:
+            file = path / name
+            if not file.exists():
+                raise IndexCorrupt(f"index file {name} is missing")
+            if _sha256_file(file) != manifest["artifacts"].get(name):
+                raise IndexCorrupt(f"index file {name} is corrupted (checksum mismatch)")
+        try:
+            chunks = [
+                Chunk(**json.loads(line))
+                for line in (path / "chunks.jsonl").read_text(encoding="utf-8").splitlines()
+                if line.strip()
+            ]
+            vectors = np.load(path / "vectors.npy", allow_pickle=False)
+            faiss_index = faiss.read_index(str(path / "faiss.index"))
+        except Exception as exc:
+            raise IndexCorrupt(f"index files cannot be read ({exc})") from exc
+        if not (len(chunks) == len(vectors) == faiss_index.ntotal == manifest["chunk_count"]):
+            raise IndexCorrupt("index files disagree on the number of chunks")
+        return LoadedIndex(path, manifest, chunks, vectors, faiss_index)
+
+    def file_statuses(self, corpus_dir: Path) -> list[FileStatus]:
+        """What a rebuild would change, per file, without loading any model."""
+        try:
+            manifest = self.read_manifest() or {}
+        except IndexCorrupt:
+            manifest = {}
+        known: dict[str, dict[str, Any]] = manifest.get("files", {})
+        skipped = {s["file"]: s for s in manifest.get("skipped", [])}
+        out: list[FileStatus] = []
+        seen = set()
+        for path in corpus_files(corpus_dir):
+            seen.add(path.name)
+            try:
+                sha = file_sha256(path.read_bytes())
+            except OSError as exc:
+                out.append(FileStatus(path.name, "changed", f"cannot read: {exc}"))
+                continue
+            if path.name in known:
+                out.append(
+                    FileStatus(
+                        path.name, "indexed" if known[path.name]["sha256"] == sha else "changed"
+                    )
+                )
+            elif path.name in skipped and skipped[path.name].get("sha256") == sha:
+                out.append(FileStatus(path.name, "skipped", skipped[path.name]["reason"]))
+            else:
+                out.append(FileStatus(path.name, "new"))
+        out += [FileStatus(name, "removed") for name in sorted(set(known) - seen)]
+        return out
+
+    def stale_reasons(self, corpus_dir: Path) -> list[str]:
+        """Empty when the index matches the corpus and the current settings."""
+        try:
+            manifest = self.read_manifest()
+        except IndexCorrupt as exc:
+            return [str(exc)]
+        if manifest is None:
+            return ["no index has been built yet"]
+        try:
+            self.check_compatible(manifest)
+        except IndexMismatch as exc:
+            return [str(exc)]
+        return [
+            f"{s.file} is {s.status}"
+            for s in self.file_statuses(corpus_dir)
+            if s.status in {"changed", "new", "removed"}
+        ]
+
+    # ----------------------------------------------------------------------------- writing
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Serialise rebuilds across processes; the kernel drops the lock if its holder dies."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            deadline = time.monotonic() + self.lock_timeout_s
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise IndexLocked("another rebuild is still running") from None
+                    time.sleep(0.05)
+            try:
+                os.ftruncate(fd, 0)
+                os.write(fd, str(os.getpid()).encode())
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    def build(
+        self,
+        corpus_dir: Path,
+        full: bool = False,
+        progress: Progress | None = None,
+        _before_commit: Callable[[Path], None] | None = None,
+    ) -> BuildSummary:
+        """Bring the index in line with the corpus, re-embedding only changed files."""
+        started = time.perf_counter()
+        with self.lock():
+            self._sweep()
+            corpus = load_corpus(corpus_dir)
+            if not corpus.documents and not corpus.skipped:
+                raise CorpusError(f"no Markdown files in {corpus_dir}")
+            previous = None if full else self._reusable_previous()
+            summary = self._plan(corpus, previous)
+            if previous is not None and summary.up_to_date:
+                summary.build_id = previous.build_id
+                summary.chunks = len(previous)
+                summary.seconds = time.perf_counter() - started
+                return summary
+            tmp = self.builds_dir / f".tmp-{uuid.uuid4().hex[:12]}"
+            try:
+                self._write_build(tmp, corpus, previous, summary, progress)
+                if _before_commit is not None:
+                    _before_commit(tmp)
+                summary.seconds = time.perf_counter() - started
+                self._commit(tmp, summary)
+            except BaseException as exc:
+                shutil.rmtree(tmp, ignore_errors=True)
+                if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+                    raise IndexBuildError(
+                        "disk full while writing the index; the previous index is unchanged"
+                    ) from exc
+                if isinstance(exc, OSError):
+                    raise IndexBuildError(
+                        f"could not write the index ({exc}); the previous index is unchanged"
+                    ) from exc
+                raise
+            self._sweep()
+            return summary
+
+    def _reusable_previous(self) -> LoadedIndex | None:
+        try:
+            return self.load()
+        except IndexError_:
+            return None  # missing, corrupted or incompatible: everything gets re-embedded
+
+    def _plan(self, corpus: Corpus, previous: LoadedIndex | None) -> BuildSummary:
+        old_files: dict[str, Any] = previous.manifest["files"] if previous else {}
+        old_skipped = (
+            {s["file"]: s.get("sha256") for s in previous.manifest["skipped"]} if previous else {}
+        )
+        summary = BuildSummary(build_id="", up_to_date=True)
+        current = set()
+        for doc in corpus.documents:
+            name = doc.path.name
+            current.add(name)
+            if name not in old_files:
+                summary.added.append(name)
+            elif old_files[name]["sha256"] != doc.sha256:
+                summary.changed.append(name)
+            else:
+                summary.unchanged.append(name)
+        for skip in corpus.skipped:
+            current.add(skip.path.name)
+            sha = _safe_sha(skip.path)
+            summary.skipped.append({"file": skip.path.name, "reason": skip.reason, "sha256": sha})
+            if skip.path.name in old_files or old_skipped.get(skip.path.name) != sha:
+                summary.up_to_date = False
+        summary.removed = sorted(set(old_files) - current)
+        if previous is None or summary.added or summary.changed or summary.removed:
+            summary.up_to_date = False
+        if set(old_skipped) - current:
+            summary.up_to_date = False
+        return summary
+
+    def _write_build(
+        self,
+        tmp: Path,
+        corpus: Corpus,
+        previous: LoadedIndex | None,
+        summary: BuildSummary,
+        progress: Progress | None,
+    ) -> None:
+        tmp.mkdir(parents=True)
+        reuse: dict[str, tuple[list[Chunk], np.ndarray]] = {}
+        if previous is not None:
+            by_doc: dict[str, list[int]] = {}
+            for i, ch in enumerate(previous.chunks):
+                by_doc.setdefault(ch.doc_id, []).append(i)
+            for name in summary.unchanged:
+                doc_id = Path(name).stem
+                rows = by_doc.get(doc_id, [])
+                reuse[name] = ([previous.chunks[i] for i in rows], previous.vectors[rows])
+
+        all_chunks: list[Chunk] = []
+        parts: list[np.ndarray | int] = []  # reused vectors, or how many fresh rows to take
+        files: dict[str, Any] = {}
+        to_embed: list[Chunk] = []
+        for doc in corpus.documents:
+            name = doc.path.name
+            if name in reuse:
+                chunks, vecs = reuse[name]
+                parts.append(vecs)
+            else:
+                chunks = self.chunker.run(doc)
+                to_embed += chunks
+                parts.append(len(chunks))
+            all_chunks += chunks
+            files[name] = {"sha256": doc.sha256, "title": doc.title, "chunks": len(chunks)}
+
+        t0 = time.perf_counter()
+        new_vectors = self._embed(to_embed, progress)
+        summary.embed_seconds = time.perf_counter() - t0
+        summary.embedded_chunks = len(to_embed)
+        rows: list[np.ndarray] = []
+        cursor = 0
+        for part in parts:  # stitch reused and fresh vectors back together in corpus order
+            if isinstance(part, int):
+                rows.append(new_vectors[cursor : cursor + part])
+                cursor += part
+            else:
+                rows.append(part)
+        dim = (
+            new_vectors.shape[1]
+            if len(new_vectors)
+            else (previous.vectors.shape[1] if previous else 0)
+        )
+        if dim == 0:
+            dim = self.embedder.dim
+        vectors = (
+            np.ascontiguousarray(np.vstack([r for r in rows if len(r)]), dtype=np.float32)
+            if any(len(r) for r in rows)
+            else np.zeros((0, dim), dtype=np.float32)
+        )
+        index_type = choose_index_type(self.index_type, len(vectors), self.approx_min_vectors)
+        if progress:
+            progress("index", 0, 1)
+        faiss_index = make_faiss_index(vectors, index_type)
+
+        _write_bytes(
+            tmp / "chunks.jsonl",
+            "".join(json.dumps(asdict(c), ensure_ascii=False) + "\n" for c in all_chunks).encode(),
+        )
+        with (tmp / "vectors.npy").open("wb") as fh:
+            np.save(fh, vectors, allow_pickle=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        faiss.write_index(faiss_index, str(tmp / "faiss.index"))
+        build_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+        summary.build_id = build_id
+        summary.chunks = len(all_chunks)
+        content = {"files": files, **self.expected_config()}
+        fingerprint = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
+        manifest = {
+            "format": FORMAT_VERSION,
+            "build_id": build_id,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "fingerprint": fingerprint,
+            "embedding": {
+                "name": self.embedder.name,
+                "fingerprint": self.embedder.fingerprint(),
+                "dim": int(dim),
+                "normalized": True,
+                "metric": "inner_product",
+            },
+            "chunking": self.chunker.params(),
+            "index_type": index_type,
+            "chunk_count": len(all_chunks),
+            "files": files,
+            "skipped": summary.skipped,
+            "artifacts": {name: _sha256_file(tmp / name) for name in ARTIFACTS},
+            "versions": _versions(),
+            "build": {
+                "added": summary.added,
+                "changed": summary.changed,
+                "removed": summary.removed,
+                "embedded_chunks": summary.embedded_chunks,
+            },
+        }
+        _write_bytes(tmp / "manifest.json", json.dumps(manifest, indent=2).encode())
+        if progress:
+            progress("index", 1, 1)
+
+    def _embed(self, chunks: list[Chunk], progress: Progress | None) -> np.ndarray:
+        if not chunks:
+            return np.zeros((0, 0), dtype=np.float32)
+        batch = max(1, int(getattr(self.embedder, "batch_size", 32)))
+        out = []
+        for i in range(0, len(chunks), batch):
+            out.append(self.embedder.encode([c.embed_text() for c in chunks[i : i + batch]]))
+            if progress:
+                progress("embed", min(i + batch, len(chunks)), len(chunks))
+        return np.vstack(out).astype(np.float32)
+
+    def _commit(self, tmp: Path, summary: BuildSummary) -> None:
+        final = self.builds_dir / summary.build_id
+        _fsync_dir(tmp)
+        os.rename(tmp, final)
+        _fsync_dir(self.builds_dir)
+        pointer_tmp = self.dir / f".CURRENT.{uuid.uuid4().hex[:8]}"
+        try:
+            _write_bytes(pointer_tmp, summary.build_id.encode())
+            os.replace(pointer_tmp, self.dir / "CURRENT")
+        finally:
+            pointer_tmp.unlink(missing_ok=True)
+        _fsync_dir(self.dir)
+
+    def _sweep(self) -> None:
+        """Remove unfinished builds and all but the active and the previous build.
+
+        Keeping the previous one lets a process that loaded it a moment ago keep reading
+        (it has everything in memory anyway). Only called while holding the lock.
+        """
+        if not self.builds_dir.is_dir():
+            return
+        for tmp in self.dir.glob(".CURRENT.*"):
+            tmp.unlink(missing_ok=True)
+        try:
+            active = self.current_path()
+        except IndexCorrupt:
+            active = None
+        builds = []
+        for entry in self.builds_dir.iterdir():
+            if entry.name.startswith(".tmp-"):
+                shutil.rmtree(entry, ignore_errors=True)
+            elif entry.is_dir() and entry != active:
+                builds.append(entry)
+        builds.sort(key=lambda p: p.name, reverse=True)
+        for old in builds[1:]:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _safe_sha(path: Path) -> str:
+    try:
+        return file_sha256(path.read_bytes())
+    except OSError:
+        return ""

@@ -1,0 +1,518 @@
+"""The question-answering pipeline: validate -> rewrite -> retrieve -> (refuse | FAQ | generate
+-> verify -> extractive fallback) -> cited Answer.
+
+Order of preference, most trustworthy first:
+1. retrieval says the corpus does not cover it: refuse, without calling the model;
+2. the question matches an FAQ entry: answer with that entry's own text;
+3. the model's answer, if every sentence is grounded in the passages it cites;
+4. otherwise the passages' best sentences (extractive), cited.
+The index lives in one immutable ``_State`` object that a rebuild swaps whole, so each answer
+is computed against exactly one index even while a rebuild happens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import threading
+import time
+import unicodedata
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chatbot.chunking import Chunk, Chunker
+from chatbot.config import Settings
+from chatbot.embedding import Embedder, SentenceTransformerEmbedder, encode_query
+from chatbot.generate import GenerationError, Generator, create_generator
+from chatbot.index import BuildSummary, IndexError_, IndexStore, LoadedIndex, Progress
+from chatbot.prompt import PromptBuilder
+from chatbot.retrieve import Hit, Retrieval, Retriever
+from chatbot.rewrite import FollowUpRewriter
+from chatbot.verify import SupportChecker, clean_citations, extractive_answer, faq_answer
+
+log = logging.getLogger(__name__)
+REFUSAL = "The glossary does not cover that."
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
+GeneratorFactory = Callable[[], Generator | None]
+
+
+class InvalidQuestion(ValueError):
+    """The question cannot be answered as given; the message is shown to the user as is."""
+
+
+@dataclass(frozen=True)
+class Citation:
+    n: int
+    doc: str
+    title: str
+    heading: str
+    text: str
+    score: float
+    chunk_id: str
+
+
+@dataclass
+class Answer:
+    question: str
+    answer: str
+    refused: bool
+    citations: list[Citation]
+    sources: list[dict[str, Any]]
+    timings: dict[str, float]
+    mode: str  # refusal | faq | generated | extractive
+    standalone_question: str = ""
+    suggestions: list[str] = field(default_factory=list)
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["timings"] = {k: round(v, 4) for k, v in self.timings.items()}
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Answer:
+        data = dict(data)
+        data["citations"] = [Citation(**c) for c in data.get("citations", [])]
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Partial:
+    """Streaming update: the answer text so far."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class _State:
+    index: LoadedIndex
+    retriever: Retriever
+    faq_chunks: list[Chunk]
+    faq_vectors: np.ndarray
+    rewriter: FollowUpRewriter
+
+
+def clean_question(text: str, max_chars: int) -> str:
+    """Normalise a user question or raise InvalidQuestion with a message fit for the user."""
+    if not isinstance(text, str):
+        raise InvalidQuestion("The question must be text.")
+    text = unicodedata.normalize("NFC", text)
+    text = _CONTROL.sub(" ", text)
+    text = re.sub(r"\s+", " ", text).strip()
+    if not text:
+        raise InvalidQuestion("Please type a question.")
+    if len(text) > max_chars:
+        raise InvalidQuestion(
+            f"The question is too long ({len(text):,} characters; the limit is {max_chars:,})."
+        )
+    if not any(ch.isalnum() for ch in text):
+        raise InvalidQuestion("Please type a question with words in it.")
+    return text
+
+
+class Pipeline:
+    def __init__(
+        self,
+        settings: Settings,
+        embedder: Embedder | None = None,
+        generator_factory: GeneratorFactory | None = None,
+    ) -> None:
+        self.settings = settings
+        self.embedder: Embedder = embedder or SentenceTransformerEmbedder(
+            settings.embedding_model, settings.embed_batch_size
+        )
+        self.store = IndexStore(
+            settings.index_dir,
+            self.embedder,
+            Chunker(settings.chunk_size, settings.chunk_overlap),
+            settings.index_type,
+            settings.approx_min_vectors,
+        )
+        self.checker = SupportChecker(settings.support_threshold)
+        self._generator_factory = generator_factory or (lambda: create_generator(settings))
+        self._generator: Generator | None = None
+        self._generator_loaded = False
+        self._generator_error: str = ""
+        self._gen_lock = threading.Lock()
+        self._rebuild_lock = threading.Lock()
+        self._state: _State | None = None
+        self.last_build: BuildSummary | None = None
+
+    # ---------------------------------------------------------------------------- index
+    def ensure_index(
+        self, auto_build: bool = True, progress: Progress | None = None
+    ) -> LoadedIndex:
+        """Load the index; build or rebuild it first when missing, stale or unusable."""
+        if self._state is not None:
+            return self._state.index
+        reasons = self.store.stale_reasons(self.settings.corpus_dir)
+        if reasons and auto_build:
+            log.info("index needs a rebuild: %s", "; ".join(reasons))
+            self.rebuild(progress=progress)
+            assert self._state is not None
+            return self._state.index
+        try:
+            index = self.store.load()
+        except IndexError_:
+            if not auto_build:
+                raise
+            self.rebuild(full=True, progress=progress)
+            assert self._state is not None
+            return self._state.index
+        self._install(index)
+        return index
+
+    def rebuild(self, full: bool = False, progress: Progress | None = None) -> BuildSummary:
+        """Rebuild on disk, then switch the live index; on failure the old one stays in use."""
+        with self._rebuild_lock:
+            summary = self.store.build(self.settings.corpus_dir, full=full, progress=progress)
+            if self._state is None or summary.build_id != self._state.index.build_id:
+                self._install(self.store.load())
+            self.last_build = summary
+            return summary
+
+    def _install(self, index: LoadedIndex) -> None:
+        s = self.settings
+        retriever = Retriever(
+            index,
+            self.embedder,
+            s.top_k,
+            s.candidates,
+            s.retrieval_mode,
+            s.rrf_k,
+            s.relevance_threshold,
+        )
+        _ = retriever.bm25  # build BM25 now, not on the first question
+        faq_chunks = [
+            c for c in index.chunks if c.kind == "faq" and c.text.lstrip().startswith("#")
+        ]
+        faq_vectors = (
+            self.embedder.encode([c.question or "" for c in faq_chunks])
+            if faq_chunks
+            else np.zeros((0, 1), dtype=np.float32)
+        )
+        terms: list[str] = []
+        for f in index.manifest.get("files", {}).values():
+            terms.append(str(f.get("title", "")))
+        terms += [c.title for c in index.chunks]
+        self._state = _State(index, retriever, faq_chunks, faq_vectors, FollowUpRewriter(terms))
+        if self.settings.preset_cache_dir.exists():
+            self._prune_preset_cache(index.fingerprint)
+
+    @property
+    def index(self) -> LoadedIndex:
+        return self.ensure_index()
+
+    def retriever(self, mode: str | None = None) -> Retriever:
+        """The live retriever, or one over the same index with another mode (for evaluation)."""
+        self.ensure_index()
+        assert self._state is not None
+        live = self._state.retriever
+        if mode is None or mode == live.mode:
+            return live
+        other = Retriever(
+            live.index,
+            self.embedder,
+            live.top_k,
+            live.candidates,
+            mode,  # type: ignore[arg-type]
+            live.rrf_k,
+            live.relevance_threshold,
+        )
+        if mode != "dense":
+            other.__dict__["bm25"] = live.bm25  # share the already-built BM25 index
+        return other
+
+    def presets(self) -> list[str]:
+        """Every FAQ question in the corpus, in corpus order: the UI's preset buttons."""
+        self.ensure_index()
+        assert self._state is not None
+        return list(dict.fromkeys(c.question or "" for c in self._state.faq_chunks))
+
+    # ---------------------------------------------------------------------------- model
+    @property
+    def generator(self) -> Generator | None:
+        """Loaded on first use (or by preload()); None when no model can be used."""
+        with self._gen_lock:
+            if not self._generator_loaded:
+                try:
+                    self._generator = self._generator_factory()
+                except Exception as exc:  # missing package, corrupted weights, bad endpoint
+                    log.error("language model unavailable, answering extractively: %s", exc)
+                    self._generator_error = str(exc)
+                    self._generator = None
+                self._generator_loaded = True
+            return self._generator
+
+    @property
+    def generator_name(self) -> str:
+        gen = self._generator if self._generator_loaded else None
+        if gen is not None:
+            return gen.name
+        return "extractive" if self._generator_loaded else self.settings.model
+
+    def preload(self) -> threading.Thread:
+        """Load index, embedder and model in the background so the first question is fast."""
+
+        def work() -> None:
+            try:
+                self.ensure_index()
+                self.embedder.encode(["warm up"])
+                _ = self.generator
+            except Exception:
+                log.exception("preloading failed")
+
+        thread = threading.Thread(target=work, name="preload", daemon=True)
+        thread.start()
+        return thread
+
+    # ---------------------------------------------------------------------------- answers
+    def retrieve(self, question: str) -> Retrieval:
+        q = clean_question(question, self.settings.max_question_chars)
+        self.ensure_index()
+        assert self._state is not None
+        return self._state.retriever.run(q)
+
+    def ask(self, question: str, history: Sequence[str] = ()) -> Answer:
+        final = None
+        for event in self.stream(question, history):
+            if isinstance(event, Answer):
+                final = event
+        assert final is not None
+        return final
+
+    def stream(self, question: str, history: Sequence[str] = ()) -> Iterator[Partial | Answer]:
+        """Yield Partial updates while the model writes, then the final verified Answer.
+
+        ``history``: the user's earlier questions, oldest first (capped server-side).
+        """
+        t_start = time.perf_counter()
+        q = clean_question(question, self.settings.max_question_chars)
+        self.ensure_index()
+        state = self._state  # one consistent index for this whole answer
+        assert state is not None
+        past = [h for h in history if isinstance(h, str)][-self.settings.max_history_turns :]
+        if self.settings.max_history_turns == 0:
+            past = []
+        standalone = state.rewriter.run(q, past)
+        timings: dict[str, float] = {}
+
+        retrieval = state.retriever.run(standalone)
+        timings["retrieve_s"] = time.perf_counter() - t_start
+        hits = list(retrieval.hits)
+        qvec = encode_query(self.embedder, standalone)
+        faq_hit, faq_sim = self._faq_match(state, qvec)
+        timings["faq_similarity"] = faq_sim
+
+        def finish(answer: Answer) -> Answer:
+            answer.timings.update(timings)
+            answer.timings["total_s"] = time.perf_counter() - t_start
+            return answer
+
+        if faq_hit is not None:
+            if all(h.chunk.chunk_id != faq_hit.chunk_id for h in hits):
+                hits = [Hit(faq_hit, 1.0, faq_sim, None, 0), *hits[: self.settings.top_k - 1]]
+            n = next(i for i, h in enumerate(hits) if h.chunk.chunk_id == faq_hit.chunk_id) + 1
+            ext = faq_answer(faq_hit, n)
+            yield finish(self._answer(q, standalone, ext.text, ext.cited, hits, "faq"))
+            return
+
+        if not retrieval.relevant:
+            yield finish(
+                Answer(
+                    question=q,
+                    answer=REFUSAL,
+                    refused=True,
+                    citations=[],
+                    sources=[h.to_dict() for h in hits],
+                    timings={},
+                    mode="refusal",
+                    standalone_question=standalone,
+                    suggestions=self._suggestions(state, qvec),
+                )
+            )
+            return
+
+        generator = self.generator
+        note = ""
+        if generator is not None:
+            builder = PromptBuilder(
+                generator.count_tokens, self.settings.context_tokens, self.settings.max_new_tokens
+            )
+            prompt = builder.run(standalone, hits)
+            timings["prompt_tokens"] = prompt.prompt_tokens
+            passages = [h.chunk for h in prompt.passages]
+            text = ""
+            t_gen = time.perf_counter()
+            first: float | None = None
+            try:
+                for piece in generator.stream(prompt.messages, self.settings.max_new_tokens):
+                    if first is None:
+                        first = time.perf_counter()
+                        timings["ttft_s"] = first - t_start
+                    text += piece
+                    yield Partial(text)
+            except GenerationError as exc:
+                log.warning("generation failed: %s", exc)
+                note = "The language model failed; this answer is taken from the passages."
+            t_end = time.perf_counter()
+            if text and first is not None:
+                n_tokens = generator.count_tokens(text)
+                timings["decode_tokens"] = n_tokens
+                timings["decode_tok_s"] = n_tokens / max(t_end - first, 1e-6)
+            timings["generate_s"] = t_end - t_gen
+            cleaned, cited, dropped = clean_citations(text, len(passages))
+            timings["invalid_citations_dropped"] = dropped
+            verdict = self.checker.run(cleaned, passages)
+            if text and verdict.supported:
+                if not cited:
+                    cleaned, cited = _attach_citations(cleaned, passages)
+                yield finish(self._answer(q, standalone, cleaned, cited, hits, "generated"))
+                return
+            if text and not note:
+                log.info("generated answer rejected: %s", "; ".join(verdict.reasons))
+                note = "The model's draft did not match the passages; here are the passages' own words."
+        elif self._generator_error:
+            note = "The language model is unavailable; this answer is taken from the passages."
+
+        ext = extractive_answer(standalone, [h.chunk for h in hits], self.embedder)
+        if not ext.text:
+            yield finish(
+                Answer(q, REFUSAL, True, [], [h.to_dict() for h in hits], {}, "refusal", standalone)
+            )
+            return
+        answer = self._answer(q, standalone, ext.text, ext.cited, hits, "extractive")
+        answer.note = note
+        yield finish(answer)
+
+    def _faq_match(self, state: _State, qvec: np.ndarray) -> tuple[Chunk | None, float]:
+        if not len(state.faq_chunks):
+            return None, 0.0
+        sims = state.faq_vectors @ qvec
+        best = int(np.argmax(sims))
+        sim = float(sims[best])
+        if sim >= self.settings.faq_match_threshold:
+            return state.faq_chunks[best], sim
+        return None, sim
+
+    def _suggestions(self, state: _State, qvec: np.ndarray, n: int = 3) -> list[str]:
+        if not len(state.faq_chunks):
+            return []
+        order = np.argsort(-(state.faq_vectors @ qvec))[:n]
+        return [state.faq_chunks[int(i)].question or "" for i in order]
+
+    def _answer(
+        self, q: str, standalone: str, text: str, cited: list[int], hits: list[Hit], mode: str
+    ) -> Answer:
+        citations = [
+            Citation(
+                n=n,
+                doc=hits[n - 1].chunk.doc_id,
+                title=hits[n - 1].chunk.title,
+                heading=hits[n - 1].chunk.heading,
+                text=hits[n - 1].chunk.text,
+                score=round(hits[n - 1].score, 6),
+                chunk_id=hits[n - 1].chunk.chunk_id,
+            )
+            for n in cited
+            if 1 <= n <= len(hits)
+        ]
+        return Answer(
+            question=q,
+            answer=text,
+            refused=False,
+            citations=citations,
+            sources=[h.to_dict() for h in hits],
+            timings={},
+            mode=mode,
+            standalone_question=standalone,
+        )
+
+    # ---------------------------------------------------------------------------- presets
+    def _preset_key(self, question: str) -> str:
+        state = self._state
+        assert state is not None
+        from chatbot.prompt import Templates
+
+        raw = json.dumps(
+            [
+                state.index.fingerprint,
+                self.settings.model,
+                self.settings.backend,
+                Templates.load().version,
+                question,
+            ]
+        )
+        return hashlib.sha256(raw.encode()).hexdigest()[:24]
+
+    def cached_answer(self, question: str) -> Answer:
+        """A preset's answer from the on-disk cache, computed and stored on a miss."""
+        self.ensure_index()
+        q = clean_question(question, self.settings.max_question_chars)
+        assert self._state is not None
+        folder = self.settings.preset_cache_dir / self._state.index.fingerprint
+        path = folder / f"{self._preset_key(q)}.json"
+        try:
+            answer = Answer.from_dict(json.loads(path.read_text(encoding="utf-8")))
+            answer.timings["cached"] = 1.0
+            return answer
+        except (OSError, ValueError, TypeError):
+            pass
+        answer = self.ask(q)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{uuid.uuid4().hex[:6]}.tmp")
+            tmp.write_text(json.dumps(answer.to_dict()), encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.warning("cannot write preset cache: %s", exc)
+        return answer
+
+    def warm_presets(self) -> int:
+        done = 0
+        for q in self.presets():
+            try:
+                self.cached_answer(q)
+                done += 1
+            except Exception:
+                log.exception("warming preset %r failed", q)
+        return done
+
+    def _prune_preset_cache(self, fingerprint: str) -> None:
+        """A rebuild invalidates every cached answer: drop caches made for other indexes."""
+        import shutil
+
+        for sub in self.settings.preset_cache_dir.iterdir():
+            if sub.is_dir() and sub.name != fingerprint:
+                shutil.rmtree(sub, ignore_errors=True)
+
+
+def _attach_citations(text: str, passages: Sequence[Chunk]) -> tuple[str, list[int]]:
+    """The model forgot to cite: cite the passage that shares the most words with the answer."""
+    from chatbot.retrieve import tokenize
+
+    words = set(tokenize(text))
+    best = max(range(len(passages)), key=lambda i: len(words & set(tokenize(passages[i].text))))
+    return f"{text.rstrip()} [{best + 1}]", [best + 1]
+
+
+def default_pipeline(settings: Settings | None = None) -> Pipeline:
+    return Pipeline(settings or Settings())
+
+
+def write_jsonl(path: Path, record: dict[str, Any]) -> None:
+    """Append one JSON line; used for feedback, where nothing may be lost or half-written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(record, ensure_ascii=False) + "\n"
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(line)
+        fh.flush()
+        os.fsync(fh.fileno())

@@ -1,0 +1,64 @@
+"""Follow-up questions become standalone questions before retrieval.
+
+"and why do companies release them?" retrieves nothing useful on its own: the subject lives in
+the previous turn. A heuristic rewrite (pronoun -> the glossary term last talked about) costs
+microseconds, where asking a 135M model to rewrite costs seconds and often changes the meaning.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+_LEADING = re.compile(r"^\s*(and|but|so|also|ok(ay)?|then|what about|how about)\b[\s,]*", re.I)
+_SINGULAR = re.compile(r"\b(it|its|this one|that one)\b", re.I)
+_PLURAL = re.compile(r"\b(they|them|their|these|those)\b", re.I)
+_FOLLOWUP_HINT = re.compile(
+    r"^\s*(and|but|so|also|what about|how about|why|how|what)\b|\b(it|its|they|them|their|these|those|this|that)\b",
+    re.I,
+)
+
+
+def _plural(term: str) -> str:
+    return term if term.endswith("s") else term + "s"
+
+
+class FollowUpRewriter:
+    """Rewrites a follow-up using the glossary terms mentioned earlier in the conversation."""
+
+    def __init__(self, terms: Iterable[str]) -> None:
+        unique = {t.strip().lower() for t in terms if t and t.strip()}
+        # longest first so "foundation model" wins over "model"
+        self.terms = sorted(unique, key=len, reverse=True)
+        self._patterns = [(t, re.compile(r"\b" + re.escape(t) + r"s?\b", re.I)) for t in self.terms]
+
+    def mentioned(self, text: str) -> str | None:
+        for term, pattern in self._patterns:
+            if pattern.search(text):
+                return term
+        return None
+
+    def run(self, question: str, history: Sequence[str]) -> str:
+        """``history``: earlier user questions, oldest first."""
+        if not history or self.mentioned(question) or not _FOLLOWUP_HINT.search(question):
+            return question
+        subject = next((t for h in reversed(history) if (t := self.mentioned(h))), None)
+        if subject is None:
+            return question
+        text = _LEADING.sub("", question).strip() or question.strip()
+        replaced = _PLURAL.sub(lambda m: _possessive(_plural(subject), m.group(0)), text, count=1)
+        if replaced == text:
+            replaced = _SINGULAR.sub(
+                lambda m: _possessive(f"a {subject}", m.group(0)), text, count=1
+            )
+        if replaced == text:
+            replaced = f"{text.rstrip('?').rstrip()} ({subject})?"
+        return replaced[0].upper() + replaced[1:]
+
+
+def _possessive(noun: str, pronoun: str) -> str:
+    if pronoun.lower() in {"its", "their"}:
+        return (
+            noun.removeprefix("a ") + "'" if noun.endswith("s") else noun.removeprefix("a ") + "'s"
+        )
+    return noun

@@ -1,0 +1,192 @@
+"""Checking a generated answer against its passages, and answering from the passages directly.
+
+A 135M-parameter model is fluent and often wrong (it has answered "Yes, you can use a base model
+directly for a chatbot" next to a passage saying the opposite). So every generated answer is
+checked: invented citation numbers are dropped, each sentence must be lexically grounded in the
+passages it cites, must not flip the polarity of its best-matching passage sentence, and must not
+degenerate into repetition. A failed check falls back to an extractive answer built from the
+passages' own sentences, so the user always gets something correct and cited.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from chatbot.chunking import Chunk
+from chatbot.embedding import Embedder
+from chatbot.retrieve import tokenize
+
+_CITATION = re.compile(r"\[(\s*\d+\s*(?:[,;]\s*\d+\s*)*)\]")
+_SENTENCE = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[A-Z0-9\"'(\[])|\n+")
+_NEGATION = re.compile(
+    r"\b(not|no|never|cannot|can't|won't|isn't|aren't|doesn't|don't|without|neither|nor)\b|n't\b",
+    re.IGNORECASE,
+)
+_AFFIRM = re.compile(r"^\s*(yes|yeah|sure|absolutely|of course)\b", re.IGNORECASE)
+_IDK = re.compile(
+    r"\b(i don'?t know|i do not know|not (?:covered|mentioned)|no information)\b", re.I
+)
+_MD_PREFIX = re.compile(r"^\s*(?:[-*•]\s+|\d+\.\s+|#+\s+)")
+
+
+def split_sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE.split(text) if s and s.strip()]
+
+
+def parse_citations(text: str) -> list[int]:
+    """Citation numbers in order of appearance, e.g. "[1]", "[1, 3]", "[2;4]"."""
+    out: list[int] = []
+    for m in _CITATION.finditer(text):
+        for part in re.split(r"[,;]", m.group(1)):
+            n = int(part)
+            if n not in out:
+                out.append(n)
+    return out
+
+
+def clean_citations(text: str, n_passages: int) -> tuple[str, list[int], int]:
+    """Drop citations of passages that do not exist; returns (text, valid numbers, dropped)."""
+    dropped = 0
+
+    def fix(m: re.Match[str]) -> str:
+        nonlocal dropped
+        nums = [int(p) for p in re.split(r"[,;]", m.group(1))]
+        good = [n for n in nums if 1 <= n <= n_passages]
+        dropped += len(nums) - len(good)
+        return "[" + ", ".join(str(n) for n in dict.fromkeys(good)) + "]" if good else ""
+
+    cleaned = _CITATION.sub(fix, text)
+    cleaned = re.sub(r"[ \t]+([.,;:!?])", r"\1", cleaned)
+    cleaned = re.sub(r"[ \t]{2,}", " ", cleaned).strip()
+    return cleaned, [n for n in parse_citations(cleaned) if 1 <= n <= n_passages], dropped
+
+
+def _repetitive(text: str) -> bool:
+    words = text.lower().split()
+    if len(words) < 12:
+        return False
+    grams = [tuple(words[i : i + 3]) for i in range(len(words) - 2)]
+    return len(set(grams)) / len(grams) < 0.7
+
+
+@dataclass
+class Verdict:
+    supported: bool
+    score: float
+    reasons: list[str] = field(default_factory=list)
+
+
+class SupportChecker:
+    """Is each answer sentence grounded in the passages it cites?"""
+
+    def __init__(self, threshold: float = 0.55) -> None:
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError("support threshold must be within [0, 1]")
+        self.threshold = threshold
+
+    def run(self, answer: str, passages: Sequence[Chunk]) -> Verdict:
+        text = answer.strip()
+        if not text:
+            return Verdict(False, 0.0, ["empty answer"])
+        if _IDK.search(text):
+            return Verdict(False, 0.0, ["the model said it does not know"])
+        if _repetitive(text):
+            return Verdict(False, 0.0, ["the answer repeats itself"])
+        reasons: list[str] = []
+        scores: list[float] = []
+        passage_sents = [
+            (i + 1, s, set(tokenize(s)))
+            for i, p in enumerate(passages)
+            for s in split_sentences(p.body_without_heading() or p.text)
+        ]
+        for sentence in split_sentences(text):
+            cited = [n for n in parse_citations(sentence) if 1 <= n <= len(passages)]
+            bare = _CITATION.sub("", sentence)
+            tokens = set(tokenize(bare))
+            if len(tokens) < 2:
+                continue  # "Yes." or a lone citation carries no claim to check
+            pool = [ps for ps in passage_sents if not cited or ps[0] in cited]
+            vocab = set().union(*(ps[2] for ps in pool)) if pool else set()
+            score = len(tokens & vocab) / len(tokens)
+            scores.append(score)
+            if score < self.threshold:
+                reasons.append(f"unsupported: {bare.strip()[:80]!r} ({score:.2f})")
+                continue
+            best = max(pool, key=lambda ps: len(tokens & ps[2]), default=None)
+            if best is not None:
+                said_neg = bool(_NEGATION.search(bare))
+                src_neg = bool(_NEGATION.search(best[1]))
+                if (said_neg != src_neg) or (_AFFIRM.search(bare) and src_neg):
+                    reasons.append(f"contradicts passage {best[0]}: {bare.strip()[:80]!r}")
+        if not scores:
+            return Verdict(False, 0.0, ["no checkable sentence"])
+        mean = float(np.mean(scores))
+        return Verdict(not reasons, mean, reasons)
+
+
+@dataclass(frozen=True)
+class Extract:
+    text: str
+    cited: list[int]
+
+
+def _clean_sentence(s: str) -> str:
+    return _MD_PREFIX.sub("", s).replace("**", "").strip()
+
+
+def faq_answer(chunk: Chunk, n: int, max_chars: int = 420) -> Extract:
+    """The FAQ entry's own answer, cut to its leading sentences (where the substance is)."""
+    sentences = split_sentences(chunk.body_without_heading())
+    out: list[str] = []
+    for s in sentences:
+        if out and len(" ".join(out)) + len(s) > max_chars:
+            break
+        out.append(_clean_sentence(s))
+    return Extract(" ".join(out) + f" [{n}]", [n])
+
+
+def extractive_answer(
+    question: str,
+    passages: Sequence[Chunk],
+    embedder: Embedder | None,
+    max_sentences: int = 2,
+    max_passages: int = 3,
+) -> Extract:
+    """The passage sentences that best answer the question, each with its citation."""
+    cands: list[tuple[int, int, str]] = []  # (passage number, position, sentence)
+    for i, chunk in enumerate(passages[:max_passages]):
+        for pos, s in enumerate(split_sentences(chunk.body_without_heading() or chunk.text)):
+            s = _clean_sentence(s)
+            if len(s.split()) >= 5 and not s.endswith("?"):
+                cands.append((i + 1, pos, s))
+    if not cands:
+        return Extract("", [])
+    q_tokens = set(tokenize(question))
+    lexical = np.array(
+        [len(q_tokens & set(tokenize(s))) / max(1, len(q_tokens)) for _, _, s in cands]
+    )
+    if embedder is not None:
+        vecs = embedder.encode([question] + [s for _, _, s in cands])
+        semantic = vecs[1:] @ vecs[0]
+    else:
+        semantic = np.zeros(len(cands))
+    rank_bonus = np.array(
+        [0.06 * (max_passages - n) + (0.04 if pos == 0 else 0) for n, pos, _ in cands]
+    )
+    score = semantic + 0.5 * lexical + rank_bonus
+    order = np.argsort(-score, kind="stable")
+    chosen: list[int] = []
+    for idx in order:
+        if len(chosen) >= max_sentences:
+            break
+        if any(cands[idx][2] == cands[c][2] for c in chosen):
+            continue
+        chosen.append(int(idx))
+    chosen.sort(key=lambda c: (cands[c][0], cands[c][1]))  # read in passage order
+    parts = [f"{cands[c][2]} [{cands[c][0]}]" for c in chosen]
+    cited = list(dict.fromkeys(cands[c][0] for c in chosen))
+    return Extract(" ".join(parts), cited)
