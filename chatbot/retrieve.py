@@ -8,6 +8,7 @@ decided separately, on the best dense cosine, because RRF scores are relative by
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from chatbot.chunking import Chunk
 from chatbot.embedding import Embedder, encode_query
 from chatbot.index import LoadedIndex
 
+logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG on import
 Mode = Literal["hybrid", "dense", "bm25"]
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 _STOPWORDS = frozenset(bm25s.stopwords.STOPWORDS_EN) | {"what", "how", "why", "does", "can"}

