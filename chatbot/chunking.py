@@ -167,7 +167,7 @@ def _split_units(text: str, start: int, end: int, size: int) -> list[tuple[int, 
 class Chunker:
     """Splits documents into heading-bounded chunks of at most ``size`` characters."""
 
-    def __init__(self, size: int = 900, overlap: int = 150) -> None:
+    def __init__(self, size: int = 500, overlap: int = 100) -> None:
         if size < 50:
             raise ValueError("chunk size must be at least 50 characters")
         if not 0 <= overlap < size:

@@ -44,8 +44,8 @@ class Settings(BaseSettings):
     cache_dir: Path = PROJECT_ROOT / ".cache"
 
     # --- chunking (defaults measured with `chatbot eval retrieval`, see README) -------------
-    chunk_size: int = Field(900, ge=100, le=8000, description="max characters per chunk")
-    chunk_overlap: int = Field(150, ge=0, le=2000, description="characters shared by neighbours")
+    chunk_size: int = Field(500, ge=100, le=8000, description="max characters per chunk")
+    chunk_overlap: int = Field(100, ge=0, le=2000, description="characters shared by neighbours")
 
     # --- embedding / index -----------------------------------------------------------------
     embedding_model: str = Field("", description="sentence-transformers path; '' = bundled MiniLM")
@@ -60,8 +60,12 @@ class Settings(BaseSettings):
     top_k: int = Field(4, ge=1, le=20, description="passages shown to the model and the user")
     candidates: int = Field(20, ge=1, le=200, description="hits taken from each retriever")
     rrf_k: int = Field(60, ge=1)
+    dense_weight: float = Field(1.5, ge=0.0, le=10.0, description="RRF weight of dense vs BM25 (1.0)")
     relevance_threshold: float = Field(
-        0.38, ge=-1.0, le=1.0, description="best dense cosine below this = corpus does not cover it"
+        0.45, ge=-1.0, le=1.0, description="best dense cosine below this = corpus does not cover it"
+    )
+    lexical_coverage: float = Field(
+        0.75, ge=0.0, le=1.0, description="or: this share of question terms in the best BM25 hit"
     )
     faq_match_threshold: float = Field(
         0.72, ge=0.0, le=1.0, description="cosine to an FAQ question above which its answer is used"

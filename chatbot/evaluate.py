@@ -89,6 +89,7 @@ def eval_retrieval(
                 "rank": rank,
                 "relevant": r.relevant,
                 "best_dense": round(r.best_dense, 4),
+                "coverage": round(r.lexical_coverage, 3),
                 "ms": round(r.timings.get("total_ms", 0.0), 2),
             }
         )

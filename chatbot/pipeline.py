@@ -188,7 +188,7 @@ class Pipeline:
             s.candidates,
             s.retrieval_mode,
             s.rrf_k,
-            s.relevance_threshold,
+            s.relevance_threshold, s.dense_weight, s.lexical_coverage,
         )
         _ = retriever.bm25  # build BM25 now, not on the first question
         faq_chunks = [
