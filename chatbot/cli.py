@@ -132,9 +132,7 @@ def index(
     settings = _settings(corpus, index)
     if not settings.corpus_dir.is_dir():
         fail(f"corpus directory not found: {settings.corpus_dir}")
-    from chatbot.pipeline import Pipeline
-
-    pipe = Pipeline(settings)
+    pipe = _pipeline(settings)
     summary = _run(
         lambda: pipe.store.build(settings.corpus_dir, full=full, progress=_progress_bar())
     )

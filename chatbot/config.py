@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     # --- retrieval -------------------------------------------------------------------------
     retrieval_mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
     top_k: int = Field(4, ge=1, le=20, description="passages shown to the model and the user")
+    prompt_passages: int = Field(3, ge=1, le=20, description="passages given to the model")
     candidates: int = Field(20, ge=1, le=200, description="hits taken from each retriever")
     rrf_k: int = Field(60, ge=1)
     dense_weight: float = Field(1.5, ge=0.0, le=10.0, description="RRF weight of dense vs BM25 (1.0)")
@@ -68,7 +69,7 @@ class Settings(BaseSettings):
         0.75, ge=0.0, le=1.0, description="or: this share of question terms in the best BM25 hit"
     )
     faq_match_threshold: float = Field(
-        0.72, ge=0.0, le=1.0, description="cosine to an FAQ question above which its answer is used"
+        0.84, ge=0.0, le=1.0, description="cosine to an FAQ question above which its answer is used"
     )
 
     # --- generation ------------------------------------------------------------------------
@@ -78,7 +79,10 @@ class Settings(BaseSettings):
     openai_model: str = ""
     openai_api_key: str = ""
     openai_timeout_s: float = Field(60.0, gt=0)
-    max_new_tokens: int = Field(160, ge=1, le=1024)
+    max_new_tokens: int = Field(96, ge=1, le=1024)
+    max_answer_sentences: int = Field(
+        2, ge=1, le=20, description="stop decoding once the answer has this many sentences"
+    )
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     repetition_penalty: float = Field(1.15, ge=1.0, le=2.0)
     context_tokens: int = Field(2048, ge=256, le=131072, description="prompt + answer token budget")

@@ -36,7 +36,13 @@ from chatbot.index import BuildSummary, IndexError_, IndexStore, LoadedIndex, Pr
 from chatbot.prompt import PromptBuilder
 from chatbot.retrieve import Hit, Retrieval, Retriever
 from chatbot.rewrite import FollowUpRewriter
-from chatbot.verify import SupportChecker, clean_citations, extractive_answer, faq_answer
+from chatbot.verify import (
+    SupportChecker,
+    clean_citations,
+    extractive_answer,
+    faq_answer,
+    split_sentences,
+)
 
 log = logging.getLogger(__name__)
 REFUSAL = "The glossary does not cover that."
@@ -347,7 +353,7 @@ class Pipeline:
             builder = PromptBuilder(
                 generator.count_tokens, self.settings.context_tokens, self.settings.max_new_tokens
             )
-            prompt = builder.run(standalone, hits)
+            prompt = builder.run(standalone, hits, self.settings.prompt_passages)
             timings["prompt_tokens"] = prompt.prompt_tokens
             passages = [h.chunk for h in prompt.passages]
             text = ""
@@ -359,6 +365,10 @@ class Pipeline:
                         first = time.perf_counter()
                         timings["ttft_s"] = first - t_start
                     text += piece
+                    if len(split_sentences(text)) > self.settings.max_answer_sentences:
+                        # a further sentence has begun: stop decoding, drop the fragment
+                        text = " ".join(split_sentences(text)[: self.settings.max_answer_sentences])
+                        break
                     yield Partial(text)
             except GenerationError as exc:
                 log.warning("generation failed: %s", exc)
@@ -371,11 +381,13 @@ class Pipeline:
             timings["generate_s"] = t_end - t_gen
             cleaned, cited, dropped = clean_citations(text, len(passages))
             timings["invalid_citations_dropped"] = dropped
-            verdict = self.checker.run(cleaned, passages)
-            if text and verdict.supported:
-                if not cited:
-                    cleaned, cited = _attach_citations(cleaned, passages)
-                yield finish(self._answer(q, standalone, cleaned, cited, hits, "generated"))
+            kept, verdict = self.checker.supported_prefix(cleaned, passages)
+            if verdict.supported:
+                kept, cited = _attach_citations(kept, passages)
+                answer = self._answer(q, standalone, kept, cited, hits, "generated")
+                if kept != cleaned:
+                    answer.note = "Unverified sentences of the model's answer were removed."
+                yield finish(answer)
                 return
             if text and not note:
                 log.info("generated answer rejected: %s", "; ".join(verdict.reasons))
@@ -496,12 +508,23 @@ class Pipeline:
 
 
 def _attach_citations(text: str, passages: Sequence[Chunk]) -> tuple[str, list[int]]:
-    """The model forgot to cite: cite the passage that shares the most words with the answer."""
+    """Give every sentence without a citation the passage that shares most words with it."""
     from chatbot.retrieve import tokenize
+    from chatbot.verify import parse_citations, split_sentences
 
-    words = set(tokenize(text))
-    best = max(range(len(passages)), key=lambda i: len(words & set(tokenize(passages[i].text))))
-    return f"{text.rstrip()} [{best + 1}]", [best + 1]
+    vocab = [set(tokenize(p.text)) for p in passages]
+    out = []
+    for sentence in split_sentences(text):
+        if not parse_citations(sentence):
+            words = set(tokenize(sentence))
+            best = max(range(len(passages)), key=lambda i: len(words & vocab[i]))
+            end = re.search(r"[.!?]$", sentence)
+            sentence = (
+                f"{sentence[:-1]} [{best + 1}]{sentence[-1]}" if end else f"{sentence} [{best + 1}]"
+            )
+        out.append(sentence)
+    joined = " ".join(out)
+    return joined, parse_citations(joined)
 
 
 def default_pipeline(settings: Settings | None = None) -> Pipeline:

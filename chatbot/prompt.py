@@ -93,7 +93,7 @@ class PromptBuilder:
             .strip()
         )
 
-    def run(self, question: str, hits: Sequence[Hit]) -> Prompt:
+    def run(self, question: str, hits: Sequence[Hit], max_passages: int = 3) -> Prompt:
         question = neutralize(question)
         user = Template(self.templates.user)
         empty_user = user.safe_substitute(passages="", question=question)
@@ -105,7 +105,7 @@ class PromptBuilder:
         blocks: list[str] = []
         used: list[Hit] = []
         truncated = False
-        for hit in hits:
+        for hit in hits[:max_passages]:
             block = self._passage(len(used) + 1, hit)
             cost = self.count_tokens(block) + 2
             if cost <= budget:
@@ -124,9 +124,9 @@ class PromptBuilder:
             break
 
         content = user.safe_substitute(passages="\n\n".join(blocks), question=question)
-        messages = [
-            {"role": "system", "content": self.templates.system},
-            {"role": "user", "content": content},
-        ]
+        # Small models follow one user turn better than a system prompt: system.txt may be empty.
+        messages = [{"role": "user", "content": content}]
+        if self.templates.system:
+            messages.insert(0, {"role": "system", "content": self.templates.system})
         tokens = self.count_tokens(self.templates.system) + self.count_tokens(content)
         return Prompt(messages, used, tokens, truncated, self.version)

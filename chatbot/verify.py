@@ -88,44 +88,70 @@ class SupportChecker:
             raise ValueError("support threshold must be within [0, 1]")
         self.threshold = threshold
 
-    def run(self, answer: str, passages: Sequence[Chunk]) -> Verdict:
-        text = answer.strip()
-        if not text:
-            return Verdict(False, 0.0, ["empty answer"])
-        if _IDK.search(text):
-            return Verdict(False, 0.0, ["the model said it does not know"])
-        if _repetitive(text):
-            return Verdict(False, 0.0, ["the answer repeats itself"])
-        reasons: list[str] = []
-        scores: list[float] = []
+    def sentences(self, answer: str, passages: Sequence[Chunk]) -> list[tuple[str, str]]:
+        """Each answer sentence with "" when it is grounded, else the reason it is not."""
         passage_sents = [
             (i + 1, s, set(tokenize(s)))
             for i, p in enumerate(passages)
             for s in split_sentences(p.body_without_heading() or p.text)
         ]
-        for sentence in split_sentences(text):
+        out: list[tuple[str, str]] = []
+        for sentence in split_sentences(answer):
             cited = [n for n in parse_citations(sentence) if 1 <= n <= len(passages)]
-            bare = _CITATION.sub("", sentence)
+            bare = _CITATION.sub("", sentence).strip()
             tokens = set(tokenize(bare))
+            if _IDK.search(bare):
+                out.append((sentence, "the model said it does not know"))
+                continue
             if len(tokens) < 2:
-                continue  # "Yes." or a lone citation carries no claim to check
+                out.append((sentence, "" if out else "no claim"))
+                continue
             pool = [ps for ps in passage_sents if not cited or ps[0] in cited]
             vocab = set().union(*(ps[2] for ps in pool)) if pool else set()
             score = len(tokens & vocab) / len(tokens)
-            scores.append(score)
             if score < self.threshold:
-                reasons.append(f"unsupported: {bare.strip()[:80]!r} ({score:.2f})")
+                out.append((sentence, f"unsupported ({score:.2f}): {bare[:80]!r}"))
                 continue
             best = max(pool, key=lambda ps: len(tokens & ps[2]), default=None)
             if best is not None:
                 said_neg = bool(_NEGATION.search(bare))
                 src_neg = bool(_NEGATION.search(best[1]))
                 if (said_neg != src_neg) or (_AFFIRM.search(bare) and src_neg):
-                    reasons.append(f"contradicts passage {best[0]}: {bare.strip()[:80]!r}")
-        if not scores:
-            return Verdict(False, 0.0, ["no checkable sentence"])
-        mean = float(np.mean(scores))
-        return Verdict(not reasons, mean, reasons)
+                    out.append((sentence, f"contradicts passage {best[0]}: {bare[:80]!r}"))
+                    continue
+            out.append((sentence, ""))
+        return out
+
+    def run(self, answer: str, passages: Sequence[Chunk]) -> Verdict:
+        """Supported only if every sentence is."""
+        text = answer.strip()
+        if not text:
+            return Verdict(False, 0.0, ["empty answer"])
+        if _repetitive(text):
+            return Verdict(False, 0.0, ["the answer repeats itself"])
+        checked = self.sentences(text, passages)
+        reasons = [r for _, r in checked if r]
+        ok = sum(1 for _, r in checked if not r)
+        return Verdict(not reasons and ok > 0, ok / max(1, len(checked)), reasons)
+
+    def supported_prefix(self, answer: str, passages: Sequence[Chunk]) -> tuple[str, Verdict]:
+        """The leading sentences that are grounded: a small model often starts right and then
+        drifts, so keep what it got right and cut where it starts inventing."""
+        text = answer.strip()
+        if not text or _repetitive(text):
+            return "", Verdict(False, 0.0, ["empty or repetitive answer"])
+        kept: list[str] = []
+        checked = self.sentences(text, passages)
+        for sentence, reason in checked:
+            if reason:
+                break
+            kept.append(sentence)
+        reasons = [r for _, r in checked if r]
+        # a sentence cut off by the token limit is not kept either
+        if kept and not re.search(r"[.!?\])]\s*$", kept[-1]):
+            kept.pop()
+        claims = [k for k in kept if len(tokenize(_CITATION.sub("", k))) >= 2]
+        return " ".join(kept), Verdict(bool(claims), len(kept) / max(1, len(checked)), reasons)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,60 @@
+"""Shared fixtures. Every test writes only under pytest's tmp_path."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from chatbot.config import Settings
+from chatbot.pipeline import Pipeline
+from tests.fakes import FakeEmbedder, FakeGenerator
+
+REPO = Path(__file__).resolve().parent.parent
+CORPUS = REPO / "corpus"
+EVAL_FILE = REPO / "tests" / "eval" / "questions.jsonl"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "slow" not in item.keywords:
+            item.add_marker(pytest.mark.unit)
+
+
+@pytest.fixture
+def corpus_dir(tmp_path: Path) -> Path:
+    """A private copy of the real corpus that a test may edit."""
+    dst = tmp_path / "corpus"
+    shutil.copytree(CORPUS, dst)
+    return dst
+
+
+@pytest.fixture
+def settings(tmp_path: Path, corpus_dir: Path) -> Settings:
+    return Settings(
+        corpus_dir=corpus_dir,
+        index_dir=tmp_path / "index",
+        cache_dir=tmp_path / "cache",
+        relevance_threshold=0.2,
+        faq_match_threshold=0.95,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+
+
+@pytest.fixture
+def fake_embedder() -> FakeEmbedder:
+    return FakeEmbedder()
+
+
+@pytest.fixture
+def make_pipeline(settings: Settings, fake_embedder: FakeEmbedder):  # type: ignore[no-untyped-def]
+    def make(reply: object = "", **overrides: object) -> Pipeline:
+        s = settings.model_copy(update=overrides) if overrides else settings
+        gen = FakeGenerator(reply) if reply is not None else None  # type: ignore[arg-type]
+        return Pipeline(s, embedder=fake_embedder, generator_factory=lambda: gen)
+
+    return make

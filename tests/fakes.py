@@ -1,0 +1,64 @@
+"""Small deterministic stand-ins behind the real interfaces (Embedder, Generator)."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+
+from chatbot.retrieve import tokenize
+
+
+class FakeEmbedder:
+    """Hashed bag of stemmed words: similar wording -> similar vectors, no model needed."""
+
+    name = "fake-hash"
+
+    def __init__(self, dim: int = 256, tag: str = "v1") -> None:
+        self._dim = dim
+        self.tag = tag
+        self.batch_size = 8
+        self.calls = 0
+        self.encoded = 0
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def fingerprint(self) -> str:
+        return f"{self.name}:{self._dim}:{self.tag}"
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls += 1
+        self.encoded += len(texts)
+        out = np.zeros((len(texts), self._dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for tok in tokenize(text) or ["<empty>"]:
+                h = int(hashlib.md5(tok.encode()).hexdigest()[:8], 16)
+                out[row, h % self._dim] += 1.0
+            out[row] /= np.linalg.norm(out[row]) or 1.0
+        return out
+
+
+class FakeGenerator:
+    """Replies with a scripted answer (or a function of the messages), word by word."""
+
+    name = "fake-llm"
+
+    def __init__(self, reply: str | Callable[[list[dict[str, str]]], str] = "") -> None:
+        self.reply = reply
+        self.calls: list[list[dict[str, str]]] = []
+        self.lock = threading.Lock()
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def stream(self, messages: list[dict[str, str]], max_new_tokens: int) -> Iterator[str]:
+        with self.lock:
+            self.calls.append(messages)
+        text = self.reply(messages) if callable(self.reply) else self.reply
+        words = text.split(" ")
+        for i, word in enumerate(words[:max_new_tokens]):
+            yield word if i == 0 else " " + word
