@@ -194,7 +194,9 @@ class Pipeline:
             s.candidates,
             s.retrieval_mode,
             s.rrf_k,
-            s.relevance_threshold, s.dense_weight, s.lexical_coverage,
+            s.relevance_threshold,
+            s.dense_weight,
+            s.lexical_coverage,
         )
         _ = retriever.bm25  # build BM25 now, not on the first question
         faq_chunks = [

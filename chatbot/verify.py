@@ -209,6 +209,8 @@ def extractive_answer(
     for idx in order:
         if len(chosen) >= max_sentences:
             break
+        if chosen and score[idx] < 0.75 * score[chosen[0]]:
+            break  # a clearly weaker sentence adds noise, not an answer
         if any(cands[idx][2] == cands[c][2] for c in chosen):
             continue
         chosen.append(int(idx))
