@@ -164,6 +164,9 @@ def _split_units(text: str, start: int, end: int, size: int) -> list[tuple[int, 
     return [u for u in result if u[1] > u[0]]
 
 
+FAQ_MAX_FACTOR = 3
+
+
 class Chunker:
     """Splits documents into heading-bounded chunks of at most ``size`` characters."""
 
@@ -176,14 +179,17 @@ class Chunker:
         self.overlap = overlap
 
     def params(self) -> dict[str, int | str]:
-        return {"strategy": "heading-aware-v1", "size": self.size, "overlap": self.overlap}
+        return {"strategy": "heading-aware-v2", "size": self.size, "overlap": self.overlap}
 
     def run(self, doc: Document) -> list[Chunk]:
         chunks: list[Chunk] = []
         for sec in parse_sections(doc):
             kind = "faq" if sec.is_faq_entry() else "text"
             heading = " > ".join(sec.path) if sec.path else doc.title
-            units = _split_units(doc.text, sec.start, sec.end, self.size)
+            # An FAQ entry stays whole up to FAQ_MAX_FACTOR x size: its answer is one unit of
+            # meaning, and a split leaves a tail that retrieval ranks without its question.
+            limit = self.size * FAQ_MAX_FACTOR if kind == "faq" else self.size
+            units = _split_units(doc.text, sec.start, sec.end, limit)
             # Skip a section that is only its heading line: it carries no content of its own.
             if (
                 len(units) == 1
@@ -191,7 +197,7 @@ class Chunker:
                 and _HEADING.match(doc.text[units[0][0] : units[0][1]])
             ):
                 continue
-            for s, e in self._pack(units):
+            for s, e in self._pack(units, limit):
                 chunks.append(
                     Chunk(
                         chunk_id=f"{doc.doc_id}#{len(chunks)}",
@@ -206,12 +212,12 @@ class Chunker:
                 )
         return chunks
 
-    def _pack(self, units: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    def _pack(self, units: list[tuple[int, int]], size: int) -> list[tuple[int, int]]:
         out: list[tuple[int, int]] = []
         i = 0
         while i < len(units):
             j = i
-            while j + 1 < len(units) and units[j + 1][1] - units[i][0] <= self.size:
+            while j + 1 < len(units) and units[j + 1][1] - units[i][0] <= size:
                 j += 1
             out.append((units[i][0], units[j][1]))
             if j + 1 >= len(units):

@@ -73,7 +73,7 @@ def format_sources(answer: Answer | None) -> str:
     parts = []
     for n, src in enumerate(answer.sources, 1):
         is_cited = n in cited
-        text = html.escape(src["text"])
+        text = html.escape(_display_passage(src["text"]))
         heading = html.escape(src["heading"].rsplit(" > ", 1)[-1])
         parts.append(
             f"<div class='src{' cited' if is_cited else ''}' id='src-{n}'>"
@@ -84,6 +84,14 @@ def format_sources(answer: Answer | None) -> str:
             f"<div class='passage'>{text}</div></details></div>"
         )
     return "\n".join(parts) or "<p class='meta'>No sources.</p>"
+
+
+def _display_passage(text: str) -> str:
+    """Passage as plain reading text: no heading line, no Markdown emphasis markers."""
+    lines = text.strip().split("\n")
+    if lines and lines[0].lstrip().startswith("#"):
+        lines = lines[1:]
+    return "\n".join(lines).replace("**", "").strip()
 
 
 def format_summary(pipeline: Pipeline) -> str:
@@ -122,10 +130,22 @@ def _chat_list(history: Any) -> Chat:
     out: Chat = []
     for m in history[-40:]:
         if isinstance(m, dict) and m.get("role") in ("user", "assistant"):
-            content = m.get("content")
-            if isinstance(content, str):
+            content = _text_of(m.get("content"))
+            if content is not None:
                 out.append({"role": m["role"], "content": content[:20_000]})
     return out
+
+
+def _text_of(content: Any) -> str | None:
+    """Gradio 6 sends message content as a list of parts ({"type": "text", "text": ...})."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, dict) and isinstance(content.get("text"), str):
+        return str(content["text"])
+    if isinstance(content, list):
+        texts = [t for part in content if (t := _text_of(part)) is not None]
+        return "\n".join(texts) if texts else None
+    return None
 
 
 def create_app(settings: Settings | None = None, pipeline: Pipeline | None = None) -> gr.Blocks:
