@@ -35,7 +35,7 @@ run: setup
 	$(BIN)/python app.py
 
 test: setup
-	$(BIN)/python -m pytest
+	CHATBOT_ARTIFACTS_DIR=$(CURDIR)/test-artifacts $(BIN)/python -m pytest
 
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow"
