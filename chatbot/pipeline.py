@@ -355,7 +355,12 @@ class Pipeline:
             builder = PromptBuilder(
                 generator.count_tokens, self.settings.context_tokens, self.settings.max_new_tokens
             )
-            prompt = builder.run(standalone, hits, self.settings.prompt_passages)
+            try:
+                prompt = builder.run(standalone, hits, self.settings.prompt_passages)
+            except ValueError as exc:  # only when max_question_chars outgrows context_tokens
+                raise InvalidQuestion(
+                    "The question is too long for the language model's context."
+                ) from exc
             timings["prompt_tokens"] = prompt.prompt_tokens
             passages = [h.chunk for h in prompt.passages]
             text = ""
@@ -371,7 +376,8 @@ class Pipeline:
                         # a further sentence has begun: stop decoding, drop the fragment
                         text = " ".join(split_sentences(text)[: self.settings.max_answer_sentences])
                         break
-                    yield Partial(text)
+                    # the draft as it streams, minus citations of passages that do not exist
+                    yield Partial(clean_citations(text, len(passages))[0])
             except GenerationError as exc:
                 log.warning("generation failed: %s", exc)
                 note = "The language model failed; this answer is taken from the passages."
@@ -393,7 +399,10 @@ class Pipeline:
                 return
             if text and not note:
                 log.info("generated answer rejected: %s", "; ".join(verdict.reasons))
-                note = "The model's draft did not match the passages; here are the passages' own words."
+                note = (
+                    "The model's draft did not match the passages; "
+                    "here are the passages' own words."
+                )
         elif self._generator_error:
             note = "The language model is unavailable; this answer is taken from the passages."
 
@@ -459,8 +468,24 @@ class Pipeline:
         raw = json.dumps(
             [
                 state.index.fingerprint,
-                self.settings.model,
-                self.settings.backend,
+                # every setting that changes an answer (not paths, ports or limits)
+                self.settings.model_dump(
+                    mode="json",
+                    exclude={
+                        "corpus_dir",
+                        "index_dir",
+                        "cache_dir",
+                        "host",
+                        "port",
+                        "auth",
+                        "queue_size",
+                        "concurrency",
+                        "preload",
+                        "openai_api_key",
+                        "threads",
+                        "max_question_chars",
+                    },
+                ),
                 Templates.load().version,
                 question,
             ]

@@ -31,10 +31,30 @@ _IDK = re.compile(
     r"\b(i don'?t know|i do not know|not (?:covered|mentioned)|no information)\b", re.I
 )
 _MD_PREFIX = re.compile(r"^\s*(?:[-*•]\s+|\d+\.\s+|#+\s+)")
+# Specifics a small model likes to invent: numbers and names (a capitalised word that does not
+# start the sentence). Word overlap alone lets "coined by Harvard in 2019" pass next to
+# "coined by Stanford in 2021"; these must appear in the passages themselves.
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][A-Za-z0-9-]*[a-z0-9][A-Za-z0-9-]*\b|\b[A-Z]{2,}\b")
+
+
+_LEADING_CITATIONS = re.compile(r"^(?:\[\s*\d+\s*(?:[,;]\s*\d+\s*)*\]\s*)+")
 
 
 def split_sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE.split(text) if s and s.strip()]
+    out: list[str] = []
+    for s in _SENTENCE.split(text):
+        s = (s or "").strip()
+        # "Claim one. [1] Claim two." -- a citation after the full stop belongs to claim one
+        if out and (m := _LEADING_CITATIONS.match(s)):
+            out[-1] += " " + m.group(0).strip()
+            s = s[m.end() :].strip()
+            if re.fullmatch(r"[.!?,;:]+", s):  # "Claim? [1]." -- keep the stop too
+                out[-1] += s
+                s = ""
+        if s:
+            out.append(s)
+    return out
 
 
 def parse_citations(text: str) -> list[int]:
@@ -112,6 +132,10 @@ class SupportChecker:
             if score < self.threshold:
                 out.append((sentence, f"unsupported ({score:.2f}): {bare[:80]!r}"))
                 continue
+            invented = _unsupported_specifics(bare, " ".join(ps[1] for ps in pool))
+            if invented:
+                out.append((sentence, f"not in the passages: {', '.join(invented[:3])}"))
+                continue
             best = max(pool, key=lambda ps: len(tokens & ps[2]), default=None)
             if best is not None:
                 said_neg = bool(_NEGATION.search(bare))
@@ -152,6 +176,17 @@ class SupportChecker:
             kept.pop()
         claims = [k for k in kept if len(tokenize(_CITATION.sub("", k))) >= 2]
         return " ".join(kept), Verdict(bool(claims), len(kept) / max(1, len(checked)), reasons)
+
+
+def _unsupported_specifics(sentence: str, passage_text: str) -> list[str]:
+    """Numbers and names in ``sentence`` that the passages never mention."""
+    haystack = passage_text.lower()
+    words = set(re.findall(r"[a-z0-9]+", haystack))
+    out = [n for n in _NUMBER.findall(sentence) if n not in passage_text]
+    for name in _NAME.findall(sentence.strip()):
+        if name.lower() not in words and name.lower() not in haystack:
+            out.append(name)
+    return list(dict.fromkeys(out))
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import configuration as hypothesis_configuration
+from hypothesis import settings as hypothesis_settings
 
 from chatbot.config import Settings
 from chatbot.pipeline import Pipeline
@@ -17,6 +20,12 @@ CORPUS = REPO / "corpus"
 EVAL_FILE = REPO / "tests" / "eval" / "questions.jsonl"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+# Hypothesis would write .hypothesis/ into the checkout: keep its files in a temp dir, and keep
+# no example database, so a run never depends on what an earlier run found.
+hypothesis_configuration.set_hypothesis_home_dir(tempfile.mkdtemp(prefix="hypothesis-"))
+hypothesis_settings.register_profile("glossary", database=None, deadline=None)
+hypothesis_settings.load_profile("glossary")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

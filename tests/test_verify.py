@@ -1,0 +1,303 @@
+"""Answer verification and the extractive fallback.
+
+A 135M model writes fluent, confident, wrong text; these tests pin the checks that stand
+between it and the user: invented citation numbers go, ungrounded or polarity-flipped
+sentences are rejected, loops are rejected, and the fallback quotes the passages with citations.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from chatbot.chunking import Chunk
+from chatbot.verify import (
+    SupportChecker,
+    clean_citations,
+    extractive_answer,
+    faq_answer,
+    parse_citations,
+    split_sentences,
+)
+from tests.fakes import FakeEmbedder
+
+FAQ_Q = "Can you use a base model directly for a chatbot?"
+FAQ_BODY = (
+    "Base models are not ideal for chatbots because they complete text rather than follow "
+    "instructions. They need fine-tuning or careful prompting to behave conversationally. "
+    "Instruct or chat variants are designed for interactive use. Base Model becomes easier to "
+    "evaluate when you look at the workflow around it rather than the label alone."
+)
+
+
+def chunk(
+    body: str, heading: str = "Base Model > Explained", kind: str = "text", n: int = 0
+) -> Chunk:
+    text = f"### {heading.rsplit(' > ', 1)[-1]}\n\n{body}"
+    return Chunk(f"d#{n}", "d", "Base Model", heading, text, 0, len(text), kind)
+
+
+FAQ = chunk(FAQ_BODY, f"Base Model > Frequently asked questions > {FAQ_Q}", "faq")
+DEFINITION = chunk(
+    "A base model is the raw pre-trained version of a language model before any fine-tuning "
+    "or alignment, trained only on next-token prediction. Companies release base models so "
+    "researchers can fine-tune them for their own tasks.",
+    n=1,
+)
+
+
+# ------------------------------------------------------------------------------- citations
+def test_parse_citations_in_order_without_duplicates() -> None:
+    assert parse_citations("a [2] b [1, 3] c [2;4] d [ 5 ] e [1]") == [2, 1, 3, 4, 5]
+    assert parse_citations("no citations, just [brackets] and (1)") == []
+
+
+def test_clean_citations_drops_invented_numbers_and_counts_them() -> None:
+    text, valid, dropped = clean_citations(
+        "Base models complete text [1]. They need tuning [7].", 3
+    )
+    assert "[7]" not in text and "[1]" in text
+    assert text == "Base models complete text [1]. They need tuning."
+    assert valid == [1]
+    assert dropped == 1
+
+
+def test_clean_citations_keeps_the_valid_part_of_a_group() -> None:
+    text, valid, dropped = clean_citations("A [2, 7]. B [3;1]. C [0]. D [4, 4].", 3)
+    assert text == "A [2]. B [3, 1]. C. D."
+    assert valid == [2, 3, 1]
+    assert dropped == 4  # 7, 0 and both 4s
+
+
+def test_clean_citations_with_no_passages_drops_all() -> None:
+    text, valid, dropped = clean_citations("Claim [1].", 0)
+    assert text == "Claim." and valid == [] and dropped == 1
+
+
+# ------------------------------------------------------------------------------- support
+def test_grounded_sentence_is_accepted() -> None:
+    answer = "Base models are not ideal for chatbots because they complete text [1]."
+    verdict = SupportChecker().run(answer, [FAQ])
+    assert verdict.supported, verdict.reasons
+    assert verdict.score == 1.0
+
+
+def test_two_grounded_sentences_citing_different_passages() -> None:
+    answer = (
+        "A base model is the raw pre-trained version of a language model [2]. "
+        "Base models need fine-tuning or careful prompting to behave conversationally [1]."
+    )
+    assert SupportChecker().run(answer, [FAQ, DEFINITION]).supported
+
+
+def test_sentence_checked_against_the_passage_it_cites() -> None:
+    """Grounded in passage 2 but citing passage 1: the words are not in what it cites."""
+    answer = "Companies release base models so researchers can fine-tune them [1]."
+    verdict = SupportChecker().run(answer, [FAQ, DEFINITION])
+    assert not verdict.supported
+    assert "unsupported" in verdict.reasons[0]
+    assert SupportChecker().run(answer.replace("[1]", "[2]"), [FAQ, DEFINITION]).supported
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "Yes, you can use a base model directly for a chatbot [1].",
+        "Yes, you can use a base model directly for a chatbot.",
+        "You can use a base model directly for a chatbot [1].",
+        "Base models are ideal for chatbots because they follow instructions [1].",
+    ],
+)
+def test_answer_contradicting_the_passage_is_rejected(answer: str) -> None:
+    """The model once said "Yes, you can ..." next to a passage saying base models are not
+    ideal: the polarity check (negation in passage, none in the answer) must catch it."""
+    verdict = SupportChecker().run(answer, [FAQ])
+    assert not verdict.supported
+    assert any("contradicts passage 1" in r for r in verdict.reasons), verdict.reasons
+
+
+def test_negated_claim_against_affirmative_passage_is_rejected() -> None:
+    answer = "A base model is not trained on next-token prediction [1]."
+    verdict = SupportChecker().run(answer, [DEFINITION])
+    assert not verdict.supported
+    assert "contradicts" in verdict.reasons[0]
+
+
+def test_ungrounded_sentence_is_rejected() -> None:
+    answer = "Every plan includes a 7-day free trial with unlimited GPU credits [1]."
+    verdict = SupportChecker().run(answer, [FAQ, DEFINITION])
+    assert not verdict.supported
+    assert verdict.reasons and verdict.reasons[0].startswith("unsupported")
+
+
+def test_one_bad_sentence_fails_the_whole_answer_but_keeps_the_good_prefix() -> None:
+    answer = (
+        "Base models need fine-tuning or careful prompting to behave conversationally [1]. "
+        "Every plan includes a 7-day free trial with unlimited GPU credits [1]."
+    )
+    checker = SupportChecker()
+    verdict = checker.run(answer, [FAQ])
+    assert not verdict.supported and verdict.score == 0.5
+    kept, prefix_verdict = checker.supported_prefix(answer, [FAQ])
+    assert kept.startswith("Base models need fine-tuning")
+    assert "trial" not in kept
+    assert prefix_verdict.supported
+
+
+def test_supported_prefix_drops_a_sentence_cut_off_mid_way() -> None:
+    answer = "Base models need fine-tuning or careful prompting [1]. Instruct or chat variants are"
+    kept, verdict = SupportChecker().supported_prefix(answer, [FAQ])
+    assert kept == "Base models need fine-tuning or careful prompting [1]."
+    assert verdict.supported
+
+
+def test_i_dont_know_is_not_an_answer() -> None:
+    verdict = SupportChecker().run("I don't know.", [FAQ])
+    assert not verdict.supported and "does not know" in verdict.reasons[0]
+
+
+@pytest.mark.parametrize("answer", ["", "   ", "\n"])
+def test_empty_answer_is_rejected(answer: str) -> None:
+    assert not SupportChecker().run(answer, [FAQ]).supported
+
+
+def test_repetitive_text_is_rejected_even_when_its_words_are_grounded() -> None:
+    loop = "Base models need fine-tuning. " * 8
+    verdict = SupportChecker().run(loop, [FAQ])
+    assert not verdict.supported
+    assert verdict.reasons == ["the answer repeats itself"]
+    kept, prefix_verdict = SupportChecker().supported_prefix(loop, [FAQ])
+    assert kept == "" and not prefix_verdict.supported
+
+
+def test_threshold_is_validated_and_applied() -> None:
+    with pytest.raises(ValueError):
+        SupportChecker(1.5)
+    half = "Base models need fine-tuning for weather forecasting satellites [1]."
+    assert not SupportChecker(0.9).run(half, [FAQ]).supported
+    assert SupportChecker(0.3).run(half, [FAQ]).supported
+
+
+# ------------------------------------------------------------------------------- extractive
+def test_split_sentences() -> None:
+    assert split_sentences("One two. Three four? Five!\nSix") == [
+        "One two.",
+        "Three four?",
+        "Five!",
+        "Six",
+    ]
+
+
+def test_citation_after_the_full_stop_stays_with_its_sentence() -> None:
+    """Models (and our own extractive answers) often write "Claim. [1] Next claim. [2]"; the
+    [1] belongs to the first claim, not the second, or a correct answer is rejected."""
+    assert split_sentences("One claim. [1] Two claim. [2, 3]") == [
+        "One claim. [1]",
+        "Two claim. [2, 3]",
+    ]
+    assert split_sentences("Really? [1]. Yes.") == ["Really? [1].", "Yes."]
+    answer = (
+        "Base models are not ideal for chatbots because they complete text rather than follow "
+        "instructions. [1] A base model is the raw pre-trained version of a language model. [2]"
+    )
+    verdict = SupportChecker().run(answer, [FAQ, DEFINITION])
+    assert verdict.supported, verdict.reasons
+    kept, _ = SupportChecker().supported_prefix(answer, [FAQ, DEFINITION])
+    assert kept == answer
+
+
+@pytest.mark.parametrize("embedder", [None, FakeEmbedder()])
+def test_extractive_answer_quotes_passage_sentences_with_valid_citations(
+    embedder: FakeEmbedder | None,
+) -> None:
+    passages = [DEFINITION, FAQ]
+    ext = extractive_answer("Can a base model be used directly for a chatbot?", passages, embedder)
+    assert ext.text and ext.cited
+    assert all(1 <= n <= len(passages) for n in ext.cited)
+    assert parse_citations(ext.text) == ext.cited
+    # every quoted sentence is verbatim from the passage it cites: "<sentence> [n]" pieces
+    pieces = re.findall(r"(.+?) \[(\d+)\](?: |$)", ext.text)
+    assert " ".join(f"{q} [{n}]" for q, n in pieces) == ext.text
+    for quoted, n in pieces:
+        assert quoted in passages[int(n) - 1].text
+    assert "not ideal for chatbots" in ext.text
+    # and an extractive answer passes the same verification as a generated one
+    assert SupportChecker().run(ext.text, passages).supported
+
+
+def test_extractive_answer_respects_limits_and_skips_questions() -> None:
+    body = "Is this a question worth asking here? " + FAQ_BODY
+    ext = extractive_answer("chatbot base model", [chunk(body, kind="faq")], None, max_sentences=1)
+    assert len(parse_citations(ext.text)) == 1
+    assert ext.text.count(". [") == 1  # one sentence, then its citation
+    assert "?" not in ext.text
+
+
+def test_extractive_answer_with_nothing_usable_is_empty() -> None:
+    ext = extractive_answer("anything", [chunk("Too short."), chunk("Tiny.")], None)
+    assert ext.text == "" and ext.cited == []
+
+
+def test_extractive_answer_uses_the_embedder_scores() -> None:
+    """With an embedder, sentences are ranked by similarity to the question too."""
+
+    class Pointed(FakeEmbedder):
+        def encode(self, texts: list[str]) -> np.ndarray:  # type: ignore[override]
+            out = np.zeros((len(texts), 2), dtype=np.float32)
+            for i, t in enumerate(texts):
+                out[i] = [1.0, 0.0] if (i == 0 or "Instruct or chat" in t) else [0.0, 1.0]
+            return out
+
+    ext = extractive_answer("zzz", [FAQ], Pointed(), max_sentences=1)
+    assert ext.text.startswith("Instruct or chat variants are designed for interactive use.")
+
+
+def test_faq_answer_uses_the_entry_text_and_given_number() -> None:
+    ext = faq_answer(FAQ, 3)
+    assert ext.cited == [3]
+    assert ext.text.endswith(" [3]")
+    assert ext.text.startswith("Base models are not ideal for chatbots")
+    assert FAQ_Q not in ext.text  # the question heading is not part of the answer
+
+
+def test_faq_answer_is_cut_to_leading_sentences() -> None:
+    ext = faq_answer(FAQ, 1, max_chars=200)
+    body = ext.text.removesuffix(" [1]")
+    assert body.startswith("Base models are not ideal")
+    assert "They need fine-tuning" in body
+    assert "Instruct or chat" not in body and "workflow" not in body
+    assert len(body) <= 200
+
+
+def test_faq_answer_strips_markdown_list_and_bold() -> None:
+    entry = chunk("- **Yes**: with care, a base model can be prompted.", kind="faq")
+    assert faq_answer(entry, 1).text == "Yes: with care, a base model can be prompted. [1]"
+
+
+# ------------------------------------------------------------------------------- specifics
+ORIGIN = chunk(
+    'The term "Foundation Model," coined by Stanford University in 2021, draws an analogy to '
+    "the foundation of a building.",
+    n=2,
+)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "The term was coined by Harvard University in 2021 [1].",  # wrong name
+        "The term was coined by Stanford University in 2019 [1].",  # wrong year
+    ],
+)
+def test_invented_names_and_numbers_are_rejected(answer: str) -> None:
+    """Word overlap alone passes these; the names and numbers must come from the passages."""
+    verdict = SupportChecker().run(answer, [ORIGIN])
+    assert not verdict.supported
+    assert any("not in the passages" in r for r in verdict.reasons)
+
+
+def test_names_and_numbers_from_the_passage_are_accepted() -> None:
+    answer = "The term foundation model was coined by Stanford University in 2021 [1]."
+    assert SupportChecker().run(answer, [ORIGIN]).supported
