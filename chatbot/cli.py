@@ -11,12 +11,15 @@ import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
 
 from chatbot.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    from chatbot.pipeline import Pipeline
 
 app = typer.Typer(
     add_completion=False,
@@ -49,7 +52,7 @@ def _settings(corpus: Path | None = None, index: Path | None = None, **kw: Any) 
         fail(f"invalid setting {where}: {first.get('msg')}")
 
 
-def _pipeline(settings: Settings):  # type: ignore[no-untyped-def]
+def _pipeline(settings: Settings) -> Pipeline:
     from chatbot.pipeline import Pipeline
 
     return Pipeline(settings)

@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -85,7 +85,7 @@ class SentenceTransformerEmbedder:
         self._cache_size = query_cache
 
     @cached_property
-    def model(self):  # type: ignore[no-untyped-def]
+    def model(self) -> Any:
         from sentence_transformers import SentenceTransformer
 
         try:

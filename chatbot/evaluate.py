@@ -78,7 +78,7 @@ def eval_retrieval(
     pipeline: Pipeline, items: Iterable[EvalItem], k: int = 5, mode: str | None = None
 ) -> dict[str, Any]:
     retriever = pipeline.retriever(mode)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for item in items:
         r = retriever.run(item.question, top_k=k)
         rank = evidence_rank(item, r) if item.answerable else None
@@ -114,7 +114,7 @@ def eval_retrieval(
 
 
 def eval_answers(pipeline: Pipeline, items: Iterable[EvalItem]) -> dict[str, Any]:
-    rows = []
+    rows: list[dict[str, Any]] = []
     for item in items:
         t0 = time.perf_counter()
         answer = pipeline.ask(item.question)
