@@ -1,0 +1,163 @@
+"""The web UI in a real headless Chromium, against the real app (real embeddings and SmolLM2).
+
+Skipped when /usr/bin/chromium is missing, unless CHATBOT_REQUIRE_BROWSER=1 (CI), where a
+missing browser is a failure. One server and one browser serve the whole module. A screenshot
+of the finished chat is copied to ``$CHATBOT_ARTIFACTS_DIR/screenshot.png`` when that is set.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.test_app_live import PRESET, Server, start_server, stop_server, wait_ready
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+IMG = '<img src=x onerror="window.__pwned=1">'
+SCRIPT = "<script>window.__pwned=2</script>"
+XSS_QUESTION = "How is markup shown in an answer?"
+XSS_PAGE = f"""---
+title: Markup Test Page
+source: test
+---
+# Markup Test Page
+
+A page whose FAQ answer contains markup that must be shown as text.
+
+## Frequently asked questions
+
+### {XSS_QUESTION}
+
+Markup such as {IMG} and {SCRIPT} is shown as text. It is never run by the browser.
+"""
+BOT = "#chat [data-testid='bot']"
+
+pytestmark = pytest.mark.slow
+
+
+def _require_browser() -> None:
+    if CHROMIUM.exists():
+        return
+    reason = f"{CHROMIUM} not found: install the chromium package to run the browser tests"
+    if os.environ.get("CHATBOT_REQUIRE_BROWSER") == "1":
+        pytest.fail(reason + " (CHATBOT_REQUIRE_BROWSER=1)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    _require_browser()
+    srv = start_server(
+        tmp_path_factory.mktemp("browser-app"),
+        tmp_path_factory.getbasetemp() / "shared-model-cache",
+        files={"markup-test.md": XSS_PAGE},
+        CHATBOT_MAX_NEW_TOKENS="64",
+    )
+    try:
+        wait_ready(srv)
+        yield srv
+    finally:
+        stop_server(srv)
+
+
+@pytest.fixture(scope="module")
+def browser(server: Server) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any, server: Server) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(90_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(server.url, wait_until="domcontentloaded")
+    page.wait_for_selector("#presets button", timeout=60_000)
+    page.errors = errors
+    yield page
+    context.close()
+
+
+def wait_for_final_answer(page: Any, count: int) -> Any:
+    """Wait until the chat shows ``count`` bot messages, the last one finished and cited."""
+    page.wait_for_function(
+        """([sel, n]) => {
+            const bots = document.querySelectorAll(sel);
+            if (bots.length < n) return false;
+            const last = bots[bots.length - 1];
+            return last.querySelector("a[href^='#src-']") && !last.innerText.includes("▌");
+        }""",
+        arg=[BOT, count],
+    )
+    return page.locator(BOT).nth(count - 1)
+
+
+def test_preset_then_follow_up(page: Any, tmp_path: Path) -> None:
+    page.locator("#presets").get_by_text(PRESET, exact=True).click()
+    first = wait_for_final_answer(page, 1)
+    assert "complete text rather than follow instructions" in first.inner_text()
+    assert first.locator("a[href='#src-1']").count() >= 1
+    cited = page.locator("#sources .src.cited")
+    assert cited.count() >= 1 and cited.first.is_visible()
+    assert "base-model-insertchat" in cited.first.inner_text()
+
+    box = page.locator("#question textarea")
+    box.fill("How can it be adapted for specific tasks?")
+    box.press("Enter")
+    second = wait_for_final_answer(page, 2)
+    assert len(second.inner_text().strip()) > 20
+    assert page.locator("#chat [data-testid='user']").count() == 2
+    page.wait_for_function("!document.querySelector('#question textarea').disabled")
+    assert box.input_value() == ""
+
+    second.locator("a[href^='#src-']").first.click()  # a citation jumps to its passage
+    assert page.url.split("#", 1)[1].startswith("src-")
+    assert page.locator("#chat [data-testid='user']").count() == 2  # still on the page
+
+    shot = tmp_path / "screenshot.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    artifacts = os.environ.get("CHATBOT_ARTIFACTS_DIR")
+    if artifacts:
+        Path(artifacts).mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, Path(artifacts) / "screenshot.png")
+    assert page.errors == []
+
+
+def test_markup_from_the_corpus_is_shown_not_run(page: Any) -> None:
+    box = page.locator("#question textarea")
+    box.fill(XSS_QUESTION)
+    box.press("Enter")
+    answer = wait_for_final_answer(page, 1)
+    text = answer.inner_text()
+    assert IMG in text and SCRIPT in text  # shown literally
+    assert answer.locator("img, script").count() == 0
+    sources = page.locator("#sources")
+    assert IMG in sources.inner_text() and SCRIPT in sources.inner_text()
+    assert page.locator("#sources img, #sources script").count() == 0
+    page.wait_for_timeout(500)  # give a payload (if any) time to run
+    assert page.evaluate("typeof window.__pwned") == "undefined"
+    assert page.errors == []
