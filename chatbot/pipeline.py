@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 REFUSAL = "The glossary does not cover that."
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
 GeneratorFactory = Callable[[], Generator | None]
+_LEADING_CITATION = re.compile(r"^\s*(?:\[\d+(?:,\s*\d+)*\]\s*)+")
 
 
 class InvalidQuestion(ValueError):
@@ -542,6 +543,12 @@ def _attach_citations(text: str, passages: Sequence[Chunk]) -> tuple[str, list[i
     vocab = [set(tokenize(p.text)) for p in passages]
     out = []
     for sentence in split_sentences(text):
+        lead = _LEADING_CITATION.match(sentence)
+        if lead and sentence[lead.end() :].strip():
+            # "[1] A pre-trained model ..." reads as a broken list: cite at the end instead
+            rest, cite = sentence[lead.end() :].strip(), lead.group(0).strip()
+            end = re.search(r"[.!?]$", rest)
+            sentence = f"{rest[:-1]} {cite}{rest[-1]}" if end else f"{rest} {cite}"
         if not parse_citations(sentence):
             words = set(tokenize(sentence))
             best = max(range(len(passages)), key=lambda i: len(words & vocab[i]))

@@ -551,3 +551,16 @@ def test_preset_cache_is_keyed_by_answer_settings(settings: Settings) -> None:
     assert len(gen.calls) == 2, "a setting that changes answers must miss the cache"
     build(settings, gen, port=9999).cached_answer(GENERAL)
     assert len(gen.calls) == 2, "a server setting must not invalidate cached answers"
+
+
+def test_a_citation_leading_the_answer_moves_to_the_end_of_its_sentence(
+    settings: Settings,
+) -> None:
+    def leading(messages: list[dict[str, str]]) -> str:
+        return "[1] " + grounded()(messages).replace(" [1]", "")
+
+    answer = build(settings, Gen(leading)).ask(GENERAL)
+    assert answer.mode == "generated"
+    assert not answer.answer.startswith("[")
+    assert answer.answer.endswith("[1].")
+    check_citations(answer)
