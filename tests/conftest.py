@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -23,7 +24,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 # Hypothesis would write .hypothesis/ into the checkout: keep its files in a temp dir, and keep
 # no example database, so a run never depends on what an earlier run found.
-hypothesis_configuration.set_hypothesis_home_dir(tempfile.mkdtemp(prefix="hypothesis-"))
+_HYPOTHESIS_HOME = tempfile.mkdtemp(prefix="hypothesis-")
+atexit.register(shutil.rmtree, _HYPOTHESIS_HOME, ignore_errors=True)
+hypothesis_configuration.set_hypothesis_home_dir(_HYPOTHESIS_HOME)
 hypothesis_settings.register_profile("glossary", database=None, deadline=None)
 hypothesis_settings.load_profile("glossary")
 
