@@ -17,7 +17,8 @@ _HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$")
 _FENCE = re.compile(r"^(```|~~~)")
 _FAQ_SECTION = re.compile(r"\b(faq|frequently asked|questions?)\b", re.IGNORECASE)
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+")
+# whitespace after . ! ? and up to two closing quotes/brackets, which stay with their sentence
+_SENTENCE_END = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"')\]])|(?<=[.!?][\"')\]]{2}))\s+")
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ def faq_entries(doc: Document) -> list[FaqEntry]:
 
 
 def _split_units(text: str, start: int, end: int, size: int) -> list[tuple[int, int]]:
-    """Break [start, end) into spans no longer than ``size``: paragraphs, lines, sentences, words."""
+    """Break [start, end) into spans of at most ``size``: paragraphs, lines, sentences, words."""
 
     def spans(pattern: re.Pattern[str], s: int, e: int) -> list[tuple[int, int]]:
         out, cur = [], s
@@ -197,7 +198,11 @@ class Chunker:
                 and _HEADING.match(doc.text[units[0][0] : units[0][1]])
             ):
                 continue
-            for s, e in self._pack(units, limit):
+            spans = self._pack(units, limit)
+            if kind == "faq" and len(spans) > 1 and _HEADING.match(doc.text[slice(*spans[0])]):
+                # the question fit no answer unit beside it: keep it with its answer's start
+                spans[:2] = [(spans[0][0], spans[1][1])]
+            for s, e in spans:
                 chunks.append(
                     Chunk(
                         chunk_id=f"{doc.doc_id}#{len(chunks)}",
@@ -224,7 +229,12 @@ class Chunker:
                 break
             # next chunk starts at the earliest unit that still lies inside the overlap window
             nxt = j + 1
-            while nxt - 1 > i and units[j][1] - units[nxt - 1][0] <= self.overlap:
+            # ... and still reaches unit j + 1, so no chunk is just a tail of the previous one
+            while (
+                nxt - 1 > i
+                and units[j][1] - units[nxt - 1][0] <= self.overlap
+                and units[j + 1][1] - units[nxt - 1][0] <= size
+            ):
                 nxt -= 1
             i = nxt
         return out

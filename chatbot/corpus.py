@@ -131,6 +131,7 @@ def parse_document(path: Path, data: bytes) -> Document:
 
 def load_corpus(corpus_dir: Path) -> Corpus:
     corpus = Corpus()
+    seen: dict[str, str] = {}  # doc_id -> file name
     for path in corpus_files(corpus_dir):
         try:
             data = path.read_bytes()
@@ -138,7 +139,15 @@ def load_corpus(corpus_dir: Path) -> Corpus:
             corpus.skipped.append(SkippedFile(path, f"cannot read ({exc.strerror or exc})"))
             continue
         try:
-            corpus.documents.append(parse_document(path, data))
+            doc = parse_document(path, data)
         except ValueError as exc:
             corpus.skipped.append(SkippedFile(path, str(exc)))
+            continue
+        # doc_id is the file stem: "a.md" next to "a.markdown" would share chunk ids and the
+        # incremental rebuild would reuse each file's chunks for the other.
+        if (first := seen.get(doc.doc_id)) is not None:
+            corpus.skipped.append(SkippedFile(path, f"same name as {first} (rename one of them)"))
+            continue
+        seen[doc.doc_id] = path.name
+        corpus.documents.append(doc)
     return corpus

@@ -40,6 +40,14 @@ from chatbot.embedding import Embedder
 
 FORMAT_VERSION = 1
 ARTIFACTS = ("chunks.jsonl", "vectors.npy", "faiss.index")
+_MANIFEST_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "build_id": str,
+    "chunk_count": int,
+    "embedding": dict,
+    "files": dict,
+    "skipped": list,
+    "artifacts": dict,
+}
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
@@ -173,6 +181,7 @@ def choose_index_type(index_type: str, n_vectors: int, approx_min_vectors: int) 
 
 def make_faiss_index(vectors: np.ndarray, index_type: str) -> Any:
     dim = vectors.shape[1]
+    idx: Any
     if index_type == "hnsw":
         idx = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
         idx.hnsw.efConstruction = 80
@@ -232,6 +241,11 @@ class IndexStore:
             raise IndexCorrupt(f"index manifest is corrupted ({exc})") from exc
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
             raise IndexCorrupt("index manifest has an unknown format")
+        bad = [k for k, t in _MANIFEST_FIELDS.items() if not isinstance(manifest.get(k), t)]
+        if bad:  # valid JSON but not a whole manifest: say so rather than fail with a KeyError
+            raise IndexCorrupt(
+                f"index manifest is corrupted (missing or invalid: {', '.join(bad)})"
+            )
         return manifest
 
     def expected_config(self) -> dict[str, Any]:
@@ -274,6 +288,11 @@ class IndexStore:
             faiss_index = faiss.read_index(str(path / "faiss.index"))
         except Exception as exc:
             raise IndexCorrupt(f"index files cannot be read ({exc})") from exc
+        if vectors.dtype != np.float32 or vectors.ndim != 2 or vectors.shape[1] != faiss_index.d:
+            raise IndexCorrupt(
+                f"index vectors have the wrong type or shape ({vectors.dtype}, "
+                f"{vectors.shape}, index dimension {faiss_index.d})"
+            )
         if not (len(chunks) == len(vectors) == faiss_index.ntotal == manifest["chunk_count"]):
             raise IndexCorrupt("index files disagree on the number of chunks")
         return LoadedIndex(path, manifest, chunks, vectors, faiss_index)
@@ -444,8 +463,11 @@ class IndexStore:
                 by_doc.setdefault(ch.doc_id, []).append(i)
             for name in summary.unchanged:
                 doc_id = Path(name).stem
-                rows = by_doc.get(doc_id, [])
-                reuse[name] = ([previous.chunks[i] for i in rows], previous.vectors[rows])
+                positions = by_doc.get(doc_id, [])
+                reuse[name] = (
+                    [previous.chunks[i] for i in positions],
+                    previous.vectors[positions],
+                )
 
         all_chunks: list[Chunk] = []
         parts: list[np.ndarray | int] = []  # reused vectors, or how many fresh rows to take

@@ -14,7 +14,8 @@ _LEADING = re.compile(r"^\s*(and|but|so|also|ok(ay)?|then|what about|how about)\
 _SINGULAR = re.compile(r"\b(it|its|this one|that one)\b", re.I)
 _PLURAL = re.compile(r"\b(they|them|their|these|those)\b", re.I)
 _FOLLOWUP_HINT = re.compile(
-    r"^\s*(and|but|so|also|what about|how about|why|how|what)\b|\b(it|its|they|them|their|these|those|this|that)\b",
+    r"^\s*(and|but|so|also|what about|how about|why|how|what)\b"
+    r"|\b(it|its|they|them|their|these|those|this|that)\b",
     re.I,
 )
 

@@ -1,0 +1,198 @@
+"""Sentence embeddings.
+
+The fingerprint is what keeps an index from being searched with vectors of another model, so it
+must follow the weights' bytes. The slow tests load the bundled all-MiniLM-L6-v2 itself and
+check, end to end, that the real index ranks the right FAQ entry first.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from chatbot import embedding as embedding_mod
+from chatbot.chunking import Chunker
+from chatbot.config import Settings
+from chatbot.embedding import (
+    Embedder,
+    EmbeddingError,
+    SentenceTransformerEmbedder,
+    bundled_model_path,
+    encode_query,
+    hash_weights,
+)
+from chatbot.index import IndexStore
+from chatbot.retrieve import Retriever
+from tests.fakes import FakeEmbedder
+
+FAQ_Q = "Can you use a base model directly for a chatbot?"
+
+
+def fake_model_dir(root: Path, weights: bytes = b"weights-v1") -> Path:
+    folder = root / "my-model"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "modules.json").write_text("[]")
+    (folder / "model.safetensors").write_bytes(weights)
+    return folder
+
+
+# ------------------------------------------------------------------------------ fast
+
+
+def test_weights_hash_follows_content_and_names(tmp_path: Path) -> None:
+    folder = fake_model_dir(tmp_path)
+    first = hash_weights(folder)
+    assert re.fullmatch(r"[0-9a-f]{16}", first)
+    assert hash_weights(folder) == first
+    (folder / "model.safetensors").write_bytes(b"weights-v2")
+    assert hash_weights(folder) != first
+    (folder / "model.safetensors").write_bytes(b"weights-v1")
+    assert hash_weights(folder) == first
+    # configs are not weights: adding or editing them does not change the hash
+    (folder / "config.json").write_text('{"hidden_size": 384}')
+    assert hash_weights(folder) == first
+    (folder / "model.safetensors").rename(folder / "other.safetensors")
+    assert hash_weights(folder) != first  # the file name is part of the hash
+
+
+def test_weights_hash_falls_back_to_bin_and_requires_weights(tmp_path: Path) -> None:
+    folder = tmp_path / "m"
+    folder.mkdir()
+    with pytest.raises(EmbeddingError, match="no weight files"):
+        hash_weights(folder)
+    (folder / "pytorch_model.bin").write_bytes(b"torch weights")
+    assert re.fullmatch(r"[0-9a-f]{16}", hash_weights(folder))
+
+
+def test_fingerprint_of_a_local_model_has_name_and_weights_hash(tmp_path: Path) -> None:
+    folder = fake_model_dir(tmp_path)
+    emb = SentenceTransformerEmbedder(folder)
+    assert emb.name == "my-model"
+    assert emb.fingerprint() == f"my-model:{hash_weights(folder)}"
+    (folder / "model.safetensors").write_bytes(b"retrained")
+    # a new process (new embedder) sees different weights -> a different fingerprint
+    assert SentenceTransformerEmbedder(folder).fingerprint() != emb.fingerprint()
+
+
+def test_missing_model_folder_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(EmbeddingError, match="not found"):
+        SentenceTransformerEmbedder(tmp_path / "absent")
+
+
+def test_bundled_model_is_found_or_explained(monkeypatch: pytest.MonkeyPatch) -> None:
+    path = bundled_model_path()
+    assert (path / "modules.json").exists()
+    monkeypatch.setattr(embedding_mod, "BUNDLED_EMBEDDING_PACKAGE", "no_such_model_package_xyz")
+    with pytest.raises(EmbeddingError, match="make setup"):
+        bundled_model_path()
+
+
+class CountingEmbedder(SentenceTransformerEmbedder):
+    """The real query cache in front of a fake model."""
+
+    def __init__(self, folder: Path, query_cache: int) -> None:
+        super().__init__(folder, query_cache=query_cache)
+        self.batches: list[list[str]] = []
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        self.batches.append(list(texts))
+        return FakeEmbedder().encode(texts)
+
+
+def test_query_cache_is_a_bounded_lru(tmp_path: Path) -> None:
+    emb = CountingEmbedder(fake_model_dir(tmp_path), query_cache=2)
+    a = emb.encode_query("alpha question")
+    assert np.array_equal(emb.encode_query("alpha question"), a)
+    assert emb.batches == [["alpha question"]]
+    emb.encode_query("beta question")
+    emb.encode_query("alpha question")  # refreshes alpha
+    emb.encode_query("gamma question")  # evicts beta, the least recently used
+    assert len(emb.batches) == 3
+    emb.encode_query("alpha question")
+    assert len(emb.batches) == 3
+    emb.encode_query("beta question")
+    assert len(emb.batches) == 4
+
+
+def test_encode_query_helper_uses_the_cache_when_there_is_one(tmp_path: Path) -> None:
+    emb = CountingEmbedder(fake_model_dir(tmp_path), query_cache=4)
+    encode_query(emb, "q one")
+    encode_query(emb, "q one")
+    assert len(emb.batches) == 1
+    fake = FakeEmbedder()
+    vec = encode_query(fake, "plain embedder")
+    assert vec.shape == (fake.dim,) and fake.calls == 1
+    assert isinstance(fake, Embedder)
+
+
+# ------------------------------------------------------------------------------ slow
+
+
+@pytest.fixture(scope="module")
+def minilm() -> SentenceTransformerEmbedder:
+    return SentenceTransformerEmbedder()
+
+
+@pytest.mark.slow
+def test_bundled_minilm_embeds_normalized_384d_vectors(
+    minilm: SentenceTransformerEmbedder,
+) -> None:
+    assert minilm.name == "all-MiniLM-L6-v2"
+    assert minilm.dim == 384
+    assert minilm.fingerprint() == f"all-MiniLM-L6-v2:{hash_weights(bundled_model_path())}"
+    texts = [
+        "A base model is a pre-trained network used as a starting point.",
+        "Base models are pretrained neural networks that you adapt later.",
+        "The best pizza in Naples has a thin, soft crust.",
+    ]
+    vecs = minilm.encode(texts)
+    assert vecs.dtype == np.float32 and vecs.shape == (3, 384)
+    np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-4)
+    sim = vecs @ vecs.T
+    assert sim[0, 1] > 0.6
+    assert sim[0, 1] > sim[0, 2] + 0.4 and sim[1, 0] > sim[1, 2] + 0.4
+    assert minilm.encode([]).shape == (0, 384)
+    # the query path gives the same vector as a batch encode
+    np.testing.assert_allclose(minilm.encode_query(texts[0]), vecs[0], atol=1e-5)
+
+
+@pytest.mark.slow
+def test_corrupted_model_folder_raises_embedding_error(tmp_path: Path) -> None:
+    folder = fake_model_dir(tmp_path, weights=b"not safetensors at all")
+    (folder / "modules.json").write_text("{ this is not json")
+    emb = SentenceTransformerEmbedder(folder)
+    with pytest.raises(EmbeddingError, match="cannot load embedding model"):
+        emb.encode(["anything"])
+
+
+@pytest.mark.slow
+def test_real_index_ranks_the_faq_entry_first(
+    minilm: SentenceTransformerEmbedder, tmp_path: Path, corpus_dir: Path
+) -> None:
+    s = Settings(_env_file=None)  # type: ignore[call-arg]
+    store = IndexStore(tmp_path / "index", minilm, Chunker(s.chunk_size, s.chunk_overlap))
+    store.build(corpus_dir)
+    index = store.load()
+    assert index.manifest["embedding"]["fingerprint"] == minilm.fingerprint()
+    assert index.vectors.shape[1] == 384
+    retriever = Retriever(
+        index,
+        minilm,
+        s.top_k,
+        s.candidates,
+        s.retrieval_mode,
+        s.rrf_k,
+        s.relevance_threshold,
+        s.dense_weight,
+        s.lexical_coverage,
+    )
+    result = retriever.run(FAQ_Q)
+    top = result.hits[0].chunk
+    assert (top.doc_id, top.kind, top.question) == ("base-model-insertchat", "faq", FAQ_Q)
+    assert "Base models are not ideal for chatbots" in top.text
+    assert result.relevant
+    assert not retriever.run("best pizza in Naples").relevant

@@ -1,0 +1,246 @@
+"""Hybrid retrieval: dense + BM25 fused by reciprocal rank fusion, and the relevance gate.
+
+The fusion arithmetic is checked on a tiny hand-made index where every rank is known; the
+modes and the off-topic gate on the real corpus with the deterministic FakeEmbedder.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from chatbot.chunking import Chunk, Chunker
+from chatbot.index import IndexStore, LoadedIndex, make_faiss_index
+from chatbot.retrieve import Retriever, tokenize
+from tests.fakes import FakeEmbedder
+
+FAQ_Q = "Can you use a base model directly for a chatbot?"
+FAQ_ID = "base-model-insertchat"
+
+
+@pytest.fixture
+def real_index(tmp_path: Path, corpus_dir: Path) -> LoadedIndex:
+    store = IndexStore(tmp_path / "index", FakeEmbedder(), Chunker())
+    store.build(corpus_dir)
+    return store.load()
+
+
+def retriever(index: LoadedIndex, **kw: object) -> Retriever:
+    kw.setdefault("relevance_threshold", 0.2)  # the FakeEmbedder's cosine scale
+    return Retriever(index, FakeEmbedder(), **kw)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------------ tokenize
+
+
+def test_tokenize_lowercases_stems_and_drops_stopwords() -> None:
+    assert tokenize("What are the Models running?") == ["model", "run"]
+    assert tokenize("fine-tuning LoRA's") == ["fine", "tune", "lora"]  # 's is one char: dropped
+    assert tokenize("a b c I") == []
+    assert tokenize("Café crème") == ["café", "crème"]
+    assert tokenize("Why does it work? How can it?") == ["work"]
+    assert tokenize("") == []
+
+
+# ------------------------------------------------------------------------------ tiny index
+
+
+class StubEmbedder:
+    """Returns hand-picked query vectors, so dense ranks are known exactly."""
+
+    name = "stub"
+
+    def __init__(self, vectors: dict[str, list[float]]) -> None:
+        self.vectors = vectors
+
+    @property
+    def dim(self) -> int:
+        return 4
+
+    def fingerprint(self) -> str:
+        return "stub"
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.array([self.vectors[t] for t in texts], dtype=np.float32)
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def tiny_index(texts: list[str], vectors: list[list[float]]) -> LoadedIndex:
+    chunks = [
+        Chunk(f"d#{i}", "d", "T", "H", text, 0, len(text), "text") for i, text in enumerate(texts)
+    ]
+    vecs = np.array(vectors, dtype=np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    manifest = {"build_id": "tiny", "fingerprint": "tiny"}
+    return LoadedIndex(Path("tiny"), manifest, chunks, vecs, make_faiss_index(vecs, "flat"))
+
+
+# Dense ranks for "zebra": d0 > d1 > d2 > d3.  BM25 ranks: d2 > d3 (others have no "zebra").
+TINY_TEXTS = ["lion", "tiger", "zebra zebra zebra stripes", "zebra among many other animals"]
+TINY_VECS = [[1, 0, 0, 0], [1, 1, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]]
+TINY_Q = {"zebra": [3, 1, 0, 0], "lion tiger": [0, 0, 0, 1]}
+
+
+def tiny(**kw: object) -> Retriever:
+    kw.setdefault("relevance_threshold", 0.5)
+    return Retriever(tiny_index(TINY_TEXTS, TINY_VECS), StubEmbedder(TINY_Q), **kw)  # type: ignore[arg-type]
+
+
+def test_single_modes_on_the_tiny_index() -> None:
+    dense = tiny(mode="dense", top_k=4).run("zebra")
+    assert [h.chunk.chunk_id for h in dense.hits] == ["d#0", "d#1", "d#2", "d#3"]
+    q = np.array([3, 1, 0, 0]) / np.sqrt(10)
+    assert [h.score for h in dense.hits] == pytest.approx(
+        [float(q @ v) for v in tiny_index(TINY_TEXTS, TINY_VECS).vectors], abs=1e-6
+    )
+    assert all(h.bm25_score is None for h in dense.hits)
+
+    bm25 = tiny(mode="bm25", top_k=4).run("zebra")
+    assert [h.chunk.chunk_id for h in bm25.hits] == ["d#2", "d#3"]  # zero-score chunks dropped
+    assert bm25.hits[0].bm25_score == bm25.hits[0].score > bm25.hits[1].score > 0
+    assert all(h.dense_score is not None for h in bm25.hits)  # cosine filled in for display
+
+
+def test_rrf_fuses_ranks_not_scores() -> None:
+    hits = tiny(mode="hybrid", top_k=4, rrf_k=60, dense_weight=1.0).run("zebra").hits
+    # d2: dense rank 3 + bm25 rank 1; d3: dense 4 + bm25 2; d0: dense 1; d1: dense 2
+    assert [h.chunk.chunk_id for h in hits] == ["d#2", "d#3", "d#0", "d#1"]
+    expected = [1 / 63 + 1 / 61, 1 / 64 + 1 / 62, 1 / 61, 1 / 62]
+    assert [h.score for h in hits] == pytest.approx(expected)
+    assert [h.rank for h in hits] == [0, 1, 2, 3]
+    assert hits[0].dense_score == pytest.approx(1 / np.sqrt(10), abs=1e-6)
+    assert hits[2].bm25_score is None
+
+
+def test_dense_weight_and_rrf_k_shift_the_fusion() -> None:
+    # a tiny rrf_k makes rank differences count: d2 = 1/4 + 1/2 beats d0 = 1/2
+    hits = tiny(mode="hybrid", top_k=4, rrf_k=1, dense_weight=1.0).run("zebra").hits
+    assert [(h.chunk.chunk_id, h.score) for h in hits] == [
+        ("d#2", pytest.approx(1 / 4 + 1 / 2)),
+        ("d#3", pytest.approx(1 / 5 + 1 / 3)),
+        ("d#0", pytest.approx(1 / 2)),
+        ("d#1", pytest.approx(1 / 3)),
+    ]
+    # weighted 10x, the dense list wins: d0 = 10/2 over d2 = 10/4 + 1/2
+    hits = tiny(mode="hybrid", top_k=4, rrf_k=1, dense_weight=10.0).run("zebra").hits
+    assert [h.chunk.chunk_id for h in hits] == ["d#0", "d#1", "d#2", "d#3"]
+    assert [h.score for h in hits] == pytest.approx([5, 10 / 3, 10 / 4 + 1 / 2, 10 / 5 + 1 / 3])
+
+
+def test_equal_fused_scores_break_ties_by_position() -> None:
+    # dense prefers d1 then d0; BM25 prefers d0 then d1: both fuse to 1/61 + 1/62
+    index = tiny_index(["apple apple", "apple pear plum fig"], [[1, 0, 0, 0], [0, 1, 0, 0]])
+    r = Retriever(index, StubEmbedder({"apple": [1, 2, 0, 0]}), top_k=2, relevance_threshold=0.1)  # type: ignore[arg-type]
+    hits = r.run("apple").hits
+    assert hits[0].score == pytest.approx(hits[1].score)
+    assert [h.chunk.chunk_id for h in hits] == ["d#0", "d#1"]
+
+
+def test_candidates_limit_each_retriever() -> None:
+    hits = tiny(mode="hybrid", top_k=4, candidates=1).run("zebra").hits
+    # candidates is raised to top_k, so all four are still reachable
+    assert len(hits) == 4
+    r = tiny(mode="dense", top_k=1, candidates=1)
+    assert [h.chunk.chunk_id for h in r.run("zebra").hits] == ["d#0"]
+
+
+def test_relevance_gate_on_dense_cosine_or_lexical_coverage() -> None:
+    assert tiny(relevance_threshold=0.9).run("zebra").relevant  # cosine 0.949
+    # cosine too low and only one term: not relevant
+    assert not tiny(relevance_threshold=0.96).run("zebra").relevant
+    # "lion tiger": dense is orthogonal to everything (cosine 0) ...
+    r = tiny(relevance_threshold=0.5, lexical_coverage=0.5).run("lion tiger")
+    assert r.best_dense == pytest.approx(0.0, abs=1e-6)
+    # ... but the best BM25 hit holds half of the terms, which meets lexical_coverage=0.5
+    assert r.lexical_coverage == pytest.approx(0.5)
+    assert r.relevant
+    assert not tiny(relevance_threshold=0.5, lexical_coverage=0.75).run("lion tiger").relevant
+
+
+def test_empty_index_returns_nothing_and_is_not_relevant() -> None:
+    index = LoadedIndex(
+        Path("empty"),
+        {"build_id": "e", "fingerprint": "e"},
+        [],
+        np.zeros((0, 4), dtype=np.float32),
+        make_faiss_index(np.zeros((0, 4), dtype=np.float32), "flat"),
+    )
+    for mode in ("hybrid", "dense", "bm25"):
+        r = Retriever(index, StubEmbedder({"x y": [1, 0, 0, 0]}), mode=mode).run("x y")  # type: ignore[arg-type]
+        assert r.hits == [] and not r.relevant
+
+
+@pytest.mark.parametrize(
+    "kw", [{"top_k": 0}, {"candidates": 0}, {"mode": "sparse"}], ids=["top_k", "cand", "mode"]
+)
+def test_invalid_arguments_are_rejected(kw: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        tiny(**kw)
+
+
+# ------------------------------------------------------------------------------ real corpus
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "bm25"])
+def test_each_mode_finds_the_faq_entry(real_index: LoadedIndex, mode: str) -> None:
+    result = retriever(real_index, mode=mode).run(FAQ_Q)
+    top = result.hits[0].chunk
+    assert top.doc_id == FAQ_ID and top.kind == "faq" and top.question == FAQ_Q
+    assert result.relevant
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "bm25"])
+@pytest.mark.parametrize("k", [1, 3, 6])
+def test_top_k_and_descending_scores(real_index: LoadedIndex, mode: str, k: int) -> None:
+    result = retriever(real_index, mode=mode, top_k=k).run("Who coined the term foundation model?")
+    assert len(result.hits) == k
+    scores = [h.score for h in result.hits]
+    assert scores == sorted(scores, reverse=True)
+    assert [h.rank for h in result.hits] == list(range(k))
+    assert len({h.chunk.chunk_id for h in result.hits}) == k
+
+
+def test_run_top_k_argument_overrides_the_default(real_index: LoadedIndex) -> None:
+    r = retriever(real_index, top_k=4)
+    assert len(r.run(FAQ_Q, top_k=2).hits) == 2
+    assert len(r.run(FAQ_Q).hits) == 4
+
+
+def test_dense_mode_matches_brute_force_cosine(real_index: LoadedIndex) -> None:
+    hits = retriever(real_index, mode="dense", top_k=5).run(FAQ_Q).hits
+    q = FakeEmbedder().encode([FAQ_Q])[0]
+    cos = real_index.vectors @ q
+    assert [real_index.chunks.index(h.chunk) for h in hits] == list(np.argsort(-cos)[:5])
+    assert [h.score for h in hits] == pytest.approx(sorted(cos, reverse=True)[:5], abs=1e-5)
+
+
+def test_hybrid_hits_carry_both_scores_when_both_found_them(real_index: LoadedIndex) -> None:
+    hit = retriever(real_index).run(FAQ_Q).hits[0]
+    assert hit.dense_score is not None and hit.dense_score > 0.5
+    assert hit.bm25_score is not None and hit.bm25_score > 0
+
+
+def test_off_topic_question_is_not_relevant(real_index: LoadedIndex) -> None:
+    for mode in ("hybrid", "dense", "bm25"):
+        result = retriever(real_index, mode=mode).run("best pizza in Naples")
+        assert not result.relevant, mode
+        assert result.best_dense < 0.2
+    on_topic = retriever(real_index).run("Who coined the term foundation model?")
+    assert on_topic.relevant
+
+
+def test_retrieval_serializes_to_json(real_index: LoadedIndex) -> None:
+    data = retriever(real_index).run(FAQ_Q).to_dict()
+    json.dumps(data)
+    assert data["question"] == FAQ_Q and data["relevant"] is True
+    assert data["hits"][0]["doc"] == FAQ_ID and data["hits"][0]["kind"] == "faq"
+    hit = data["hits"][0]
+    assert (
+        hit["text"]
+        == real_index.chunks[[c.chunk_id for c in real_index.chunks].index(hit["chunk_id"])].text
+    )
+    assert {"embed_ms", "dense_ms", "bm25_ms", "fusion_ms", "total_ms"} <= set(data["timings"])
