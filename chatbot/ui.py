@@ -372,7 +372,8 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
                 with gr.Column(scale=3):
                     chatbot = gr.Chatbot(
                         label="Chat",
-                        height=460,
+                        show_label=False,  # the label floats over the first message
+                        height=520,
                         buttons=["copy"],
                         elem_id="chat",
                         sanitize_html=True,
