@@ -187,18 +187,7 @@ class Pipeline:
             return summary
 
     def _install(self, index: LoadedIndex) -> None:
-        s = self.settings
-        retriever = Retriever(
-            index,
-            self.embedder,
-            s.top_k,
-            s.candidates,
-            s.retrieval_mode,
-            s.rrf_k,
-            s.relevance_threshold,
-            s.dense_weight,
-            s.lexical_coverage,
-        )
+        retriever = self._make_retriever(index, self.settings.retrieval_mode)
         _ = retriever.bm25  # build BM25 now, not on the first question
         faq_chunks = [
             c for c in index.chunks if c.kind == "faq" and c.text.lstrip().startswith("#")
@@ -216,6 +205,20 @@ class Pipeline:
         if self.settings.preset_cache_dir.exists():
             self._prune_preset_cache(index.fingerprint)
 
+    def _make_retriever(self, index: LoadedIndex, mode: str) -> Retriever:
+        s = self.settings
+        return Retriever(
+            index,
+            self.embedder,
+            s.top_k,
+            s.candidates,
+            mode,  # type: ignore[arg-type]  # validated by Retriever
+            s.rrf_k,
+            s.relevance_threshold,
+            s.dense_weight,
+            s.lexical_coverage,
+        )
+
     @property
     def index(self) -> LoadedIndex:
         return self.ensure_index()
@@ -227,15 +230,7 @@ class Pipeline:
         live = self._state.retriever
         if mode is None or mode == live.mode:
             return live
-        other = Retriever(
-            live.index,
-            self.embedder,
-            live.top_k,
-            live.candidates,
-            mode,  # type: ignore[arg-type]
-            live.rrf_k,
-            live.relevance_threshold,
-        )
+        other = self._make_retriever(live.index, mode)
         if mode != "dense":
             other.__dict__["bm25"] = live.bm25  # share the already-built BM25 index
         return other
