@@ -202,7 +202,7 @@ class IndexStore:
         embedder: Embedder,
         chunker: Chunker,
         index_type: str = "auto",
-        approx_min_vectors: int = 200_000,
+        approx_min_vectors: int = 100_000,
         lock_timeout_s: float = 600.0,
     ) -> None:
         self.dir = Path(index_dir)
