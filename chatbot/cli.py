@@ -271,13 +271,19 @@ def ask(
         one(None, question)
 
 
-def _eval_file(file: Path | None) -> Path:
-    from chatbot.evaluate import DEFAULT_EVAL_FILE
+def _eval_setup(
+    file: Path | None, corpus: Path | None, index: Path | None
+) -> tuple[list[Any], Pipeline]:
+    """The eval items and a pipeline with its index ready: both eval commands start alike."""
+    from chatbot.evaluate import DEFAULT_EVAL_FILE, load_items
 
     path = file or DEFAULT_EVAL_FILE
     if not path.exists():
         fail(f"eval file not found: {path}")
-    return path
+    items = _run(lambda: load_items(path))
+    pipe = _pipeline(_settings(corpus, index))
+    _run(pipe.ensure_index)
+    return items, pipe
 
 
 @eval_app.command("retrieval")
@@ -291,11 +297,9 @@ def eval_retrieval_cmd(
     index: IndexOpt = None,
 ) -> None:
     """hit@1/3/5 and MRR of evidence passages, and the relevance flag on unanswerables."""
-    from chatbot.evaluate import eval_retrieval, load_items
+    from chatbot.evaluate import eval_retrieval
 
-    items = _run(lambda: load_items(_eval_file(file)))
-    pipe = _pipeline(_settings(corpus, index))
-    _run(pipe.ensure_index)
+    items, pipe = _eval_setup(file, corpus, index)
     modes = [mode] if mode else ["dense", "bm25", "hybrid"]
     results = {m: eval_retrieval(pipe, items, mode=m) for m in modes}
     if as_json:
@@ -326,11 +330,9 @@ def eval_answers_cmd(
     index: IndexOpt = None,
 ) -> None:
     """Fact recall, refusals, citations and seconds per answer, per question and in total."""
-    from chatbot.evaluate import eval_answers, load_items
+    from chatbot.evaluate import eval_answers
 
-    items = _run(lambda: load_items(_eval_file(file)))
-    pipe = _pipeline(_settings(corpus, index))
-    _run(pipe.ensure_index)
+    items, pipe = _eval_setup(file, corpus, index)
     result = eval_answers(pipe, items)
     if as_json:
         typer.echo(json.dumps(result, ensure_ascii=False))

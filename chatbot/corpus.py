@@ -63,6 +63,15 @@ def file_sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def path_sha256(path: Path) -> str:
+    """SHA-256 of a file read in 1 MB blocks: index artifacts and model files can be large."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def corpus_files(corpus_dir: Path) -> list[Path]:
     """Corpus files in a stable order; hidden files and editor backups are not content."""
     if not corpus_dir.is_dir():

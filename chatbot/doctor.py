@@ -100,7 +100,8 @@ def check_embedding(settings: Settings) -> list[Check]:
 
 def expected_cache_dir(gguf: Path, cache_root: Path) -> Path:
     """Where ``generate.converted_cache_dir`` keeps this GGUF's conversion, computed read-only."""
-    from chatbot.generate import _quick_key, _sha256
+    from chatbot.corpus import path_sha256
+    from chatbot.generate import _quick_key
 
     try:
         known = json.loads((cache_root / "gguf-hashes.json").read_text())
@@ -108,7 +109,7 @@ def expected_cache_dir(gguf: Path, cache_root: Path) -> Path:
     except (OSError, ValueError, AttributeError):
         entry = {}
     sha = entry.get("sha256") if entry.get("quick") == _quick_key(gguf) else None
-    return cache_root / f"{gguf.stem}-{(sha or _sha256(gguf))[:16]}"
+    return cache_root / f"{gguf.stem}-{(sha or path_sha256(gguf))[:16]}"
 
 
 def check_instruct_model(settings: Settings) -> list[Check]:

@@ -35,7 +35,14 @@ import faiss
 import numpy as np
 
 from chatbot.chunking import Chunk, Chunker
-from chatbot.corpus import Corpus, CorpusError, corpus_files, file_sha256, load_corpus
+from chatbot.corpus import (
+    Corpus,
+    CorpusError,
+    corpus_files,
+    file_sha256,
+    load_corpus,
+    path_sha256,
+)
 from chatbot.embedding import Embedder
 
 FORMAT_VERSION = 1
@@ -137,14 +144,6 @@ class LoadedIndex:
 
     def __len__(self) -> int:
         return len(self.chunks)
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _versions() -> dict[str, str]:
@@ -276,7 +275,7 @@ class IndexStore:
             file = path / name
             if not file.exists():
                 raise IndexCorrupt(f"index file {name} is missing")
-            if _sha256_file(file) != manifest["artifacts"].get(name):
+            if path_sha256(file) != manifest["artifacts"].get(name):
                 raise IndexCorrupt(f"index file {name} is corrupted (checksum mismatch)")
         try:
             chunks = [
@@ -545,7 +544,7 @@ class IndexStore:
             "chunk_count": len(all_chunks),
             "files": files,
             "skipped": summary.skipped,
-            "artifacts": {name: _sha256_file(tmp / name) for name in ARTIFACTS},
+            "artifacts": {name: path_sha256(tmp / name) for name in ARTIFACTS},
             "versions": _versions(),
             "build": {
                 "added": summary.added,
