@@ -336,9 +336,14 @@ def quantize_from_blocks(model: Any, blocks_file: Path) -> int:
             parts[name] = _q8_0_parts(raw, rows, cols)
             continue
         owner_path, _, attr = name.rpartition(".")
-        rows, cols = getattr(model.get_submodule(owner_path), attr).weight.shape
+        try:
+            rows, cols = getattr(model.get_submodule(owner_path), attr).weight.shape
+        except AttributeError:
+            raise ValueError(f"blocks for {name}, which the model does not have") from None
         if raw.shape != (rows, cols // 32 * _Q4_1_BLOCK):
             raise ValueError(f"{name} blocks have shape {raw.shape}, the model {rows}x{cols}")
+        if rows % 16:  # the int4 kernel packs output rows in groups of 16
+            raise ValueError(f"{name} has {rows} output rows, not a multiple of 16")
         qdm = _q4_1_parts(raw, rows, cols)
         if attr in heads:
             qdm = tuple(_unpermute_rows(a, heads[attr]) for a in qdm)
