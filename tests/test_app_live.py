@@ -86,9 +86,9 @@ def free_port() -> int:
 def link_model_cache(cache_dir: Path, shared_models: Path) -> None:
     """Give the server a converted SmolLM2 without writing outside the temp folders.
 
-    When the checkout's cache holds a complete conversion of the installed GGUF, it is linked
-    (read-only use). Otherwise ``models`` points at a session-wide temp folder, so the
-    conversion (~30 s) happens at most once per test session.
+    When the checkout's cache holds a complete conversion of the installed GGUF, its files are
+    linked one by one (read-only use). Otherwise ``models`` points at a session-wide temp
+    folder, so the conversion (~30 s) happens at most once per test session.
     """
     from chatbot.doctor import expected_cache_dir
     from chatbot.generate import _cache_complete, bundled_gguf_path, converted_cache_dir
@@ -103,7 +103,11 @@ def link_model_cache(cache_dir: Path, shared_models: Path) -> None:
     if _cache_complete(repo_conv):
         models.mkdir()
         local = converted_cache_dir(gguf, models)  # writes the hash file under tmp only
-        local.symlink_to(repo_conv, target_is_directory=True)
+        # a real folder of per-file links: what the server adds (the extracted GGUF blocks) or
+        # deletes (a blocks file it rejects) stays in tmp, the checkout's cache is only read
+        local.mkdir(parents=True, exist_ok=True)
+        for item in repo_conv.iterdir():
+            (local / item.name).symlink_to(item)
     else:
         shared_models.mkdir(parents=True, exist_ok=True)
         models.symlink_to(shared_models, target_is_directory=True)
