@@ -397,7 +397,7 @@ class LlamaRunner:
     another architecture) keeps the transformers path.
     """
 
-    def __init__(self, model: Any, matmul_threads: int = 0) -> None:
+    def __init__(self, model: Any) -> None:
         import torch
 
         cfg = model.config
@@ -419,7 +419,6 @@ class LlamaRunner:
         self.head = model.lm_head
         self.keys: list[Any] = []  # per layer: (max_len, n_kv, head_dim)
         self.values: list[Any] = []
-        self.matmul_threads = matmul_threads  # 0: whatever the caller set
         self._torch = torch
 
     def _rms(self, x: Any, weight: Any) -> Any:
@@ -486,58 +485,35 @@ class LlamaRunner:
         return rot
 
     def step(self, token: int, pos: int) -> Any:
-        """One decoding step: the logits after ``token`` placed at ``pos`` (> 0).
-
-        The weight matmuls (a few hundred KB to 28 MB of weights each, memory-bound) run on
-        ``matmul_threads``; everything else (norms, RoPE, attention over a few hundred cached
-        positions: microseconds each, where a thread hand-off costs more than it saves) on the
-        thread count the caller set. Switching costs ~0.1 us; measured 46 -> 58 tok/s on 2 cores.
-        """
+        """One decoding step: the logits after ``token`` placed at ``pos`` (> 0)."""
         t = self._torch
         rms_norm = t.nn.functional.rms_norm
         silu = t.nn.functional.silu
-        narrow, wide = t.get_num_threads(), self.matmul_threads or t.get_num_threads()
-        threads = t.set_num_threads
         nh, nkv, hd = self.n_heads, self.n_kv, self.head_dim
         groups = nh // nkv
         shape = (self.hidden,)
         rot = self._rotation(pos)
         end = pos + 1
         h = self.embed.weight[token : token + 1]
-        try:
-            for i, layer in enumerate(self.layers):
-                attn = layer.self_attn
-                x = rms_norm(h, shape, layer.input_layernorm.weight, self.eps)
-                threads(wide)
-                q, k, v = self._qkv(attn, x)
-                threads(narrow)
-                qk = t.cat((q.view(nh, hd), k.view(nkv, hd))) @ rot
-                self.keys[i][pos] = qk[nh:]
-                self.values[i][pos] = v.view(nkv, hd)
-                keys, values = self.keys[i][:end], self.values[i][:end]
-                scores = qk[:nh].view(nkv, groups, hd) @ keys.permute(1, 2, 0)
-                out = t.softmax(scores * self.scale, dim=-1) @ values.transpose(0, 1)
-                threads(wide)
-                h = h + attn.o_proj(out.view(1, nh * hd))
-                threads(narrow)
-                x = rms_norm(h, shape, layer.post_attention_layernorm.weight, self.eps)
-                mlp = layer.mlp
-                threads(wide)
-                fused = getattr(mlp, "fused_gate_up", None)
-                if fused is not None:
-                    gate, up = fused(x).chunk(2, dim=-1)
-                else:
-                    gate, up = mlp.gate_proj(x), mlp.up_proj(x)
-                threads(narrow)
-                x = silu(gate) * up
-                threads(wide)
-                h = h + mlp.down_proj(x)
-                threads(narrow)
-            x = rms_norm(h, shape, self.norm.weight, self.eps)
-            threads(wide)
-            return self.head(x)[0]
-        finally:
-            threads(narrow)
+        for i, layer in enumerate(self.layers):
+            attn = layer.self_attn
+            q, k, v = self._qkv(attn, rms_norm(h, shape, layer.input_layernorm.weight, self.eps))
+            qk = t.cat((q.view(nh, hd), k.view(nkv, hd))) @ rot
+            self.keys[i][pos] = qk[nh:]
+            self.values[i][pos] = v.view(nkv, hd)
+            keys, values = self.keys[i][:end], self.values[i][:end]
+            scores = qk[:nh].view(nkv, groups, hd) @ keys.permute(1, 2, 0)
+            out = t.softmax(scores * self.scale, dim=-1) @ values.transpose(0, 1)
+            h = h + attn.o_proj(out.view(1, nh * hd))
+            x = rms_norm(h, shape, layer.post_attention_layernorm.weight, self.eps)
+            mlp = layer.mlp
+            fused = getattr(mlp, "fused_gate_up", None)
+            if fused is not None:
+                gate, up = fused(x).chunk(2, dim=-1)
+            else:
+                gate, up = mlp.gate_proj(x), mlp.up_proj(x)
+            h = h + mlp.down_proj(silu(gate) * up)
+        return self.head(rms_norm(h, shape, self.norm.weight, self.eps))[0]
 
     def matches(self, cache_arg: str) -> bool:
         """Same logits as the transformers forward, prefill and two decode steps?"""
@@ -619,7 +595,7 @@ class TransformersGenerator:
         }
         self.runner: LlamaRunner | None = None
         try:
-            runner = LlamaRunner(self.model, matmul_threads=threads or torch.get_num_threads())
+            runner = LlamaRunner(self.model)
             if runner.matches(self._cache_arg):
                 self.runner = runner
             else:
@@ -704,8 +680,10 @@ class TransformersGenerator:
 
         A plain loop rather than ``model.generate``: it lets prefill (a few big matmuls) use
         every thread and decoding (hundreds of tiny ops per token, where thread hand-offs cost
-        more than they save, and where a busy second core stalls every op) use ``decode_threads``;
-        the lean runner moves its weight matmuls back onto all threads (``LlamaRunner.step``).
+        more than they save, and where a busy second core stalls every op) use ``decode_threads``.
+        Putting only the weight matmuls back on 2 threads was measured: 46 -> 58 tok/s when
+        decoding on the process's main thread, but 34 tok/s on a worker thread, which is where
+        the app decodes (OpenMP teams led by a non-main thread are slow here), so it was dropped.
         Greedy decoding with the repetition penalty over prompt and answer, as ``generate`` does;
         temperature > 0 samples with top-p 0.9.
         """
