@@ -841,17 +841,24 @@ class LlamaCppGenerator:
         return len(self.llm.tokenize(text.encode(), add_bos=False))
 
     def stream(self, messages: list[Message], max_new_tokens: int) -> Iterator[str]:
+        # llama.cpp raises ValueError/RuntimeError (context overflow, decode failure): turn them
+        # into the GenerationError the pipeline answers extractively from, as other backends do
         with self._lock:
-            for part in self.llm.create_chat_completion(
-                messages=messages,
-                max_tokens=max_new_tokens,
-                temperature=self.temperature,
-                repeat_penalty=self.repetition_penalty,
-                stream=True,
-            ):
-                piece = part["choices"][0]["delta"].get("content")
-                if piece:
-                    yield piece
+            try:
+                for part in self.llm.create_chat_completion(
+                    messages=messages,
+                    max_tokens=max_new_tokens,
+                    temperature=self.temperature,
+                    repeat_penalty=self.repetition_penalty,
+                    stream=True,
+                ):
+                    piece = part["choices"][0]["delta"].get("content")
+                    if piece:
+                        yield piece
+            except GenerationError:
+                raise
+            except Exception as exc:
+                raise GenerationError(f"llama.cpp failed: {exc}") from exc
 
 
 def llama_cpp_available() -> bool:

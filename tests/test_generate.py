@@ -1008,3 +1008,33 @@ def test_real_smollm2_quantized_weights_can_be_switched_off(
     assert type(gen.model.lm_head) is nn.Linear
     assert gen.runner is not None
     assert "".join(gen.stream(MESSAGES, 6)).strip()
+
+
+# ------------------------------------------------------------------------ llama.cpp errors
+class FailingLlama:
+    """Stands in for ``llama_cpp.Llama``: streams ``pieces`` of a chat completion, then raises
+    what llama.cpp raises when the prompt overflows its context."""
+
+    def __init__(self, pieces: list[str]) -> None:
+        self.pieces = pieces
+
+    def create_chat_completion(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        for piece in self.pieces:
+            yield {"choices": [{"delta": {"content": piece}}]}
+        raise ValueError("Requested tokens (2100) exceed context window of 2048")
+
+
+@pytest.mark.parametrize("pieces", [[], ["Base", " models"]], ids=["at-once", "mid-stream"])
+def test_llama_cpp_errors_become_generation_errors(pieces: list[str]) -> None:
+    """The pipeline falls back to an extractive answer on GenerationError only; a raw
+    ValueError from llama.cpp would reach the user as a failed request."""
+    gen = object.__new__(generate.LlamaCppGenerator)
+    gen.llm = FailingLlama(pieces)
+    gen.temperature, gen.repetition_penalty = 0.0, 1.15
+    gen._lock = threading.Lock()
+    got: list[str] = []
+    with pytest.raises(GenerationError, match="context window"):
+        for piece in gen.stream(MESSAGES, 32):
+            got.append(piece)
+    assert got == pieces
+    assert not gen._lock.locked()
