@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -90,6 +90,18 @@ def _questions(file: Path) -> Iterator[tuple[Any, str]]:
             yield record.get("id"), record["question"]
         except (ValueError, KeyError, TypeError, AttributeError):
             fail(f"{file}:{n}: each line must be a JSON object with a 'question'")
+
+
+def _for_each_question(
+    file: Path | None, question: str | None, one: Callable[[Any, str], None]
+) -> None:
+    """``one(id, question)`` for each line of ``file``, or once for the single ``question``."""
+    if file is not None:
+        for qid, q in _questions(file):
+            one(qid, q)
+    else:
+        assert question is not None
+        one(None, question)
 
 
 def _progress_bar() -> Any:
@@ -181,12 +193,7 @@ def search(
                     f"  [{i}] {h['score']:.4f} {h['title']} > {h['heading']}\n      {snippet}"
                 )
 
-    if file is not None:
-        for qid, q in _questions(file):
-            one(qid, q)
-    else:
-        assert question is not None
-        one(None, question)
+    _for_each_question(file, question, one)
 
 
 def _print_answer(answer: Any) -> None:
@@ -263,12 +270,7 @@ def ask(
         typer.echo("")
         _print_answer(final)
 
-    if file is not None:
-        for qid, q in _questions(file):
-            one(qid, q)
-    else:
-        assert question is not None
-        one(None, question)
+    _for_each_question(file, question, one)
 
 
 def _eval_setup(
