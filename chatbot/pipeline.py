@@ -532,10 +532,8 @@ class Pipeline:
 
 def _attach_citations(text: str, passages: Sequence[Chunk]) -> tuple[str, list[int]]:
     """Give every sentence without a citation the passage that shares most words with it."""
-    from chatbot.retrieve import tokenize
-    from chatbot.verify import parse_citations, split_sentences
+    from chatbot.verify import best_passage, parse_citations, split_sentences
 
-    vocab = [set(tokenize(p.text)) for p in passages]
     out = []
     for sentence in split_sentences(text):
         lead = _LEADING_CITATION.match(sentence)
@@ -545,12 +543,9 @@ def _attach_citations(text: str, passages: Sequence[Chunk]) -> tuple[str, list[i
             end = re.search(r"[.!?]$", rest)
             sentence = f"{rest[:-1]} {cite}{rest[-1]}" if end else f"{rest} {cite}"
         if not parse_citations(sentence):
-            words = set(tokenize(sentence))
-            best = max(range(len(passages)), key=lambda i: len(words & vocab[i]))
+            best = best_passage(sentence, passages)  # the passage the verifier checked it against
             end = re.search(r"[.!?]$", sentence)
-            sentence = (
-                f"{sentence[:-1]} [{best + 1}]{sentence[-1]}" if end else f"{sentence} [{best + 1}]"
-            )
+            sentence = f"{sentence[:-1]} [{best}]{sentence[-1]}" if end else f"{sentence} [{best}]"
         out.append(sentence)
     joined = " ".join(out)
     return joined, parse_citations(joined)

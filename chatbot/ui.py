@@ -402,7 +402,7 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
                 with gr.Column(scale=2):
                     gr.Markdown("### Sources")
                     sources = gr.HTML(format_sources(None), elem_id="sources")
-            with gr.Tab("Index", id="index"):
+            with gr.Tab("Index", id="index") as index_tab:
                 summary = gr.Markdown(format_summary(pipe), elem_id="index-summary")
                 files = gr.Dataframe(
                     headers=["file", "status", "detail"],
@@ -461,6 +461,8 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
             concurrency_id="rebuild",
         )
         refresh_btn.click(on_refresh, None, [summary, files, presets], api_visibility="private")
+        # opening the tab after editing corpus/ shows the files as changed, without a click
+        index_tab.select(on_refresh, None, [summary, files, presets], api_visibility="private")
         chatbot.like(on_like, [chatbot], None, api_visibility="private")
         demo.load(on_refresh, None, [summary, files, presets], api_visibility="private")
     demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)

@@ -119,6 +119,10 @@ class SupportChecker:
         for sentence in split_sentences(answer):
             cited = [n for n in parse_citations(sentence) if 1 <= n <= len(passages)]
             bare = _CITATION.sub("", sentence).strip()
+            if not cited and passages:
+                # checked against the passage it will be cited with, not against all of them:
+                # "the mascot is Foundation Model" passed on a name from another passage
+                cited = [best_passage(bare, passages)]
             tokens = set(tokenize(bare))
             if _IDK.search(bare):
                 out.append((sentence, "the model said it does not know"))
@@ -126,7 +130,7 @@ class SupportChecker:
             if len(tokens) < 2:
                 out.append((sentence, "" if out else "no claim"))
                 continue
-            pool = [ps for ps in passage_sents if not cited or ps[0] in cited]
+            pool = [ps for ps in passage_sents if ps[0] in cited]
             vocab = set().union(*(ps[2] for ps in pool)) if pool else set()
             score = len(tokens & vocab) / len(tokens)
             if score < self.threshold:
@@ -176,6 +180,14 @@ class SupportChecker:
             kept.pop()
         claims = [k for k in kept if len(tokenize(_CITATION.sub("", k))) >= 2]
         return " ".join(kept), Verdict(bool(claims), len(kept) / max(1, len(checked)), reasons)
+
+
+def best_passage(sentence: str, passages: Sequence[Chunk]) -> int:
+    """The number (from 1) of the passage sharing most words with ``sentence``: the citation an
+    uncited sentence gets, and so the passage the verifier checks it against."""
+    words = set(tokenize(_CITATION.sub("", sentence)))
+    shared = [len(words & set(tokenize(p.text))) for p in passages]
+    return 1 + max(range(len(passages)), key=shared.__getitem__)
 
 
 def _unsupported_specifics(sentence: str, passage_text: str) -> list[str]:

@@ -466,6 +466,19 @@ def test_create_app_builds_blocks_wired_to_the_pipeline(
     updates = list(chat_fn.fn(QUESTION, []))
     assert len(updates) > 2 and "](#src-1)" in updates[-1][1][-1]["content"]
     assert settings.queue_size == demo._queue.max_size
+    # Opening the Index tab refreshes its status (files edited since the page loaded).
+    tab = next(b for b in demo.blocks.values() if type(b).__name__ == "Tab" and b.id == "index")
+    on_select = [
+        fn
+        for fn in demo.fns.values()
+        if any(target == (tab._id, "select") for target in map(tuple, fn.targets))
+    ]
+    assert on_select and on_select[0].fn is not None
+    pipe.ensure_index()
+    edited = settings.corpus_dir / "base-model-envisioning.md"
+    edited.write_text(edited.read_text() + "\nAn added line.\n")
+    _summary, rows, _presets = on_select[0].fn()
+    assert {r[0]: r[1] for r in rows}["base-model-envisioning.md"] == "changed"
 
 
 def test_create_app_does_not_start_anything(

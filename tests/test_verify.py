@@ -15,6 +15,7 @@ import pytest
 from chatbot.chunking import Chunk
 from chatbot.verify import (
     SupportChecker,
+    best_passage,
     clean_citations,
     extractive_answer,
     faq_answer,
@@ -301,3 +302,24 @@ def test_invented_names_and_numbers_are_rejected(answer: str) -> None:
 def test_names_and_numbers_from_the_passage_are_accepted() -> None:
     answer = "The term foundation model was coined by Stanford University in 2021 [1]."
     assert SupportChecker().run(answer, [ORIGIN]).supported
+
+
+MASCOT = chunk("The glossary-chat mascot is a purple owl named Quillby.", n=3)
+
+
+def test_uncited_sentence_is_checked_against_the_passage_it_will_cite() -> None:
+    """Seen in the app after adding a corpus entry: an uncited "The mascot of glossary-chat is
+    Foundation Model." passed because "Foundation Model" occurs in *another* passage, and was
+    then shown citing the mascot passage. An uncited sentence now answers to its best match."""
+    checker = SupportChecker()
+    passages = [MASCOT, ORIGIN]
+    invented = "The glossary-chat mascot is named Foundation Model."
+    assert best_passage(invented, passages) == 1
+    verdict = checker.run(invented, passages)
+    assert not verdict.supported
+    assert any("Foundation" in r for r in verdict.reasons)
+    truth = "The glossary-chat mascot is a purple owl named Quillby."
+    assert checker.run(truth, passages).supported
+    # a sentence that needs both passages at once is not grounded in either
+    mixed = "The glossary-chat mascot Quillby was coined by Stanford University in 2021."
+    assert not checker.run(mixed, passages).supported
