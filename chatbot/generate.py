@@ -855,8 +855,6 @@ class LlamaCppGenerator:
                     piece = part["choices"][0]["delta"].get("content")
                     if piece:
                         yield piece
-            except GenerationError:
-                raise
             except Exception as exc:
                 raise GenerationError(f"llama.cpp failed: {exc}") from exc
 

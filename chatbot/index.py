@@ -39,7 +39,6 @@ from chatbot.corpus import (
     Corpus,
     CorpusError,
     corpus_files,
-    file_sha256,
     load_corpus,
     path_sha256,
 )
@@ -309,7 +308,7 @@ class IndexStore:
         for path in corpus_files(corpus_dir):
             seen.add(path.name)
             try:
-                sha = file_sha256(path.read_bytes())
+                sha = path_sha256(path)
             except OSError as exc:
                 out.append(FileStatus(path.name, "changed", f"cannot read: {exc}"))
                 continue
@@ -608,6 +607,6 @@ class IndexStore:
 
 def _safe_sha(path: Path) -> str:
     try:
-        return file_sha256(path.read_bytes())
+        return path_sha256(path)
     except OSError:
         return ""
