@@ -53,6 +53,7 @@ class Chunk:
     start: int
     end: int
     kind: str  # "faq" for a question+answer entry, "text" otherwise
+    file: str = ""  # the corpus file the entry came from
 
     def embed_text(self) -> str:
         """What the embedder and BM25 see: the passage plus where it sits in the glossary."""
@@ -213,6 +214,7 @@ class Chunker:
                         start=s,
                         end=e,
                         kind=kind,
+                        file=doc.file,
                     )
                 )
         return chunks

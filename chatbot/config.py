@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     lexical_coverage: float = Field(
         0.75, ge=0.0, le=1.0, description="or: this share of question terms in the best BM25 hit"
     )
+    term_lookup: bool = Field(
+        True, description="'what is X' answered from the entry titled X (the term index)"
+    )
     faq_match_threshold: float = Field(
         0.84, ge=0.0, le=1.0, description="cosine to an FAQ question above which its answer is used"
     )

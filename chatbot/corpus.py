@@ -1,22 +1,18 @@
-"""Reading the corpus: Markdown files with YAML front matter, one per glossary page.
+"""The corpus: a folder of glossary files, each read by the reader for its format.
 
 Users edit these files by hand, so a broken file must never take the whole corpus down: each file
-that cannot be used is reported with a reason and skipped, and the rest is indexed.
+that cannot be used is reported with a reason and skipped, and the rest is indexed. A file can hold
+one entry (a Markdown page) or thousands (a CSV export, a dictd database); every entry becomes a
+``Document`` of its own, cited on its own.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
-CORPUS_SUFFIXES = (".md", ".markdown")
-MAX_FILE_BYTES = 2_000_000  # a glossary page is a few KB; anything this big is a mistake
-_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
-_H1 = re.compile(r"^#[ \t]+(.+?)[ \t]*#*[ \t]*$", re.MULTILINE)
+DICTD_DATA_SUFFIXES = (".dict.dz", ".dict")
 
 
 class CorpusError(Exception):
@@ -25,7 +21,11 @@ class CorpusError(Exception):
 
 @dataclass(frozen=True)
 class Document:
-    """One corpus file. ``text`` is the whole file; ``body_start`` is where the content begins."""
+    """One glossary entry. ``text`` is Markdown; ``body_start`` is where the content begins.
+
+    ``path`` is the file the entry came from; ``sha256`` identifies the entry's content (for a
+    one-entry file, the file's bytes), ``terms`` its title and aliases for the term index.
+    """
 
     doc_id: str
     path: Path
@@ -35,10 +35,15 @@ class Document:
     text: str
     body_start: int
     sha256: str
+    url: str = ""
 
     @property
     def body(self) -> str:
         return self.text[self.body_start :]
+
+    @property
+    def file(self) -> str:
+        return self.path.name
 
 
 @dataclass(frozen=True)
@@ -50,17 +55,21 @@ class SkippedFile:
         return f"{self.path.name}: {self.reason}"
 
 
+@dataclass(frozen=True)
+class CorpusFile:
+    """A file as the index tracks it: content hash, plus size and mtime for a cheap no-op check."""
+
+    name: str
+    sha256: str
+    stat: tuple[tuple[int, int], ...]
+    entries: int
+
+
 @dataclass
 class Corpus:
     documents: list[Document] = field(default_factory=list)
     skipped: list[SkippedFile] = field(default_factory=list)
-
-    def by_id(self) -> dict[str, Document]:
-        return {d.doc_id: d for d in self.documents}
-
-
-def file_sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    files: list[CorpusFile] = field(default_factory=list)
 
 
 def path_sha256(path: Path) -> str:
@@ -72,70 +81,75 @@ def path_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _is_dictd_data(path: Path) -> bool:
+    return path.name.lower().endswith(DICTD_DATA_SUFFIXES)
+
+
+def _dictd_index_of(path: Path) -> Path:
+    name = path.name
+    for suffix in DICTD_DATA_SUFFIXES:
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return path.with_name(name + ".index")
+
+
 def corpus_files(corpus_dir: Path) -> list[Path]:
-    """Corpus files in a stable order; hidden files and editor backups are not content."""
+    """Every file a user put in the corpus, in a stable order, unsupported ones included (so they
+    can be listed as skipped). Hidden files and editor backups are not content, and a dictd data
+    file belongs to its ``.index`` file."""
     if not corpus_dir.is_dir():
         raise CorpusError(f"corpus directory not found: {corpus_dir}")
     return sorted(
         p
         for p in corpus_dir.iterdir()
-        if p.is_file() and p.suffix.lower() in CORPUS_SUFFIXES and not p.name.startswith((".", "~"))
+        if p.is_file()
+        and not p.name.startswith((".", "~", "#"))
+        and not p.name.endswith(("~", ".swp", ".tmp"))
+        and not (_is_dictd_data(p) and _dictd_index_of(p).is_file())
     )
 
 
-def parse_document(path: Path, data: bytes) -> Document:
-    """Parse one file; raises ValueError with a user-facing reason when it cannot be used."""
-    if len(data) > MAX_FILE_BYTES:
-        raise ValueError(f"too large ({len(data):,} bytes, limit {MAX_FILE_BYTES:,})")
-    if b"\x00" in data:
-        raise ValueError("binary file (contains NUL bytes)")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"not UTF-8 text (byte {exc.start})") from None
-    if not text.strip():
-        raise ValueError("empty file")
+def file_group(path: Path) -> list[Path]:
+    """The files whose bytes make up one corpus file: a dictd index and its data file."""
+    if path.suffix.lower() == ".index":
+        for suffix in DICTD_DATA_SUFFIXES:
+            data = path.with_name(path.stem + suffix)
+            if data.is_file():
+                return [path, data]
+    return [path]
 
-    meta: dict[str, object] = {}
-    body_start = 0
-    if text.startswith("---"):
-        match = _FRONT_MATTER.match(text)
-        if not match:
-            raise ValueError("front matter opened with '---' but never closed")
-        try:
-            loaded = yaml.safe_load(match.group(1))
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 2}" if mark is not None else ""
-            raise ValueError(f"broken YAML front matter{where}") from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ValueError("front matter must be a mapping (key: value lines)")
-        meta = loaded
-        body_start = match.end()
 
-    body = text[body_start:]
-    if not body.strip():
-        raise ValueError("no content after the front matter")
+def file_stat(path: Path) -> tuple[tuple[int, int], ...]:
+    """(size, mtime_ns) of each file of the group: unchanged stats mean no need to hash."""
+    out = []
+    for p in file_group(path):
+        st = p.stat()
+        out.append((st.st_size, st.st_mtime_ns))
+    return tuple(out)
 
-    heading = _H1.search(body)
-    title = str(meta.get("title") or (heading.group(1) if heading else path.stem)).strip()
-    terms_raw = meta.get("terms") or [title]
-    if isinstance(terms_raw, str):
-        terms_raw = [terms_raw]
-    if not isinstance(terms_raw, list):
-        raise ValueError("front matter 'terms' must be a list")
-    return Document(
-        doc_id=path.stem,
-        path=path,
-        title=title,
-        source=str(meta.get("source") or "unknown"),
-        terms=tuple(str(t) for t in terms_raw),
-        text=text,
-        body_start=body_start,
-        sha256=file_sha256(data),
-    )
+
+def file_sha256(path: Path) -> str:
+    """Content hash of a corpus file, including a dictd index's data file."""
+    group = file_group(path)
+    if len(group) == 1:
+        return path_sha256(path)
+    return hashlib.sha256("".join(path_sha256(p) for p in group).encode()).hexdigest()
+
+
+def read_corpus_file(path: Path) -> list[Document]:
+    """The documents of one file, or ValueError with the reason it cannot be used."""
+    from chatbot.readers import MAX_EXPORT_BYTES, SUPPORTED, reader_for
+
+    reader = reader_for(path)
+    if reader is None:
+        if _is_dictd_data(path):
+            raise ValueError(f"dictd data without its index file ({_dictd_index_of(path).name})")
+        raise ValueError(f"unsupported format (supported: {', '.join(SUPPORTED)})")
+    size = path.stat().st_size
+    if size > MAX_EXPORT_BYTES:  # checked before reading: a 5 GB file must not be loaded
+        raise ValueError(f"too large ({size:,} bytes, limit {MAX_EXPORT_BYTES:,})")
+    return reader(path, path.read_bytes())
 
 
 def load_corpus(corpus_dir: Path) -> Corpus:
@@ -143,20 +157,28 @@ def load_corpus(corpus_dir: Path) -> Corpus:
     seen: dict[str, str] = {}  # doc_id -> file name
     for path in corpus_files(corpus_dir):
         try:
-            data = path.read_bytes()
+            docs = read_corpus_file(path)
+            stat, sha = file_stat(path), file_sha256(path)
         except OSError as exc:
             corpus.skipped.append(SkippedFile(path, f"cannot read ({exc.strerror or exc})"))
             continue
-        try:
-            doc = parse_document(path, data)
         except ValueError as exc:
             corpus.skipped.append(SkippedFile(path, str(exc)))
             continue
-        # doc_id is the file stem: "a.md" next to "a.markdown" would share chunk ids and the
+        # doc ids come from file stems: "a.md" next to "a.markdown" would share chunk ids and the
         # incremental rebuild would reuse each file's chunks for the other.
-        if (first := seen.get(doc.doc_id)) is not None:
-            corpus.skipped.append(SkippedFile(path, f"same name as {first} (rename one of them)"))
+        clash = next((seen[d.doc_id] for d in docs if d.doc_id in seen), None)
+        if clash is not None:
+            corpus.skipped.append(SkippedFile(path, f"same name as {clash} (rename one of them)"))
             continue
-        seen[doc.doc_id] = path.name
-        corpus.documents.append(doc)
+        seen.update((d.doc_id, path.name) for d in docs)
+        corpus.documents += docs
+        corpus.files.append(CorpusFile(path.name, sha, stat, len(docs)))
     return corpus
+
+
+def parse_document(path: Path, data: bytes) -> Document:
+    """One Markdown page (the format of the bundled corpus)."""
+    from chatbot.readers import read_markdown
+
+    return read_markdown(path, data)[0]

@@ -36,7 +36,7 @@ class Check:
 
 
 def check_corpus(settings: Settings) -> list[Check]:
-    """The corpus folder exists, has Markdown files, and which files would be skipped and why."""
+    """The corpus folder exists, has glossary files, and which files would be skipped and why."""
     from chatbot.corpus import CorpusError, corpus_files, load_corpus
 
     folder = settings.corpus_dir
@@ -51,7 +51,7 @@ def check_corpus(settings: Settings) -> list[Check]:
             )
         ]
     if not files:
-        return [Check(FAIL, f"no Markdown (.md) files in {folder}", "add glossary pages there")]
+        return [Check(FAIL, f"no files in {folder}", "add glossary pages or exports there")]
     corpus = load_corpus(folder)
     out = [Check(OK, f"corpus {folder}: {len(corpus.documents)} of {len(files)} files usable")]
     if not corpus.documents:

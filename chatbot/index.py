@@ -38,14 +38,18 @@ from chatbot.chunking import Chunk, Chunker
 from chatbot.corpus import (
     Corpus,
     CorpusError,
+    Document,
     corpus_files,
+    file_sha256,
+    file_stat,
     load_corpus,
     path_sha256,
 )
+from chatbot.embed_cache import EmbeddingCache, text_key
 from chatbot.embedding import Embedder
 
-FORMAT_VERSION = 1
-ARTIFACTS = ("chunks.jsonl", "vectors.npy", "faiss.index")
+FORMAT_VERSION = 2
+ARTIFACTS = ("chunks.jsonl", "documents.jsonl", "vectors.npy", "faiss.index")
 _MANIFEST_FIELDS: dict[str, type | tuple[type, ...]] = {
     "build_id": str,
     "chunk_count": int,
@@ -100,7 +104,7 @@ class BuildSummary:
     changed: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
-    skipped: list[dict[str, str]] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
     chunks: int = 0
     embedded_chunks: int = 0
     seconds: float = 0.0
@@ -131,6 +135,7 @@ class LoadedIndex:
     chunks: list[Chunk]
     vectors: np.ndarray
     faiss_index: Any
+    documents: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def build_id(self) -> str:
@@ -237,8 +242,13 @@ class IndexStore:
             raise IndexCorrupt(f"index build {path.name} has no manifest") from None
         except (OSError, ValueError) as exc:
             raise IndexCorrupt(f"index manifest is corrupted ({exc})") from exc
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("format"), int):
             raise IndexCorrupt("index manifest has an unknown format")
+        if manifest["format"] != FORMAT_VERSION:
+            raise IndexMismatch(
+                f"the index was built by another version of glossary-chat (format "
+                f"{manifest['format']}, now {FORMAT_VERSION})"
+            )
         bad = [k for k, t in _MANIFEST_FIELDS.items() if not isinstance(manifest.get(k), t)]
         if bad:  # valid JSON but not a whole manifest: say so rather than fail with a KeyError
             raise IndexCorrupt(
@@ -282,6 +292,11 @@ class IndexStore:
                 for line in (path / "chunks.jsonl").read_text(encoding="utf-8").splitlines()
                 if line.strip()
             ]
+            documents = [
+                json.loads(line)
+                for line in (path / "documents.jsonl").read_text(encoding="utf-8").splitlines()
+                if line.strip()
+            ]
             vectors = np.load(path / "vectors.npy", allow_pickle=False)
             faiss_index = faiss.read_index(str(path / "faiss.index"))
         except Exception as exc:
@@ -293,13 +308,17 @@ class IndexStore:
             )
         if not (len(chunks) == len(vectors) == faiss_index.ntotal == manifest["chunk_count"]):
             raise IndexCorrupt("index files disagree on the number of chunks")
-        return LoadedIndex(path, manifest, chunks, vectors, faiss_index)
+        return LoadedIndex(path, manifest, chunks, vectors, faiss_index, documents)
 
     def file_statuses(self, corpus_dir: Path) -> list[FileStatus]:
-        """What a rebuild would change, per file, without loading any model."""
+        """What a rebuild would change, per file, without loading any model.
+
+        A file whose size and mtime match the manifest is not read: at 10,000 files hashing
+        costs seconds, a stat microseconds.
+        """
         try:
             manifest = self.read_manifest() or {}
-        except IndexCorrupt:
+        except (IndexCorrupt, IndexMismatch):
             manifest = {}
         known: dict[str, dict[str, Any]] = manifest.get("files", {})
         skipped = {s["file"]: s for s in manifest.get("skipped", [])}
@@ -307,18 +326,16 @@ class IndexStore:
         seen = set()
         for path in corpus_files(corpus_dir):
             seen.add(path.name)
+            old = known.get(path.name) or skipped.get(path.name)
             try:
-                sha = path_sha256(path)
+                same = old is not None and [list(x) for x in file_stat(path)] == old.get("stat")
+                same = same or (old is not None and file_sha256(path) == old.get("sha256"))
             except OSError as exc:
                 out.append(FileStatus(path.name, "changed", f"cannot read: {exc}"))
                 continue
             if path.name in known:
-                out.append(
-                    FileStatus(
-                        path.name, "indexed" if known[path.name]["sha256"] == sha else "changed"
-                    )
-                )
-            elif path.name in skipped and skipped[path.name].get("sha256") == sha:
+                out.append(FileStatus(path.name, "indexed" if same else "changed"))
+            elif path.name in skipped and same:
                 out.append(FileStatus(path.name, "skipped", skipped[path.name]["reason"]))
             else:
                 out.append(FileStatus(path.name, "new"))
@@ -329,7 +346,7 @@ class IndexStore:
         """Empty when the index matches the corpus and the current settings."""
         try:
             manifest = self.read_manifest()
-        except IndexCorrupt as exc:
+        except (IndexCorrupt, IndexMismatch) as exc:
             return [str(exc)]
         if manifest is None:
             return ["no index has been built yet"]
@@ -375,14 +392,23 @@ class IndexStore:
         progress: Progress | None = None,
         _before_commit: Callable[[Path], None] | None = None,
     ) -> BuildSummary:
-        """Bring the index in line with the corpus, re-embedding only changed files."""
+        """Bring the index in line with the corpus, re-embedding only entries whose text changed."""
         started = time.perf_counter()
         with self.lock():
             self._sweep()
+            previous = None if full else self._reusable_previous()
+            if previous is not None and self._unchanged_on_disk(corpus_dir, previous.manifest):
+                return BuildSummary(
+                    build_id=previous.build_id,
+                    up_to_date=True,
+                    unchanged=sorted(previous.manifest["files"]),
+                    skipped=list(previous.manifest["skipped"]),
+                    chunks=len(previous),
+                    seconds=time.perf_counter() - started,
+                )
             corpus = load_corpus(corpus_dir)
             if not corpus.documents and not corpus.skipped:
-                raise CorpusError(f"no Markdown files in {corpus_dir}")
-            previous = None if full else self._reusable_previous()
+                raise CorpusError(f"no corpus files in {corpus_dir}")
             summary = self._plan(corpus, previous)
             if previous is not None and summary.up_to_date:
                 summary.build_id = previous.build_id
@@ -398,17 +424,35 @@ class IndexStore:
                 self._commit(tmp, summary)
             except BaseException as exc:
                 shutil.rmtree(tmp, ignore_errors=True)
-                if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-                    raise IndexBuildError(
-                        "disk full while writing the index; the previous index is unchanged"
-                    ) from exc
-                if isinstance(exc, OSError):
-                    raise IndexBuildError(
-                        f"could not write the index ({exc}); the previous index is unchanged"
-                    ) from exc
-                raise
+                _raise_build_error(exc)
+            self._cache().clear()  # the committed build now holds every vector
             self._sweep()
             return summary
+
+    def _cache(self) -> EmbeddingCache:
+        return EmbeddingCache(self.dir / "embcache", self.embedder.fingerprint())
+
+    def _unchanged_on_disk(self, corpus_dir: Path, manifest: dict[str, Any]) -> bool:
+        """Same files with the same sizes and mtimes as at the last build: nothing to read.
+
+        A stat per file costs microseconds where reading and hashing 10,000 files costs seconds.
+        """
+        try:
+            names = [p.name for p in corpus_files(corpus_dir)]
+        except CorpusError:
+            return False
+        known = {n: f.get("stat") for n, f in manifest["files"].items()}
+        known |= {s["file"]: s.get("stat") for s in manifest["skipped"]}
+        if set(names) != set(known):
+            return False
+        for name in names:
+            try:
+                stat = [list(x) for x in file_stat(corpus_dir / name)]
+            except OSError:
+                return False
+            if stat != known[name]:
+                return False
+        return True
 
     def _reusable_previous(self) -> LoadedIndex | None:
         try:
@@ -423,19 +467,21 @@ class IndexStore:
         )
         summary = BuildSummary(build_id="", up_to_date=True)
         current = set()
-        for doc in corpus.documents:
-            name = doc.path.name
-            current.add(name)
-            if name not in old_files:
-                summary.added.append(name)
-            elif old_files[name]["sha256"] != doc.sha256:
-                summary.changed.append(name)
+        for f in corpus.files:
+            current.add(f.name)
+            if f.name not in old_files:
+                summary.added.append(f.name)
+            elif old_files[f.name]["sha256"] != f.sha256:
+                summary.changed.append(f.name)
             else:
-                summary.unchanged.append(name)
+                summary.unchanged.append(f.name)
         for skip in corpus.skipped:
             current.add(skip.path.name)
             sha = _safe_sha(skip.path)
-            summary.skipped.append({"file": skip.path.name, "reason": skip.reason, "sha256": sha})
+            summary.skipped.append(
+                {"file": skip.path.name, "reason": skip.reason, "sha256": sha}
+                | {"stat": _safe_stat(skip.path)}
+            )
             if skip.path.name in old_files or old_skipped.get(skip.path.name) != sha:
                 summary.up_to_date = False
         summary.removed = sorted(set(old_files) - current)
@@ -454,81 +500,74 @@ class IndexStore:
         progress: Progress | None,
     ) -> None:
         tmp.mkdir(parents=True)
-        reuse: dict[str, tuple[list[Chunk], np.ndarray]] = {}
-        if previous is not None:
-            by_doc: dict[str, list[int]] = {}
-            for i, ch in enumerate(previous.chunks):
-                by_doc.setdefault(ch.doc_id, []).append(i)
-            for name in summary.unchanged:
-                doc_id = Path(name).stem
-                positions = by_doc.get(doc_id, [])
-                reuse[name] = (
-                    [previous.chunks[i] for i in positions],
-                    previous.vectors[positions],
-                )
-
-        all_chunks: list[Chunk] = []
-        parts: list[np.ndarray | int] = []  # reused vectors, or how many fresh rows to take
-        files: dict[str, Any] = {}
-        to_embed: list[Chunk] = []
-        for doc in corpus.documents:
-            name = doc.path.name
-            if name in reuse:
-                chunks, vecs = reuse[name]
-                parts.append(vecs)
-            else:
-                chunks = self.chunker.run(doc)
-                to_embed += chunks
-                parts.append(len(chunks))
-            all_chunks += chunks
-            files[name] = {"sha256": doc.sha256, "title": doc.title, "chunks": len(chunks)}
-
-        t0 = time.perf_counter()
-        new_vectors = self._embed(to_embed, progress)
-        summary.embed_seconds = time.perf_counter() - t0
-        summary.embedded_chunks = len(to_embed)
-        rows: list[np.ndarray] = []
-        cursor = 0
-        for part in parts:  # stitch reused and fresh vectors back together in corpus order
-            if isinstance(part, int):
-                rows.append(new_vectors[cursor : cursor + part])
-                cursor += part
-            else:
-                rows.append(part)
-        dim = (
-            new_vectors.shape[1]
-            if len(new_vectors)
-            else (previous.vectors.shape[1] if previous else 0)
-        )
-        if dim == 0:
-            dim = self.embedder.dim
-        vectors = (
-            np.ascontiguousarray(np.vstack([r for r in rows if len(r)]), dtype=np.float32)
-            if any(len(r) for r in rows)
-            else np.zeros((0, dim), dtype=np.float32)
-        )
+        chunks = self._chunk(corpus.documents, progress)
+        vectors = self._vectors_for(chunks, previous, summary, progress)
         index_type = choose_index_type(self.index_type, len(vectors), self.approx_min_vectors)
         if progress:
             progress("index", 0, 1)
         faiss_index = make_faiss_index(vectors, index_type)
-
         _write_bytes(
             tmp / "chunks.jsonl",
-            "".join(json.dumps(asdict(c), ensure_ascii=False) + "\n" for c in all_chunks).encode(),
+            "".join(json.dumps(asdict(c), ensure_ascii=False) + "\n" for c in chunks).encode(),
+        )
+        _write_bytes(
+            tmp / "documents.jsonl",
+            "".join(
+                json.dumps(document_record(d), ensure_ascii=False) + "\n" for d in corpus.documents
+            ).encode(),
         )
         with (tmp / "vectors.npy").open("wb") as fh:
             np.save(fh, vectors, allow_pickle=False)
             fh.flush()
             os.fsync(fh.fileno())
         faiss.write_index(faiss_index, str(tmp / "faiss.index"))
-        build_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-        summary.build_id = build_id
-        summary.chunks = len(all_chunks)
-        content = {"files": files, **self.expected_config()}
+        summary.build_id = (
+            datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+        )
+        summary.chunks = len(chunks)
+        manifest = self._manifest(tmp, corpus, chunks, summary, index_type, vectors.shape[1])
+        _write_bytes(tmp / "manifest.json", json.dumps(manifest, indent=1).encode())
+        if progress:
+            progress("index", 1, 1)
+
+    def _chunk(self, documents: list[Document], progress: Progress | None) -> list[Chunk]:
+        chunks: list[Chunk] = []
+        for n, doc in enumerate(documents, 1):
+            chunks += self.chunker.run(doc)
+            if progress and (n % 2000 == 0 or n == len(documents)):
+                progress("chunk", n, len(documents))
+        return chunks
+
+    def _manifest(
+        self,
+        tmp: Path,
+        corpus: Corpus,
+        chunks: list[Chunk],
+        summary: BuildSummary,
+        index_type: str,
+        dim: int,
+    ) -> dict[str, Any]:
+        per_file: dict[str, int] = {}
+        for c in chunks:
+            per_file[c.file] = per_file.get(c.file, 0) + 1
+        titles: dict[str, str] = {}
+        for d in corpus.documents:
+            titles.setdefault(d.file, d.title)
+        files = {
+            f.name: {
+                "sha256": f.sha256,
+                "stat": [list(x) for x in f.stat],
+                "title": titles.get(f.name, ""),
+                "entries": f.entries,
+                "chunks": per_file.get(f.name, 0),
+            }
+            for f in corpus.files
+        }
+        content = {"files": {k: v["sha256"] for k, v in files.items()}, **self.expected_config()}
         fingerprint = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
-        manifest = {
+        return {
             "format": FORMAT_VERSION,
-            "build_id": build_id,
+            "build_id": summary.build_id,
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "fingerprint": fingerprint,
             "embedding": {
@@ -540,7 +579,8 @@ class IndexStore:
             },
             "chunking": self.chunker.params(),
             "index_type": index_type,
-            "chunk_count": len(all_chunks),
+            "chunk_count": len(chunks),
+            "document_count": len(corpus.documents),
             "files": files,
             "skipped": summary.skipped,
             "artifacts": {name: path_sha256(tmp / name) for name in ARTIFACTS},
@@ -550,22 +590,61 @@ class IndexStore:
                 "changed": summary.changed,
                 "removed": summary.removed,
                 "embedded_chunks": summary.embedded_chunks,
+                "reused_chunks": summary.chunks - summary.embedded_chunks,
             },
         }
-        _write_bytes(tmp / "manifest.json", json.dumps(manifest, indent=2).encode())
-        if progress:
-            progress("index", 1, 1)
 
-    def _embed(self, chunks: list[Chunk], progress: Progress | None) -> np.ndarray:
+    def _vectors_for(
+        self,
+        chunks: list[Chunk],
+        previous: LoadedIndex | None,
+        summary: BuildSummary,
+        progress: Progress | None,
+    ) -> np.ndarray:
+        """One row per chunk: reused from the previous build or the embedding cache by the hash
+        of the exact text embedded, embedded afresh otherwise (and cached as it goes)."""
+        keys = [text_key(c.embed_text()) for c in chunks]
+        known: dict[str, np.ndarray] = {}
+        if previous is not None:
+            for c, v in zip(previous.chunks, previous.vectors, strict=True):
+                known[text_key(c.embed_text())] = v
+        cache = self._cache()
+        cache.load()
+        missing = [i for i, k in enumerate(keys) if k not in known and cache.get(k) is None]
+        # one text embedded once, even when two entries share it
+        todo = list({keys[i]: i for i in missing}.values())
+        t0 = time.perf_counter()
+        self._embed([chunks[i] for i in todo], [keys[i] for i in todo], cache, progress)
+        summary.embed_seconds = time.perf_counter() - t0
+        summary.embedded_chunks = len(todo)
+        dim = self.embedder.dim if not known and not len(cache) else None
+        rows = [known.get(k) if k in known else cache.get(k) for k in keys]
+        if not rows:
+            return np.zeros((0, dim or self.embedder.dim), dtype=np.float32)
+        return np.ascontiguousarray(np.vstack(rows), dtype=np.float32)  # type: ignore[arg-type]
+
+    def _embed(
+        self,
+        chunks: list[Chunk],
+        keys: list[str],
+        cache: EmbeddingCache,
+        progress: Progress | None,
+    ) -> None:
+        """Embed in length-sorted batches (less padding), flushing to the cache as it goes."""
         if not chunks:
-            return np.zeros((0, 0), dtype=np.float32)
+            return
         batch = max(1, int(getattr(self.embedder, "batch_size", 32)))
-        out = []
-        for i in range(0, len(chunks), batch):
-            out.append(self.embedder.encode([c.embed_text() for c in chunks[i : i + batch]]))
+        order = sorted(range(len(chunks)), key=lambda i: len(chunks[i].embed_text()))
+        flush_every = max(batch, 1024)
+        for start in range(0, len(order), batch):
+            part = order[start : start + batch]
+            vecs = self.embedder.encode([chunks[i].embed_text() for i in part])
+            cache.add([keys[i] for i in part], np.asarray(vecs, dtype=np.float32))
+            done = min(start + batch, len(order))
+            if done % flush_every < batch or done == len(order):
+                cache.flush()
             if progress:
-                progress("embed", min(i + batch, len(chunks)), len(chunks))
-        return np.vstack(out).astype(np.float32)
+                progress("embed", done, len(order))
 
     def _commit(self, tmp: Path, summary: BuildSummary) -> None:
         final = self.builds_dir / summary.build_id
@@ -607,6 +686,38 @@ class IndexStore:
 
 def _safe_sha(path: Path) -> str:
     try:
-        return path_sha256(path)
+        return file_sha256(path)
     except OSError:
         return ""
+
+
+def _safe_stat(path: Path) -> list[list[int]]:
+    try:
+        return [list(x) for x in file_stat(path)]
+    except OSError:
+        return []
+
+
+def _raise_build_error(exc: BaseException) -> None:
+    """Disk and I/O errors become one clear IndexBuildError; anything else propagates."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        raise IndexBuildError(
+            "disk full while writing the index; the previous index is unchanged"
+        ) from exc
+    if isinstance(exc, OSError):
+        raise IndexBuildError(
+            f"could not write the index ({exc}); the previous index is unchanged"
+        ) from exc
+    raise exc
+
+
+def document_record(doc: Document) -> dict[str, Any]:
+    """What the term index and citations need of an entry, without its text."""
+    return {
+        "doc_id": doc.doc_id,
+        "title": doc.title,
+        "terms": list(doc.terms),
+        "file": doc.file,
+        "source": doc.source,
+        "url": doc.url,
+    }

@@ -22,9 +22,10 @@ import time
 import unicodedata
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Generator as GeneratorType
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -36,11 +37,13 @@ from chatbot.index import BuildSummary, IndexError_, IndexStore, LoadedIndex, Pr
 from chatbot.prompt import PromptBuilder
 from chatbot.retrieve import Hit, Retrieval, Retriever
 from chatbot.rewrite import FollowUpRewriter
+from chatbot.terms import TermIndex
 from chatbot.verify import (
     SupportChecker,
     clean_citations,
     extractive_answer,
     faq_answer,
+    lookup_answer,
     split_sentences,
 )
 
@@ -48,6 +51,7 @@ log = logging.getLogger(__name__)
 REFUSAL = "The glossary does not cover that."
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
 GeneratorFactory = Callable[[], Generator | None]
+AnswerMode = Literal["refusal", "lookup", "faq", "generated", "extractive"]
 _LEADING_CITATION = re.compile(r"^\s*(?:\[\d+(?:,\s*\d+)*\]\s*)+")
 
 
@@ -74,7 +78,7 @@ class Answer:
     citations: list[Citation]
     sources: list[dict[str, Any]]
     timings: dict[str, float]
-    mode: str  # refusal | faq | generated | extractive
+    mode: AnswerMode
     standalone_question: str = ""
     suggestions: list[str] = field(default_factory=list)
     note: str = ""
@@ -96,6 +100,28 @@ class Partial:
     """Streaming update: the answer text so far."""
 
     text: str
+
+
+@dataclass
+class _Turn:
+    """One question on its way through the routes: what each route reads and adds to."""
+
+    question: str
+    standalone: str
+    retrieval: Retrieval
+    hits: list[Hit]
+    state: _State
+    started: float
+    qvec: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    timings: dict[str, float] = field(default_factory=dict)
+    note: str = ""
+
+    def finish(self, answer: Answer) -> Answer:
+        answer.timings.update(self.timings)
+        answer.timings["total_s"] = time.perf_counter() - self.started
+        if self.note and not answer.note and answer.mode == "extractive":
+            answer.note = self.note
+        return answer
 
 
 @dataclass(frozen=True)
@@ -187,7 +213,8 @@ class Pipeline:
             return summary
 
     def _install(self, index: LoadedIndex) -> None:
-        retriever = self._make_retriever(index, self.settings.retrieval_mode)
+        terms = TermIndex.build(index.documents)
+        retriever = self._make_retriever(index, self.settings.retrieval_mode, terms)
         _ = retriever.bm25  # build BM25 now, not on the first question
         faq_chunks = [
             c for c in index.chunks if c.kind == "faq" and c.text.lstrip().startswith("#")
@@ -197,15 +224,11 @@ class Pipeline:
             if faq_chunks
             else np.zeros((0, 1), dtype=np.float32)
         )
-        terms: list[str] = []
-        for f in index.manifest.get("files", {}).values():
-            terms.append(str(f.get("title", "")))
-        terms += [c.title for c in index.chunks]
         self._state = _State(index, retriever, faq_chunks, faq_vectors, FollowUpRewriter(terms))
         if self.settings.preset_cache_dir.exists():
             self._prune_preset_cache(index.fingerprint)
 
-    def _make_retriever(self, index: LoadedIndex, mode: str) -> Retriever:
+    def _make_retriever(self, index: LoadedIndex, mode: str, terms: TermIndex | None) -> Retriever:
         s = self.settings
         return Retriever(
             index,
@@ -217,6 +240,7 @@ class Pipeline:
             s.relevance_threshold,
             s.dense_weight,
             s.lexical_coverage,
+            terms=terms if s.term_lookup else None,
         )
 
     @property
@@ -230,7 +254,7 @@ class Pipeline:
         live = self._state.retriever
         if mode is None or mode == live.mode:
             return live
-        other = self._make_retriever(live.index, mode)
+        other = self._make_retriever(live.index, mode, live.terms)
         if mode != "dense":
             other.__dict__["bm25"] = live.bm25  # share the already-built BM25 index
         return other
@@ -296,7 +320,8 @@ class Pipeline:
     def stream(self, question: str, history: Sequence[str] = ()) -> Iterator[Partial | Answer]:
         """Yield Partial updates while the model writes, then the final verified Answer.
 
-        ``history``: the user's earlier questions, oldest first (capped server-side).
+        ``history``: the user's earlier questions, oldest first (capped server-side). Routes are
+        tried in the module docstring's order of preference; the first that answers wins.
         """
         t_start = time.perf_counter()
         q = clean_question(question, self.settings.max_question_chars)
@@ -307,110 +332,149 @@ class Pipeline:
         if self.settings.max_history_turns == 0:
             past = []
         standalone = state.rewriter.run(q, past)
-        timings: dict[str, float] = {}
-
         retrieval = state.retriever.run(standalone)
-        timings["retrieve_s"] = time.perf_counter() - t_start
-        hits = list(retrieval.hits)
-        qvec = encode_query(self.embedder, standalone)
-        faq_hit, faq_sim = self._faq_match(state, qvec)
-        timings["faq_similarity"] = faq_sim
-
-        def finish(answer: Answer) -> Answer:
-            answer.timings.update(timings)
-            answer.timings["total_s"] = time.perf_counter() - t_start
-            return answer
-
-        if faq_hit is not None:
-            if all(h.chunk.chunk_id != faq_hit.chunk_id for h in hits):
-                hits = [Hit(faq_hit, 1.0, faq_sim, None, 0), *hits[: self.settings.top_k - 1]]
-            n = next(i for i, h in enumerate(hits) if h.chunk.chunk_id == faq_hit.chunk_id) + 1
-            ext = faq_answer(faq_hit, n)
-            yield finish(self._answer(q, standalone, ext.text, ext.cited, hits, "faq"))
-            return
-
-        if not retrieval.relevant:
-            yield finish(
-                Answer(
-                    question=q,
-                    answer=REFUSAL,
-                    refused=True,
-                    citations=[],
-                    sources=[h.to_dict() for h in hits],
-                    timings={},
-                    mode="refusal",
-                    standalone_question=standalone,
-                    suggestions=self._suggestions(state, qvec),
-                )
-            )
-            return
-
-        generator = self.generator
-        note = ""
-        if generator is not None:
-            builder = PromptBuilder(
-                generator.count_tokens, self.settings.context_tokens, self.settings.max_new_tokens
-            )
-            try:
-                prompt = builder.run(standalone, hits, self.settings.prompt_passages)
-            except ValueError as exc:  # only when max_question_chars outgrows context_tokens
-                raise InvalidQuestion(
-                    "The question is too long for the language model's context."
-                ) from exc
-            timings["prompt_tokens"] = prompt.prompt_tokens
-            passages = [h.chunk for h in prompt.passages]
-            text = ""
-            t_gen = time.perf_counter()
-            first: float | None = None
-            try:
-                for piece in generator.stream(prompt.messages, self.settings.max_new_tokens):
-                    if first is None:
-                        first = time.perf_counter()
-                        timings["ttft_s"] = first - t_start
-                    text += piece
-                    if len(split_sentences(text)) > self.settings.max_answer_sentences:
-                        # a further sentence has begun: stop decoding, drop the fragment
-                        text = " ".join(split_sentences(text)[: self.settings.max_answer_sentences])
-                        break
-                    # the draft as it streams, minus citations of passages that do not exist
-                    yield Partial(clean_citations(text, len(passages))[0])
-            except GenerationError as exc:
-                log.warning("generation failed: %s", exc)
-                note = "The language model failed; this answer is taken from the passages."
-            t_end = time.perf_counter()
-            if text and first is not None:
-                n_tokens = generator.count_tokens(text)
-                timings["decode_tokens"] = n_tokens
-                timings["decode_tok_s"] = n_tokens / max(t_end - first, 1e-6)
-            timings["generate_s"] = t_end - t_gen
-            cleaned, cited, dropped = clean_citations(text, len(passages))
-            timings["invalid_citations_dropped"] = dropped
-            kept, verdict = self.checker.supported_prefix(cleaned, passages)
-            if verdict.supported:
-                kept, cited = _attach_citations(kept, passages)
-                answer = self._answer(q, standalone, kept, cited, hits, "generated")
-                if kept != cleaned:
-                    answer.note = "Unverified sentences of the model's answer were removed."
-                yield finish(answer)
+        turn = _Turn(q, standalone, retrieval, list(retrieval.hits), state, t_start)
+        turn.timings["retrieve_s"] = time.perf_counter() - t_start
+        turn.qvec = encode_query(self.embedder, standalone)
+        for route in (self._route_lookup, self._route_faq, self._route_refusal):
+            answer = route(turn)
+            if answer is not None:
+                yield turn.finish(answer)
                 return
-            if text and not note:
-                log.info("generated answer rejected: %s", "; ".join(verdict.reasons))
-                note = (
-                    "The model's draft did not match the passages; "
-                    "here are the passages' own words."
-                )
-        elif self._generator_error:
-            note = "The language model is unavailable; this answer is taken from the passages."
+        final: Answer | None = None
+        for event in self._route_generate(turn):
+            if isinstance(event, Answer):
+                final = event
+            else:
+                yield event
+        yield turn.finish(final or self._route_extractive(turn))
 
-        ext = extractive_answer(standalone, [h.chunk for h in hits], self.embedder)
-        if not ext.text:
-            yield finish(
-                Answer(q, REFUSAL, True, [], [h.to_dict() for h in hits], {}, "refusal", standalone)
+    def _route_lookup(self, turn: _Turn) -> Answer | None:
+        """ "What is X?" with an entry titled X: its opening definition; with only compounds of
+        X in the glossary: say there is no entry, and offer the compounds."""
+        lookup = turn.retrieval.lookup
+        if lookup is None:
+            return None
+        if lookup.found:
+            entries = [
+                (n, h.chunk) for n, h in enumerate(turn.hits, 1) if h.chunk.doc_id in lookup.doc_ids
+            ]
+            ext = lookup_answer(lookup.term, entries)
+            if ext.text:
+                return self._answer(turn, ext.text, ext.cited, "lookup")
+            return None
+        if lookup.near:
+            answer = self._refusal(turn)
+            answer.answer = (
+                f"The glossary has no entry for “{lookup.term}”. "
+                f"Closest entries: {', '.join(lookup.near)}."
             )
+            answer.suggestions = [f"What is {t}?" for t in lookup.near[:3]]
+            return answer
+        return None
+
+    def _route_faq(self, turn: _Turn) -> Answer | None:
+        faq_hit, faq_sim = self._faq_match(turn.state, turn.qvec)
+        turn.timings["faq_similarity"] = faq_sim
+        if faq_hit is None:
+            return None
+        if all(h.chunk.chunk_id != faq_hit.chunk_id for h in turn.hits):
+            turn.hits = [Hit(faq_hit, 1.0, faq_sim, None, 0), *turn.hits[: self.settings.top_k - 1]]
+        n = next(i for i, h in enumerate(turn.hits) if h.chunk.chunk_id == faq_hit.chunk_id) + 1
+        ext = faq_answer(faq_hit, n)
+        return self._answer(turn, ext.text, ext.cited, "faq")
+
+    def _route_refusal(self, turn: _Turn) -> Answer | None:
+        return None if turn.retrieval.relevant else self._refusal(turn)
+
+    def _refusal(self, turn: _Turn) -> Answer:
+        return Answer(
+            question=turn.question,
+            answer=REFUSAL,
+            refused=True,
+            citations=[],
+            sources=[h.to_dict() for h in turn.hits],
+            timings={},
+            mode="refusal",
+            standalone_question=turn.standalone,
+            suggestions=self._suggestions(turn.state, turn.qvec),
+        )
+
+    def _route_generate(self, turn: _Turn) -> Iterator[Partial | Answer]:
+        """The model's draft, kept only as far as every sentence is grounded in its passages."""
+        generator = self.generator
+        if generator is None:
+            if self._generator_error:
+                turn.note = (
+                    "The language model is unavailable; this answer is taken from the passages."
+                )
             return
-        answer = self._answer(q, standalone, ext.text, ext.cited, hits, "extractive")
-        answer.note = note
-        yield finish(answer)
+        builder = PromptBuilder(
+            generator.count_tokens, self.settings.context_tokens, self.settings.max_new_tokens
+        )
+        try:
+            prompt = builder.run(turn.standalone, turn.hits, self.settings.prompt_passages)
+        except ValueError as exc:  # only when max_question_chars outgrows context_tokens
+            raise InvalidQuestion(
+                "The question is too long for the language model's context."
+            ) from exc
+        turn.timings["prompt_tokens"] = prompt.prompt_tokens
+        passages = [h.chunk for h in prompt.passages]
+        text = yield from self._decode(turn, generator, prompt.messages, len(passages))
+        cleaned, cited, dropped = clean_citations(text, len(passages))
+        turn.timings["invalid_citations_dropped"] = dropped
+        kept, verdict = self.checker.supported_prefix(cleaned, passages)
+        if verdict.supported:
+            kept, cited = _attach_citations(kept, passages)
+            answer = self._answer(turn, kept, cited, "generated")
+            if kept != cleaned:
+                answer.note = "Unverified sentences of the model's answer were removed."
+            yield answer
+            return
+        if text and not turn.note:
+            log.info("generated answer rejected: %s", "; ".join(verdict.reasons))
+            turn.note = (
+                "The model's draft did not match the passages; here are the passages' own words."
+            )
+
+    def _decode(
+        self, turn: _Turn, generator: Generator, messages: Any, n_passages: int
+    ) -> GeneratorType[Partial, None, str]:
+        """Stream the draft, stopping once it has the allowed number of sentences."""
+        text = ""
+        t_gen = time.perf_counter()
+        first: float | None = None
+        limit = self.settings.max_answer_sentences
+        try:
+            for piece in generator.stream(messages, self.settings.max_new_tokens):
+                if first is None:
+                    first = time.perf_counter()
+                    turn.timings["ttft_s"] = first - turn.started
+                text += piece
+                if len(split_sentences(text)) > limit:
+                    # a further sentence has begun: stop decoding, drop the fragment
+                    text = " ".join(split_sentences(text)[:limit])
+                    break
+                # the draft as it streams, minus citations of passages that do not exist
+                yield Partial(clean_citations(text, n_passages)[0])
+        except GenerationError as exc:
+            log.warning("generation failed: %s", exc)
+            turn.note = "The language model failed; this answer is taken from the passages."
+        t_end = time.perf_counter()
+        if text and first is not None:
+            n_tokens = generator.count_tokens(text)
+            turn.timings["decode_tokens"] = n_tokens
+            turn.timings["decode_tok_s"] = n_tokens / max(t_end - first, 1e-6)
+        turn.timings["generate_s"] = t_end - t_gen
+        return text
+
+    def _route_extractive(self, turn: _Turn) -> Answer:
+        ext = extractive_answer(turn.standalone, [h.chunk for h in turn.hits], self.embedder)
+        if not ext.text:
+            return self._refusal(turn)
+        answer = self._answer(turn, ext.text, ext.cited, "extractive")
+        answer.note = turn.note
+        return answer
 
     def _faq_match(self, state: _State, qvec: np.ndarray) -> tuple[Chunk | None, float]:
         if not len(state.faq_chunks):
@@ -428,9 +492,8 @@ class Pipeline:
         order = np.argsort(-(state.faq_vectors @ qvec))[:n]
         return [state.faq_chunks[int(i)].question or "" for i in order]
 
-    def _answer(
-        self, q: str, standalone: str, text: str, cited: list[int], hits: list[Hit], mode: str
-    ) -> Answer:
+    def _answer(self, turn: _Turn, text: str, cited: list[int], mode: AnswerMode) -> Answer:
+        hits = turn.hits
         citations = [
             Citation(
                 n=n,
@@ -445,14 +508,14 @@ class Pipeline:
             if 1 <= n <= len(hits)
         ]
         return Answer(
-            question=q,
+            question=turn.question,
             answer=text,
             refused=False,
             citations=citations,
             sources=[h.to_dict() for h in hits],
             timings={},
             mode=mode,
-            standalone_question=standalone,
+            standalone_question=turn.standalone,
         )
 
     # ---------------------------------------------------------------------------- presets
@@ -549,10 +612,6 @@ def _attach_citations(text: str, passages: Sequence[Chunk]) -> tuple[str, list[i
         out.append(sentence)
     joined = " ".join(out)
     return joined, parse_citations(joined)
-
-
-def default_pipeline(settings: Settings | None = None) -> Pipeline:
-    return Pipeline(settings or Settings())
 
 
 def write_jsonl(path: Path, record: dict[str, Any]) -> None:

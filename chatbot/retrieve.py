@@ -21,6 +21,7 @@ import numpy as np
 from chatbot.chunking import Chunk
 from chatbot.embedding import Embedder, encode_query
 from chatbot.index import LoadedIndex
+from chatbot.terms import Lookup, TermIndex
 
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG on import
 Mode = Literal["hybrid", "dense", "bm25"]
@@ -77,12 +78,17 @@ class Retrieval:
     best_dense: float
     timings: dict[str, float] = field(default_factory=dict)
     lexical_coverage: float = 0.0
+    lookup: Lookup | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        lookup = self.lookup
         return {
             "question": self.question,
             "hits": [h.to_dict() for h in self.hits],
             "relevant": self.relevant,
+            "lookup": None
+            if lookup is None
+            else {"term": lookup.term, "entries": list(lookup.doc_ids), "near": list(lookup.near)},
             "best_dense_score": round(self.best_dense, 4),
             "lexical_coverage": round(self.lexical_coverage, 4),
             "timings": {k: round(v, 2) for k, v in self.timings.items()},
@@ -103,6 +109,8 @@ class Retriever:
         relevance_threshold: float = 0.45,
         dense_weight: float = 1.0,
         lexical_coverage: float = 0.75,
+        *,
+        terms: TermIndex | None = None,
     ) -> None:
         if top_k < 1 or candidates < 1:
             raise ValueError("top_k and candidates must be positive")
@@ -117,6 +125,29 @@ class Retriever:
         self.relevance_threshold = relevance_threshold
         self.dense_weight = dense_weight
         self.lexical_coverage = lexical_coverage
+        self.terms = terms
+
+    @cached_property
+    def entry_starts(self) -> dict[str, int]:
+        """Each entry's first chunk: where its opening definition is."""
+        out: dict[str, int] = {}
+        for i, c in enumerate(self.index.chunks):
+            out.setdefault(c.doc_id, i)
+        return out
+
+    def promote(
+        self, lookup: Lookup, ranked: list[tuple[int, float]], qvec: np.ndarray
+    ) -> list[tuple[int, float]]:
+        """The entries that *are* the looked-up term first, best retrieved sense first."""
+        position = {i: r for r, (i, _) in enumerate(ranked)}
+        starts = [self.entry_starts[d] for d in lookup.doc_ids if d in self.entry_starts]
+        starts.sort(
+            key=lambda i: (position.get(i, len(ranked)), -float(self.index.vectors[i] @ qvec))
+        )
+        top = ranked[0][1] if ranked else 1.0
+        promoted = [(i, top + (len(starts) - n) * 1e-3) for n, i in enumerate(starts)]
+        chosen = set(starts)
+        return promoted + [(i, sc) for i, sc in ranked if i not in chosen]
 
     @cached_property
     def bm25(self) -> bm25s.BM25:
@@ -179,6 +210,12 @@ class Retriever:
             ranked = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
         timings["fusion_ms"] = (time.perf_counter() - t) * 1000
 
+        t = time.perf_counter()
+        lookup = self.terms.lookup(question) if self.terms is not None else None
+        if lookup is not None and lookup.found:
+            ranked = self.promote(lookup, ranked, qvec)
+        timings["lookup_ms"] = (time.perf_counter() - t) * 1000
+
         for i, _ in ranked[:k]:  # BM25-only hits still get a cosine, for display and thresholds
             if i not in dense_of:
                 dense_of[i] = float(self.index.vectors[i] @ qvec)
@@ -189,7 +226,9 @@ class Retriever:
         timings["total_ms"] = sum(v for key, v in timings.items() if key.endswith("_ms"))
         coverage = self.coverage(question, int(b_ids[0])) if len(b_ids) else 0.0
         relevant = bool(hits) and (
-            best_dense >= self.relevance_threshold or coverage >= self.lexical_coverage
+            best_dense >= self.relevance_threshold
+            or coverage >= self.lexical_coverage
+            or (lookup is not None and lookup.found)
         )
         return Retrieval(
             question=question,
@@ -198,6 +237,7 @@ class Retriever:
             best_dense=best_dense,
             timings=timings,
             lexical_coverage=coverage,
+            lookup=lookup,
         )
 
     def coverage(self, question: str, i: int) -> float:

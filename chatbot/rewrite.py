@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
+from chatbot.terms import TermIndex
+
 _LEADING = re.compile(r"^\s*(and|but|so|also|ok(ay)?|then|what about|how about)\b[\s,]*", re.I)
 _SINGULAR = re.compile(r"\b(it|its|this one|that one)\b", re.I)
 _PLURAL = re.compile(r"\b(they|them|their|these|those)\b", re.I)
@@ -27,17 +29,17 @@ def _plural(term: str) -> str:
 class FollowUpRewriter:
     """Rewrites a follow-up using the glossary terms mentioned earlier in the conversation."""
 
-    def __init__(self, terms: Iterable[str]) -> None:
-        unique = {t.strip().lower() for t in terms if t and t.strip()}
-        # longest first so "foundation model" wins over "model"
-        self.terms = sorted(unique, key=len, reverse=True)
-        self._patterns = [(t, re.compile(r"\b" + re.escape(t) + r"s?\b", re.I)) for t in self.terms]
+    def __init__(self, terms: Iterable[str] | TermIndex) -> None:
+        self.index = (
+            terms
+            if isinstance(terms, TermIndex)
+            else TermIndex.build({"doc_id": t, "title": t} for t in terms if t and t.strip())
+        )
 
     def mentioned(self, text: str) -> str | None:
-        for term, pattern in self._patterns:
-            if pattern.search(text):
-                return term
-        return None
+        """The longest glossary term in ``text`` ("foundation model" wins over "model"),
+        found by dictionary look-ups: one regex per term does not scale to 10,000 entries."""
+        return self.index.mentioned(text)
 
     def run(self, question: str, history: Sequence[str]) -> str:
         """``history``: earlier user questions, oldest first."""

@@ -19,9 +19,9 @@ import numpy as np
 from chatbot.chunking import Chunk
 from chatbot.embedding import Embedder
 from chatbot.retrieve import tokenize
+from chatbot.text import CITATION as _CITATION
+from chatbot.text import opening_definition, parse_citations, split_sentences, strip_markup
 
-_CITATION = re.compile(r"\[(\s*\d+\s*(?:[,;]\s*\d+\s*)*)\]")
-_SENTENCE = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[A-Z0-9\"'(\[])|\n+")
 _NEGATION = re.compile(
     r"\b(not|no|never|cannot|can't|won't|isn't|aren't|doesn't|don't|without|neither|nor)\b|n't\b",
     re.IGNORECASE,
@@ -30,42 +30,11 @@ _AFFIRM = re.compile(r"^\s*(yes|yeah|sure|absolutely|of course)\b", re.IGNORECAS
 _IDK = re.compile(
     r"\b(i don'?t know|i do not know|not (?:covered|mentioned)|no information)\b", re.I
 )
-_MD_PREFIX = re.compile(r"^\s*(?:[-*•]\s+|\d+\.\s+|#+\s+)")
 # Specifics a small model likes to invent: numbers and names (a capitalised word that does not
 # start the sentence). Word overlap alone lets "coined by Harvard in 2019" pass next to
 # "coined by Stanford in 2021"; these must appear in the passages themselves.
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][A-Za-z0-9-]*[a-z0-9][A-Za-z0-9-]*\b|\b[A-Z]{2,}\b")
-
-
-_LEADING_CITATIONS = re.compile(r"^(?:\[\s*\d+\s*(?:[,;]\s*\d+\s*)*\]\s*)+")
-
-
-def split_sentences(text: str) -> list[str]:
-    out: list[str] = []
-    for s in _SENTENCE.split(text):
-        s = (s or "").strip()
-        # "Claim one. [1] Claim two." -- a citation after the full stop belongs to claim one
-        if out and (m := _LEADING_CITATIONS.match(s)):
-            out[-1] += " " + m.group(0).strip()
-            s = s[m.end() :].strip()
-            if re.fullmatch(r"[.!?,;:]+", s):  # "Claim? [1]." -- keep the stop too
-                out[-1] += s
-                s = ""
-        if s:
-            out.append(s)
-    return out
-
-
-def parse_citations(text: str) -> list[int]:
-    """Citation numbers in order of appearance, e.g. "[1]", "[1, 3]", "[2;4]"."""
-    out: list[int] = []
-    for m in _CITATION.finditer(text):
-        for part in re.split(r"[,;]", m.group(1)):
-            n = int(part)
-            if n not in out:
-                out.append(n)
-    return out
 
 
 def clean_citations(text: str, n_passages: int) -> tuple[str, list[int], int]:
@@ -208,7 +177,7 @@ class Extract:
 
 
 def _clean_sentence(s: str) -> str:
-    return _MD_PREFIX.sub("", s).replace("**", "").strip()
+    return strip_markup(s)
 
 
 def faq_answer(chunk: Chunk, n: int, max_chars: int = 420) -> Extract:
@@ -220,6 +189,28 @@ def faq_answer(chunk: Chunk, n: int, max_chars: int = 420) -> Extract:
             break
         out.append(_clean_sentence(s))
     return Extract(" ".join(out) + f" [{n}]", [n])
+
+
+def lookup_answer(term: str, entries: Sequence[tuple[int, Chunk]], max_senses: int = 2) -> Extract:
+    """A lookup answered from the entry that is the term: its opening definition, cited.
+
+    ``entries``: (citation number, the entry's first chunk), best retrieved first. A second entry
+    with the same title (a homonym, or the same term from another source) is shown too, so one
+    sense never hides the other.
+    """
+    parts: list[str] = []
+    cited: list[int] = []
+    for n, chunk in entries:
+        definition = opening_definition(chunk.text)
+        if not definition or len(cited) >= max_senses:
+            continue
+        definition = definition[0].upper() + definition[1:]
+        if not cited:
+            parts.append(f"{chunk.title[:1].upper()}{chunk.title[1:]}: {definition} [{n}]")
+        else:
+            parts.append(f"Another entry for {chunk.title}: {definition} [{n}]")
+        cited.append(n)
+    return Extract(" ".join(parts), cited)
 
 
 def extractive_answer(

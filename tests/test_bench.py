@@ -311,9 +311,10 @@ def test_uncached_embedder_really_embeds_every_query() -> None:
 def test_pick_prompts_keeps_only_questions_that_reach_the_model(settings: Settings) -> None:
     items = [
         EvalItem("u1", "Who won the 1998 football world cup?", False, [], []),
-        EvalItem("a1", "What is a foundation model?", True, [], []),
-        EvalItem("a2", "What is a base model?", True, [], []),
-        EvalItem("a3", "How is a foundation model trained?", True, [], []),
+        EvalItem("l1", "What is a foundation model?", True, [], []),  # a lookup: no model
+        EvalItem("a1", "How is a foundation model trained?", True, [], []),
+        EvalItem("a2", "Why are base models released?", True, [], []),
+        EvalItem("a3", "How are base models adapted to a task?", True, [], []),
     ]
     chosen = bench.pick_prompts(settings, FakeEmbedder(), lambda t: len(t.split()), items, 2)
     assert [item.id for item, _ in chosen] == ["a1", "a2"]  # unanswerable skipped, n respected

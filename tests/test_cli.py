@@ -151,11 +151,11 @@ def test_search_with_missing_corpus_fails_clearly(env: dict[str, Path], tmp_path
 
 # ------------------------------------------------------------------------------- ask
 def test_ask_json_schema(env: dict[str, Path]) -> None:
-    result = run("ask", "--json", "What is a foundation model?")
+    result = run("ask", "--json", "How is a foundation model trained?")
     assert result.exit_code == 0, result.output
     (data,) = json_lines(result.stdout)
     assert set(data) >= ANSWER_KEYS
-    assert data["question"] == "What is a foundation model?"
+    assert data["question"] == "How is a foundation model trained?"
     assert data["refused"] is False and data["answer"]
     assert data["mode"] == "extractive"  # CHATBOT_BACKEND=extractive reached the pipeline
     assert data["citations"] and isinstance(data["timings"], dict)

@@ -7,15 +7,16 @@ metadata), since every sentence in it can end up quoted to a user as a cited sou
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
 import pytest
 import yaml
 
-from chatbot import corpus as corpus_mod
 from chatbot.chunking import faq_entries, parse_sections
 from chatbot.corpus import CorpusError, Document, corpus_files, load_corpus, parse_document
+from chatbot.readers import MAX_PAGE_BYTES
 
 REAL_CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 GOOD = "---\ntitle: Good Page\nsource: Somewhere\nterms: [Good, Page]\n---\n# Good Page\n\nText.\n"
@@ -72,7 +73,7 @@ def test_sha256_is_of_the_raw_bytes() -> None:
     a = parse_document(Path("a.md"), GOOD.encode())
     b = parse_document(Path("a.md"), (GOOD + "More.\n").encode())
     assert a.sha256 != b.sha256
-    assert a.sha256 == corpus_mod.file_sha256(GOOD.encode())
+    assert a.sha256 == hashlib.sha256(GOOD.encode()).hexdigest()
 
 
 # ------------------------------------------------------------------------------ bad files
@@ -115,7 +116,7 @@ def test_broken_yaml_reason_names_the_line(tmp_path: Path) -> None:
 
 def test_huge_file_is_skipped_before_parsing(tmp_path: Path) -> None:
     write(tmp_path, "good.md", GOOD)
-    write(tmp_path, "huge.md", b"# Huge\n\n" + b"a" * corpus_mod.MAX_FILE_BYTES)
+    write(tmp_path, "huge.md", b"# Huge\n\n" + b"a" * MAX_PAGE_BYTES)
     corpus = load_corpus(tmp_path)
     assert [d.path.name for d in corpus.documents] == ["good.md"]
     (skipped,) = corpus.skipped
@@ -143,19 +144,21 @@ def test_same_stem_with_two_suffixes_is_reported_not_merged(tmp_path: Path) -> N
     assert len(corpus.documents) == 1
     (skipped,) = corpus.skipped
     assert "same name as" in skipped.reason
-    assert len(corpus.by_id()) == len(corpus.documents)
+    assert len({d.doc_id for d in corpus.documents}) == len(corpus.documents)
 
 
-def test_hidden_backup_and_non_markdown_files_are_ignored(tmp_path: Path) -> None:
+def test_hidden_and_backup_files_are_ignored_and_unknown_formats_skipped(tmp_path: Path) -> None:
     write(tmp_path, "good.md", GOOD)
     write(tmp_path, ".hidden.md", GOOD)
     write(tmp_path, "~lock.md", GOOD)
-    write(tmp_path, "notes.txt", "not corpus")
+    write(tmp_path, "good.md~", GOOD)
+    write(tmp_path, "diagram.xyz", "not a glossary")
     (tmp_path / "sub.md").mkdir()  # a directory with a Markdown-looking name
-    assert [p.name for p in corpus_files(tmp_path)] == ["good.md"]
+    assert [p.name for p in corpus_files(tmp_path)] == ["diagram.xyz", "good.md"]
     corpus = load_corpus(tmp_path)
     assert [d.path.name for d in corpus.documents] == ["good.md"]
-    assert corpus.skipped == []
+    (skipped,) = corpus.skipped
+    assert skipped.path.name == "diagram.xyz" and "unsupported format" in skipped.reason
 
 
 def test_missing_corpus_directory_is_a_corpus_error(tmp_path: Path) -> None:

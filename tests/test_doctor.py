@@ -142,15 +142,16 @@ def test_missing_corpus_directory_fails(settings: Settings, fake_embedder: FakeE
     assert lines_with(lines, FAIL, "corpus directory not found", "CHATBOT_CORPUS_DIR"), lines
 
 
-def test_corpus_without_markdown_fails(
+def test_corpus_without_usable_files_fails(
     tmp_path: Path, settings: Settings, fake_embedder: FakeEmbedder
 ) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
-    (empty / "notes.txt").write_text("not markdown")
+    (empty / "diagram.xyz").write_text("not a glossary format")
     ok, lines = run(settings.model_copy(update={"corpus_dir": empty}), fake_embedder)
     assert ok is False
-    assert lines_with(lines, FAIL, "no Markdown"), lines
+    assert lines_with(lines, FAIL, "none of 1 files is usable"), lines
+    assert any("unsupported format" in line for line in lines), lines
 
 
 def test_broken_corpus_files_are_listed_with_reasons(

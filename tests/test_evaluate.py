@@ -139,7 +139,7 @@ EVAL_ROWS = [
     },
     {
         "id": "gen",
-        "question": "What is a foundation model?",
+        "question": "How is a foundation model trained?",
         "answerable": True,
         "evidence": ["a phrase that appears in no passage at all"],
         "facts": [["zebra crossing"]],

@@ -29,8 +29,8 @@ from tests.fakes import FakeEmbedder, FakeGenerator
 
 FAQ_QUESTION = "Can you use a base model directly for a chatbot?"
 OFF_TOPIC = "What is the weather in Paris tomorrow?"
-GENERAL = "What is a foundation model?"  # relevant, but not an FAQ entry: goes to the model
-MODES = {"refusal", "faq", "generated", "extractive"}
+GENERAL = "How is a foundation model trained?"  # relevant, not an FAQ or a lookup: the model
+MODES = {"refusal", "faq", "generated", "extractive", "lookup"}
 Reply = str | Callable[[list[dict[str, str]]], str]
 
 
@@ -362,7 +362,7 @@ def obeys_injections(messages: list[dict[str, str]]) -> str:
 
 @pytest.mark.parametrize(
     "question",
-    ["What is model distillation?", "How does a student model imitate a teacher model?"],
+    ["How does model distillation work?", "How does a student model imitate a teacher model?"],
 )
 def test_prompt_injection_in_the_corpus_is_neutralized(
     settings: Settings, corpus_dir: Path, question: str

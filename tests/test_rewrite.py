@@ -80,5 +80,6 @@ def test_standalone_or_unresolvable_question_is_unchanged(
 
 def test_blank_terms_are_ignored() -> None:
     r = FollowUpRewriter(["", "  ", "Base Model"])
-    assert r.terms == ["base model"]
+    assert r.mentioned("tell me about base models") == "base model"
+    assert r.mentioned("   ") is None
     assert r.run("what about its limitations?", ["a base model?"]) == "Base model's limitations?"

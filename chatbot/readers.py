@@ -1,0 +1,415 @@
+"""One reader per corpus file format; each turns a file into citeable glossary entries.
+
+Users bring glossaries as Markdown pages, plain text, saved HTML, PDFs, spreadsheet exports and
+dictionaries. Every reader returns ``Document`` objects whose ``text`` is Markdown (``# Term``
+then the definition), so chunking, citations and the term index work the same for all formats.
+A multi-entry file (CSV, JSON, a dictd database) yields one Document per entry: each entry is
+cited on its own, and the index re-embeds only the entries whose text changed.
+
+A reader raises ``ValueError`` with a reason fit for the user; the corpus loader lists the file as
+skipped with that reason and indexes the rest.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import json
+import re
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import yaml
+
+from chatbot.corpus import DICTD_DATA_SUFFIXES, Document
+
+MAX_PAGE_BYTES = 2_000_000  # one page (Markdown, text, HTML): anything bigger is a mistake
+MAX_EXPORT_BYTES = 200_000_000  # one multi-entry export (CSV, JSON, dictd, PDF)
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
+_H1 = re.compile(r"^#[ \t]+(.+?)[ \t]*#*[ \t]*$", re.MULTILINE)
+_SLUG = re.compile(r"[^a-z0-9]+")
+
+# Column names of glossary exports, most specific first (compared case-insensitively).
+TERM_COLUMNS = ("term", "name", "title", "word", "headword", "keyword", "concept", "entry")
+DEFINITION_COLUMNS = ("definition", "description", "meaning", "explanation", "text", "body")
+QUESTION_COLUMNS = ("question", "q", "faq")
+ANSWER_COLUMNS = ("answer", "a", "response")
+ALIAS_COLUMNS = ("aliases", "alias", "synonyms", "synonym", "also known as", "aka")
+URL_COLUMNS = ("url", "link", "source_url", "href")
+SOURCE_COLUMNS = ("source", "publisher")
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def slug(text: str) -> str:
+    return _SLUG.sub("-", text.lower()).strip("-")[:60] or "entry"
+
+
+def decode_text(data: bytes) -> str:
+    """UTF-8 text or a ValueError saying why not (binary, wrong encoding, empty)."""
+    if b"\x00" in data:
+        raise ValueError("binary file (contains NUL bytes)")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8 text (byte {exc.start})") from None
+    if not text.strip():
+        raise ValueError("empty file")
+    return text
+
+
+def _check_size(data: bytes, limit: int) -> None:
+    if len(data) > limit:
+        raise ValueError(f"too large ({len(data):,} bytes, limit {limit:,})")
+
+
+# ------------------------------------------------------------------------------ pages
+def read_markdown(path: Path, data: bytes) -> list[Document]:
+    """A Markdown page, with or without YAML front matter (title, source, terms, url)."""
+    _check_size(data, MAX_PAGE_BYTES)
+    text = decode_text(data)
+    meta: dict[str, object] = {}
+    body_start = 0
+    if text.startswith("---"):
+        match = _FRONT_MATTER.match(text)
+        if not match:
+            raise ValueError("front matter opened with '---' but never closed")
+        try:
+            loaded = yaml.safe_load(match.group(1))
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 2}" if mark is not None else ""
+            raise ValueError(f"broken YAML front matter{where}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ValueError("front matter must be a mapping (key: value lines)")
+        meta = loaded
+        body_start = match.end()
+    body = text[body_start:]
+    if not body.strip():
+        raise ValueError("no content after the front matter")
+    heading = _H1.search(body)
+    title = str(meta.get("title") or (heading.group(1) if heading else path.stem)).strip()
+    terms_raw = meta.get("terms") or [title]
+    if isinstance(terms_raw, str):
+        terms_raw = [terms_raw]
+    if not isinstance(terms_raw, list):
+        raise ValueError("front matter 'terms' must be a list")
+    aliases = meta.get("aliases") or []
+    alias_list = [aliases] if isinstance(aliases, str) else aliases
+    if not isinstance(alias_list, list):
+        raise ValueError("front matter 'aliases' must be a list")
+    terms = [str(t) for t in terms_raw] + [str(a) for a in alias_list]
+    return [
+        Document(
+            doc_id=path.stem,
+            path=path,
+            title=title,
+            source=str(meta.get("source") or "unknown"),
+            terms=tuple(dict.fromkeys(terms)),
+            text=text,
+            body_start=body_start,
+            sha256=hashlib.sha256(data).hexdigest(),
+            url=str(meta.get("url") or ""),
+        )
+    ]
+
+
+def entry_document(
+    path: Path,
+    doc_id: str,
+    title: str,
+    body: str,
+    *,
+    terms: Iterable[str] = (),
+    source: str = "",
+    url: str = "",
+    faq: Iterable[tuple[str, str]] = (),
+) -> Document:
+    """A glossary entry as a Markdown document: ``# title``, the definition, then FAQ entries."""
+    parts = [f"# {title.strip()}", body.strip()] if body.strip() else [f"# {title.strip()}"]
+    faq = [(q.strip(), a.strip()) for q, a in faq if q.strip() and a.strip()]
+    if faq:
+        parts.append("## Frequently asked questions")
+        for q, a in faq:
+            q = q if q.endswith("?") else q + "?"
+            parts.append(f"### {q}\n{a}")
+    text = "\n\n".join(parts) + "\n"
+    return Document(
+        doc_id=doc_id,
+        path=path,
+        title=title.strip(),
+        source=source or path.name,
+        terms=tuple(dict.fromkeys([title.strip(), *(t.strip() for t in terms if t.strip())])),
+        text=text,
+        body_start=0,
+        sha256=sha256_text(text),
+        url=url,
+    )
+
+
+def read_text(path: Path, data: bytes) -> list[Document]:
+    """Plain text: the first line is the title when it is short, else the file name is."""
+    _check_size(data, MAX_PAGE_BYTES)
+    text = decode_text(data).strip()
+    first, _, rest = text.partition("\n")
+    if len(first) <= 80 and rest.strip():
+        title, body = first.strip(), rest
+    else:
+        title, body = path.stem.replace("_", " ").replace("-", " "), text
+    return [entry_document(path, path.stem, title, body)]
+
+
+def read_html(path: Path, data: bytes) -> list[Document]:
+    """A saved web page: its main content only, without menus and cookie banners."""
+    _check_size(data, MAX_PAGE_BYTES)
+    html = decode_text(data)
+    import trafilatura
+
+    extracted = trafilatura.extract(
+        html, output_format="markdown", include_comments=False, include_tables=True
+    )
+    meta = trafilatura.extract_metadata(html)
+    if not extracted or not extracted.strip():
+        raise ValueError("no main text found in the HTML page")
+    title = (meta.title if meta and meta.title else "") or path.stem.replace("-", " ")
+    url = (meta.url if meta and meta.url else "") or ""
+    source = (meta.sitename if meta and meta.sitename else "") or path.name
+    return [entry_document(path, path.stem, title, extracted, source=source, url=url)]
+
+
+def read_with_markitdown(path: Path, data: bytes) -> list[Document]:
+    """PDF and DOCX through markitdown; one document per file, its headings kept."""
+    _check_size(data, MAX_EXPORT_BYTES)
+    try:
+        from markitdown import MarkItDown
+    except ImportError:  # a declared dependency; say what to install rather than crash
+        raise ValueError("reading this format needs markitdown: run `make setup`") from None
+    try:
+        result = MarkItDown(enable_plugins=False).convert_stream(
+            io.BytesIO(data), file_extension=path.suffix.lower()
+        )
+    except Exception as exc:  # damaged or encrypted files raise many kinds of errors
+        raise ValueError(f"cannot read {path.suffix.lower()[1:].upper()} ({exc})") from None
+    text = (result.text_content or "").strip()
+    if not text:
+        raise ValueError("no text found (a scanned document needs OCR first)")
+    heading = _H1.search(text)
+    title = (result.title or "") or (heading.group(1) if heading else path.stem.replace("-", " "))
+    if heading and heading.start() == 0:
+        text = text[heading.end() :]
+    return [entry_document(path, path.stem, title, text)]
+
+
+# ------------------------------------------------------------------------------ exports
+def _pick(row: dict[str, str], names: tuple[str, ...]) -> str:
+    lowered = {k.strip().lower(): v for k, v in row.items() if isinstance(k, str)}
+    for name in names:
+        value = lowered.get(name)
+        if value is not None and str(value).strip():
+            return str(value).strip()
+    return ""
+
+
+def records_to_documents(path: Path, records: Iterable[object]) -> list[Document]:
+    """Rows of a glossary export: term + definition, optional question/answer, aliases, url."""
+    docs: list[Document] = []
+    used: set[str] = set()
+    for n, rec in enumerate(records, 1):
+        if not isinstance(rec, dict):
+            raise ValueError(f"entry {n} is not an object with named fields")
+        row = {str(k): "" if v is None else _flat(v) for k, v in rec.items()}
+        term = _pick(row, TERM_COLUMNS)
+        definition = _pick(row, DEFINITION_COLUMNS)
+        question, answer = _pick(row, QUESTION_COLUMNS), _pick(row, ANSWER_COLUMNS)
+        if not term and question:
+            term = question.rstrip("?")
+        if not term or not (definition or answer):
+            continue  # a blank or partial row in a spreadsheet is common and harmless
+        aliases = [a.strip() for a in re.split(r"[;|]", _pick(row, ALIAS_COLUMNS)) if a.strip()]
+        doc_id = f"{path.stem}:{slug(term)}"
+        k = 2
+        while doc_id in used:
+            doc_id, k = f"{path.stem}:{slug(term)}-{k}", k + 1
+        used.add(doc_id)
+        faq = [(question, answer)] if question and answer else []
+        docs.append(
+            entry_document(
+                path,
+                doc_id,
+                term,
+                definition,
+                terms=aliases,
+                source=_pick(row, SOURCE_COLUMNS) or path.name,
+                url=_pick(row, URL_COLUMNS),
+                faq=faq,
+            )
+        )
+    if not docs:
+        raise ValueError(
+            "no entries found: expected columns such as term + definition "
+            "(or name + description, or question + answer)"
+        )
+    return docs
+
+
+def _flat(value: object) -> str:
+    if isinstance(value, list):
+        return "; ".join(_flat(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def read_table(path: Path, data: bytes) -> list[Document]:
+    """CSV or TSV with a header row."""
+    _check_size(data, MAX_EXPORT_BYTES)
+    text = decode_text(data)
+    if path.suffix.lower() == ".tsv":
+        dialect: type[csv.Dialect] | csv.Dialect = csv.excel_tab
+    else:
+        try:
+            dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
+        except csv.Error:
+            dialect = csv.excel
+    try:
+        return records_to_documents(path, csv.DictReader(io.StringIO(text), dialect=dialect))
+    except csv.Error as exc:
+        raise ValueError(f"broken CSV ({exc})") from None
+
+
+def read_json(path: Path, data: bytes) -> list[Document]:
+    """A JSON list of objects (or {"entries": [...]}) or JSON Lines, one object per line."""
+    _check_size(data, MAX_EXPORT_BYTES)
+    text = decode_text(data)
+    try:
+        if path.suffix.lower() == ".jsonl":
+            records: list[object] = [json.loads(x) for x in text.splitlines() if x.strip()]
+        else:
+            loaded = json.loads(text)
+            if isinstance(loaded, dict):
+                lists = [v for v in loaded.values() if isinstance(v, list)]
+                if len(lists) == 1:
+                    loaded = lists[0]
+                elif all(isinstance(v, str) for v in loaded.values()):
+                    loaded = [{"term": k, "definition": v} for k, v in loaded.items()]
+            if not isinstance(loaded, list):
+                raise ValueError("expected a list of entries")
+            records = loaded
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"broken JSON at line {exc.lineno}") from None
+    return records_to_documents(path, records)
+
+
+# ------------------------------------------------------------------------------ dictd
+_B64 = {
+    c: i for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+}
+_XREF = re.compile(r"\{([^{}]*)\}")
+
+
+def dictd_data_path(index_path: Path) -> Path | None:
+    base = index_path.with_suffix("")
+    for suffix in DICTD_DATA_SUFFIXES:
+        candidate = base.with_name(base.name + suffix)
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _b64_number(text: str) -> int:
+    n = 0
+    for ch in text:
+        n = n * 64 + _B64[ch]
+    return n
+
+
+def read_dictd(path: Path, data: bytes) -> list[Document]:
+    """A dictd database (``NAME.index`` + ``NAME.dict[.dz]``): one document per definition.
+
+    Several headwords can point at one definition (aliases); the definition's own first line is
+    its title. Cross-reference braces are removed ("{Java}" -> "Java") and hard-wrapped lines
+    are joined, so sentences read as prose.
+    """
+    _check_size(data, MAX_EXPORT_BYTES)
+    data_path = dictd_data_path(path)
+    if data_path is None:
+        raise ValueError(f"dictd index without its data file ({path.stem}.dict or .dict.dz)")
+    raw = data_path.read_bytes()
+    try:
+        blob = gzip.decompress(raw) if data_path.name.endswith(".dz") else raw
+    except (OSError, EOFError) as exc:
+        raise ValueError(f"{data_path.name} is not a valid dictzip file ({exc})") from None
+    headwords: dict[tuple[int, int], list[str]] = {}
+    for n, line in enumerate(decode_text(data).splitlines(), 1):
+        parts = line.split("\t")
+        if len(parts) < 3:
+            raise ValueError(f"line {n} of the dictd index is not 'word<TAB>offset<TAB>length'")
+        try:
+            key = (_b64_number(parts[1]), _b64_number(parts[2]))
+        except KeyError:
+            raise ValueError(f"line {n} of the dictd index has a bad offset") from None
+        if not parts[0].startswith("00-database") and not parts[0].startswith("00database"):
+            headwords.setdefault(key, []).append(parts[0])
+    docs: list[Document] = []
+    used: set[str] = set()
+    source = path.stem
+    for (offset, length), words in sorted(headwords.items()):
+        entry = blob[offset : offset + length].decode("utf-8", errors="replace")
+        title, aliases, body = _split_dictd_entry(entry, words[0])
+        if not body:
+            continue
+        doc_id = f"{path.stem}:{slug(title)}"
+        k = 2
+        while doc_id in used:
+            doc_id, k = f"{path.stem}:{slug(title)}-{k}", k + 1
+        used.add(doc_id)
+        docs.append(
+            entry_document(path, doc_id, title, body, terms=[*aliases, *words], source=source)
+        )
+    if not docs:
+        raise ValueError("the dictd database has no entries")
+    return docs
+
+
+def _split_dictd_entry(entry: str, headword: str) -> tuple[str, list[str], str]:
+    """Title lines (unindented, before the first blank line), then the indented body."""
+    lines = entry.strip("\n").split("\n")
+    head: list[str] = []
+    while lines and lines[0].strip() and not lines[0].startswith((" ", "\t")):
+        head.append(lines.pop(0).strip())
+    title = head[0] if head else headword
+    paragraphs = re.split(r"\n[ \t]*\n", "\n".join(lines))
+    body = "\n\n".join(
+        " ".join(line.strip() for line in p.strip().splitlines()) for p in paragraphs if p.strip()
+    )
+    body = _XREF.sub(lambda m: m.group(1).replace("\n", " "), body)
+    return title, head[1:], body.strip()
+
+
+Reader = Callable[[Path, bytes], list[Document]]
+READERS: dict[str, Reader] = {
+    ".md": read_markdown,
+    ".markdown": read_markdown,
+    ".txt": read_text,
+    ".text": read_text,
+    ".html": read_html,
+    ".htm": read_html,
+    ".pdf": read_with_markitdown,
+    ".docx": read_with_markitdown,
+    ".csv": read_table,
+    ".tsv": read_table,
+    ".json": read_json,
+    ".jsonl": read_json,
+    ".index": read_dictd,
+}
+SUPPORTED = tuple(sorted(READERS))
+
+
+def reader_for(path: Path) -> Reader | None:
+    return READERS.get(path.suffix.lower())

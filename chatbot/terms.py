@@ -1,0 +1,186 @@
+"""The term index: which entry *is* the term a question names.
+
+"What is a compiler?" embeds close to every entry about compilers, and BM25 rewards the longer
+compound titles ("compiler-compiler", "native compiler"); neither knows that one entry is titled
+exactly "compiler". So the index keeps every entry's title and aliases in a normalised form, and
+a lookup question ("what is X", "define X", "X?") is answered from X's own entry when there is
+one, or told plainly that there is none when only compounds of X exist.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+_ARTICLE = re.compile(r"^(?:a|an|the)\s+", re.I)
+_POSSESSIVE = re.compile(r"(?<=\w)['’]s\b")
+_ACRONYM_DOTS = re.compile(r"\b([a-z])\.(?=[a-z]\.|[a-z]\b|\s|$)")
+_DROP = re.compile(r"[\"'`’‘“”*?!,;:()\[\]{}<>]")
+_SPACE = re.compile(r"[\s\-_/]+")
+_INVARIANT = ("ss", "us", "is", "ics", "ous", "as", "ys")
+
+# Lookup phrasings; the term is the named group. Qualifiers such as "in computing" are cut after.
+_LOOKUP = [
+    re.compile(p, re.I)
+    for p in (
+        r"^(?:what|who)\s*(?:is|are|was|were|'s|’s)\s+(?:meant\s+by\s+|the\s+(?:meaning|definition)"
+        r"\s+of\s+|the\s+term\s+)?(?P<t>.+)$",
+        r"^what\s+(?:does|do|did)\s+(?:the\s+(?:term|word|acronym|abbreviation)\s+)?(?P<t>.+?)"
+        r"\s+(?:mean|stand\s+for|refer\s+to)$",
+        r"^(?:can\s+you\s+|could\s+you\s+|please\s+)*(?:define|explain|describe|look\s+up)\s+"
+        r"(?:the\s+(?:term|word)\s+)?(?P<t>.+)$",
+        r"^(?:definition|meaning)\s+of\s+(?P<t>.+)$",
+        r"^(?:tell\s+me\s+(?:about|what)|i\s+want\s+to\s+know\s+about)\s+(?P<t>.+?)"
+        r"(?:\s+(?:is|means|are))?$",
+        r"^(?P<t>[^?]{1,60}?)\s*(?::|\s+meaning|\s+definition)?$",
+    )
+]
+_QUALIFIER = re.compile(
+    r"\s*(?:,\s*)?(?:\b(?:in|within)\s+(?:computing|computer\s+science|programming|software|"
+    r"networking|the\s+(?:context|field)\s+of\s+.+|this\s+glossary|simple\s+terms|ai|"
+    r"machine\s+learning|tech(?:nology)?)|\bplease|\bexactly|\bbriefly|\bagain|\bfor\s+me)\s*$",
+    re.I,
+)
+_QUESTION_WORDS = re.compile(
+    r"^(?:how|why|when|where|which|who|whom|whose|is|are|can|could|should|would|does|do|did|"
+    r"will|has|have|was|were|if|in|list|compare|difference)\b",
+    re.I,
+)
+MAX_TERM_WORDS = 6
+
+
+def normalize(text: str) -> str:
+    """Case, articles, possessives, punctuation, hyphens/spaces and dotted acronyms folded."""
+    t = unicodedata.normalize("NFKC", text).strip().lower()
+    t = _POSSESSIVE.sub("", t)
+    t = _ACRONYM_DOTS.sub(r"\1", t)
+    t = _DROP.sub(" ", t)
+    t = _SPACE.sub(" ", t).strip(" .")
+    t = _ARTICLE.sub("", t)
+    return t or text.strip().lower()
+
+
+def singular(word: str) -> str:
+    if len(word) <= 3 or word.endswith(_INVARIANT) or not word.endswith("s"):
+        return word
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith(("ches", "shes", "xes", "sses", "zes")):
+        return word[:-2]
+    return word[:-1]
+
+
+def variants(norm: str) -> tuple[str, str, str]:
+    """(exact, singular, compact): tried in that order, so "Windows" never hides "window"."""
+    words = norm.split(" ")
+    sing = " ".join([*words[:-1], singular(words[-1])]) if words and words[-1] else norm
+    return norm, sing, sing.replace(" ", "")
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """What the term index says about a lookup question."""
+
+    term: str  # the term as the user wrote it
+    doc_ids: tuple[str, ...] = ()  # entries that are the term (homonyms: several)
+    near: tuple[str, ...] = ()  # entry titles that contain the term, when none is it
+
+    @property
+    def found(self) -> bool:
+        return bool(self.doc_ids)
+
+
+def lookup_term(question: str) -> str | None:
+    """The term a lookup question asks about, or None when it is not a lookup question."""
+    q = re.sub(r"\s+", " ", question).strip().rstrip("?.! ").strip()
+    for n, pattern in enumerate(_LOOKUP):
+        m = pattern.match(q)
+        if not m:
+            continue
+        term = m.group("t").strip().rstrip("?.! ").strip()
+        term = _QUALIFIER.sub("", term).strip().strip("\"'“”‘’`*")
+        last = n == len(_LOOKUP) - 1
+        if last and (_QUESTION_WORDS.match(term) or term.lower().startswith("what")):
+            return None  # "how does X work?" is a question, not a bare term
+        if term and len(term.split()) <= MAX_TERM_WORDS:
+            return term
+        return None
+    return None
+
+
+@dataclass
+class TermIndex:
+    """Normalised titles and aliases -> entry ids, in corpus order."""
+
+    exact: dict[str, list[str]] = field(default_factory=dict)
+    singular: dict[str, list[str]] = field(default_factory=dict)
+    compact: dict[str, list[str]] = field(default_factory=dict)
+    words: dict[str, set[str]] = field(default_factory=dict)  # word -> normalised titles
+    titles: dict[str, str] = field(default_factory=dict)  # normalised title -> display title
+
+    @classmethod
+    def build(cls, documents: Iterable[Mapping[str, object]]) -> TermIndex:
+        index = cls()
+        for doc in documents:
+            doc_id, title = str(doc["doc_id"]), str(doc.get("title", ""))
+            raw_terms = doc.get("terms")
+            extra = [str(t) for t in raw_terms] if isinstance(raw_terms, list | tuple) else []
+            names = [title, *extra]
+            for name in dict.fromkeys(n for n in names if n.strip()):
+                exact, sing, compact = variants(normalize(name))
+                for table, key in ((index.exact, exact), (index.singular, sing)):
+                    ids = table.setdefault(key, [])
+                    if doc_id not in ids:
+                        ids.append(doc_id)
+                if len(compact) >= 3:
+                    ids = index.compact.setdefault(compact, [])
+                    if doc_id not in ids:
+                        ids.append(doc_id)
+            norm_title = normalize(title)
+            index.titles.setdefault(norm_title, title)
+            for word in norm_title.split(" "):
+                index.words.setdefault(word, set()).add(norm_title)
+        return index
+
+    def match(self, term: str) -> list[str]:
+        """Entries that are ``term``: exact form first, then singular, then without spaces."""
+        exact, sing, compact = variants(normalize(term))
+        return (
+            self.exact.get(exact)
+            or self.singular.get(sing)
+            or self.singular.get(exact)
+            or self.compact.get(compact)
+            or []
+        )
+
+    def near(self, term: str, limit: int = 5) -> list[str]:
+        """Titles that contain the term's words in order ("memory" -> "memory management")."""
+        words = variants(normalize(term))[1].split(" ")
+        pools = [self.words.get(w, set()) | self.words.get(w + "s", set()) for w in words]
+        if not pools or not all(pools):
+            return []
+        phrase = re.compile(r"\b" + r"s?\s+".join(map(re.escape, words)) + r"s?\b")
+        found = [t for t in set.intersection(*pools) if phrase.search(t)]
+        found.sort(key=lambda t: (len(t), t))
+        return [self.titles[t] for t in found[:limit]]
+
+    def lookup(self, question: str) -> Lookup | None:
+        term = lookup_term(question)
+        if term is None:
+            return None
+        ids = self.match(term)
+        if ids:
+            return Lookup(term, tuple(ids))
+        return Lookup(term, (), tuple(self.near(term)))
+
+    def mentioned(self, text: str, max_words: int = 4) -> str | None:
+        """The longest term named anywhere in ``text`` (for follow-up rewriting)."""
+        words = normalize(text).split(" ")
+        for n in range(min(max_words, len(words)), 0, -1):
+            for i in range(len(words) - n + 1):
+                phrase = normalize(" ".join(words[i : i + n]))
+                if len(phrase) >= 3 and self.match(phrase):
+                    return variants(phrase)[1]
+        return None

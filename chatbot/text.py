@@ -1,0 +1,84 @@
+"""Text helpers shared by every stage: the one sentence splitter, the one citation format, and
+the removal of glossary markup that is not prose.
+
+Dictionaries carry markup meant for their own tools: category tags ("<programming, tool>"),
+pronunciations ("/yoo'niks/"), source notes ("[Jargon File]") and revision dates ("(1994-11-07)").
+It stays in the sources the user can read, and is taken out of answer sentences.
+"""
+
+from __future__ import annotations
+
+import re
+
+CITATION = re.compile(r"\[(\s*\d+\s*(?:[,;]\s*\d+\s*)*)\]")
+_LEADING_CITATIONS = re.compile(r"^(?:\[\s*\d+\s*(?:[,;]\s*\d+\s*)*\]\s*)+")
+# A sentence ends at . ! ? (plus closing quotes/brackets) before a capital, digit or quote; a
+# blank line or a list item / heading line also ends one. Other newlines are soft wraps.
+_SENTENCE = re.compile(
+    r"(?<=[.!?])[\"')\]]*\s+(?=[A-Z0-9\"'(\[])|\n\s*\n+|\n(?=\s*(?:[-*•]\s|\d+\.\s|#))"
+)
+_SOFT_WRAP = re.compile(r"(?<!\n)\n(?![\n\s]*(?:[-*•]\s|\d+\.\s|#|\n))")
+_HEADING_LINE = re.compile(r"^#{1,6}[ \t]+.*$", re.MULTILINE)
+_CATEGORY = re.compile(r"(?:^|(?<=\s))<[a-z][a-z ,/&'-]{1,60}>\s*")
+_PRONUNCIATION = re.compile(r"^\s*/[^/\n]{1,40}/\s*(?:,\s*/[^/\n]{1,40}/\s*)*")
+_DATE_NOTE = re.compile(r"\(\d{4}-\d{2}-\d{2}\)")
+_SOURCE_NOTE = re.compile(r"\[(?:[A-Z][\w .,'&-]{1,60})\]\.?")
+_MD_PREFIX = re.compile(r"^\s*(?:[-*•]\s+|\d+\.\s+|#+\s+)")
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences in order; a citation written after the full stop stays with its sentence."""
+    out: list[str] = []
+    for s in _SENTENCE.split(_SOFT_WRAP.sub(" ", text)):
+        s = (s or "").strip()
+        # "Claim one. [1] Claim two." -- a citation after the full stop belongs to claim one
+        if out and (m := _LEADING_CITATIONS.match(s)):
+            out[-1] += " " + m.group(0).strip()
+            s = s[m.end() :].strip()
+            if re.fullmatch(r"[.!?,;:]+", s):  # "Claim? [1]." -- keep the stop too
+                out[-1] += s
+                s = ""
+        if s:
+            out.append(s)
+    return out
+
+
+def parse_citations(text: str) -> list[int]:
+    """Citation numbers in order of appearance, e.g. "[1]", "[1, 3]", "[2;4]"."""
+    out: list[int] = []
+    for m in CITATION.finditer(text):
+        for part in re.split(r"[,;]", m.group(1)):
+            n = int(part)
+            if n not in out:
+                out.append(n)
+    return out
+
+
+def strip_markup(text: str) -> str:
+    """Prose only: no category tags, pronunciations, source notes, dates or Markdown emphasis."""
+    text = _CATEGORY.sub("", text)
+    text = _PRONUNCIATION.sub("", text)
+    text = _DATE_NOTE.sub("", text)
+    text = _SOURCE_NOTE.sub("", text)
+    text = _MD_PREFIX.sub("", text).replace("**", "").replace("__", "")
+    return re.sub(r"[ \t]{2,}", " ", text).strip()
+
+
+def without_headings(text: str) -> str:
+    return _HEADING_LINE.sub("", text).strip()
+
+
+def opening_definition(text: str, max_chars: int = 320) -> str:
+    """An entry's defining sentence(s): the first sentence that is a claim, plus the next one
+    when the first is short. Lines such as 'Plural "Unices".' or a bare year are skipped."""
+    out: list[str] = []
+    for sentence in split_sentences(without_headings(text)):
+        s = strip_markup(sentence)
+        if not out and (len(s.split()) < 4 or s.startswith("(") or s.endswith("?")):
+            continue
+        if out and (len(" ".join(out)) + len(s) > max_chars or s.endswith("?")):
+            break
+        out.append(s)
+        if len(" ".join(out)) >= 120:
+            break
+    return " ".join(out)
