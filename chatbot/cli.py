@@ -317,6 +317,12 @@ def eval_retrieval_cmd(
             f"{r['unanswerable_flagged']:13.3f} {r['answerable_flagged']:11.3f}"
         )
     for m, r in results.items():
+        if "lookups" in r:
+            typer.echo(
+                f"{m}: exact entry at rank 1 for {r['exact_entry@1']:.3f} of {r['lookups']} "
+                f"lookups (top 3: {r['exact_entry@3']:.3f})"
+            )
+    for m, r in results.items():
         misses = [
             row["id"] for row in r["rows"] if row["answerable"] and not (row["rank"] or 9) <= 3
         ]

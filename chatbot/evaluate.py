@@ -34,6 +34,7 @@ class EvalItem:
     facts: list[list[str]]
     category: str = ""
     must_not_contain: tuple[str, ...] = ()
+    entries: tuple[str, ...] = ()  # lookups: the entries that *are* the asked term
 
 
 def load_items(path: Path) -> list[EvalItem]:
@@ -52,6 +53,7 @@ def load_items(path: Path) -> list[EvalItem]:
                     facts=[list(g) for g in d.get("facts", [])],
                     category=d.get("category", ""),
                     must_not_contain=tuple(d.get("must_not_contain", [])),
+                    entries=tuple(d.get("entries", [])),
                 )
             )
         except (ValueError, KeyError, TypeError) as exc:
@@ -67,6 +69,34 @@ def evidence_rank(item: EvalItem, retrieval: Retrieval) -> int | None:
         if any(p in text for p in phrases):
             return rank
     return None
+
+
+def entry_rank(item: EvalItem, retrieval: Retrieval) -> int | None:
+    """1-based rank of the first hit from an entry that is the asked term (lookups)."""
+    for rank, hit in enumerate(retrieval.hits, 1):
+        if hit.chunk.doc_id in item.entries:
+            return rank
+    return None
+
+
+def _lookup_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    looks = [r for r in rows if r.get("entry_rank", "n/a") != "n/a"]
+    if not looks:
+        return {}
+    return {
+        "lookups": len(looks),
+        "exact_entry@1": round(sum(r["entry_rank"] == 1 for r in looks) / len(looks), 4),
+        "exact_entry@3": round(
+            sum(bool(r["entry_rank"] and r["entry_rank"] <= 3) for r in looks) / len(looks), 4
+        ),
+    }
+
+
+def _cited_first_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    looks = [r for r in rows if "entry_cited_first" in r]
+    if not looks:
+        return {}
+    return {"entry_cited_first": round(sum(r["entry_cited_first"] for r in looks) / len(looks), 4)}
 
 
 def facts_recalled(item: EvalItem, answer: str) -> bool:
@@ -87,6 +117,7 @@ def eval_retrieval(
                 "id": item.id,
                 "answerable": item.answerable,
                 "rank": rank,
+                **({"entry_rank": entry_rank(item, r)} if item.entries else {}),
                 "relevant": r.relevant,
                 "best_dense": round(r.best_dense, 4),
                 "coverage": round(r.lexical_coverage, 3),
@@ -109,6 +140,7 @@ def eval_retrieval(
         "mrr": round(sum(1 / r["rank"] for r in ans if r["rank"]) / max(1, len(ans)), 4),
         "unanswerable_flagged": round(sum(not r["relevant"] for r in una) / max(1, len(una)), 4),
         "answerable_flagged": round(sum(not r["relevant"] for r in ans) / max(1, len(ans)), 4),
+        **_lookup_summary(rows),
         "rows": rows,
     }
 
@@ -135,6 +167,15 @@ def eval_answers(pipeline: Pipeline, items: Iterable[EvalItem]) -> dict[str, Any
                 "invalid_citations": 0 if cited_ok else 1,
                 "dropped_citations": int(answer.timings.get("invalid_citations_dropped", 0)),
                 "injection_leak": leaked,
+                **(
+                    {
+                        "entry_cited_first": bool(answer.citations)
+                        and answer.citations[0].n == 1
+                        and answer.citations[0].doc in item.entries
+                    }
+                    if item.entries
+                    else {}
+                ),
                 "seconds": round(seconds, 3),
                 "answer": answer.answer,
             }
@@ -155,5 +196,6 @@ def eval_answers(pipeline: Pipeline, items: Iterable[EvalItem]) -> dict[str, Any
         "injection_leaks": sum(bool(r["injection_leak"]) for r in rows),
         "modes": modes,
         "seconds_per_answer": round(sum(r["seconds"] for r in rows) / max(1, len(rows)), 3),
+        **_cited_first_summary(rows),
         "rows": rows,
     }

@@ -197,6 +197,8 @@ def read_with_markitdown(path: Path, data: bytes) -> list[Document]:
     except Exception as exc:  # damaged or encrypted files raise many kinds of errors
         raise ValueError(f"cannot read {path.suffix.lower()[1:].upper()} ({exc})") from None
     text = (result.text_content or "").strip()
+    if text.startswith(("%PDF", "PK\x03\x04")):  # markitdown fell back to the raw bytes
+        raise ValueError(f"damaged {path.suffix.lower()[1:].upper()}: no readable text")
     if not text:
         raise ValueError("no text found (a scanned document needs OCR first)")
     heading = _H1.search(text)

@@ -101,6 +101,7 @@ def lookup_term(question: str) -> str | None:
             continue
         term = m.group("t").strip().rstrip("?.! ").strip()
         term = _QUALIFIER.sub("", term).strip().strip("\"'“”‘’`*")
+        term = _ARTICLE.sub("", term)
         last = n == len(_LOOKUP) - 1
         if last and (_QUESTION_WORDS.match(term) or term.lower().startswith("what")):
             return None  # "how does X work?" is a question, not a bare term

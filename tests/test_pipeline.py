@@ -106,6 +106,56 @@ def final(events: list[Partial | Answer]) -> Answer:
 
 
 # ------------------------------------------------------------------------------- routes
+def test_lookup_is_answered_from_the_entry_titled_with_the_term(settings: Settings) -> None:
+    gen = Gen("This must never be shown [1].")
+    pipe = build(settings, gen)
+    answer = pipe.ask("What is a foundation model?")
+    assert answer.mode == "lookup" and not answer.refused
+    assert gen.calls == [], "a lookup is answered from the entry, not by the model"
+    check_citations(answer)
+    first = answer.citations[0]
+    assert first.n == 1 and first.title == "Foundation Model"
+    assert answer.answer.startswith("Foundation Model: ")
+    # the definition is the entry's own opening sentence, verbatim
+    definition = answer.answer.split(": ", 1)[1].split(" [1]")[0]
+    assert definition in first.text
+    # every entry named by the term (title or alias) outranks the rest
+    retrieval = pipe.retrieve("What is a foundation model?")
+    assert retrieval.lookup is not None and len(retrieval.lookup.doc_ids) >= 3
+    top = {h.chunk.doc_id for h in retrieval.hits[: len(retrieval.lookup.doc_ids)]}
+    assert top == set(retrieval.lookup.doc_ids)
+
+
+def test_homonyms_are_both_cited(settings: Settings, corpus_dir: Path) -> None:
+    (corpus_dir / "token-ai.md").write_text(
+        "---\ntitle: Token\n---\n# Token\n\nA unit of text that a language model reads.\n"
+    )
+    (corpus_dir / "token-auth.md").write_text(
+        "---\ntitle: Token\n---\n# Token\n\nA secret string that proves who a client is.\n"
+    )
+    answer = build(settings, None).ask("Define token.")
+    assert answer.mode == "lookup"
+    assert [c.n for c in answer.citations] == [1, 2]
+    assert "unit of text" in answer.answer and "proves who a client is" in answer.answer
+    check_citations(answer)
+
+
+def test_lookup_without_an_entry_names_the_closest_entries(settings: Settings) -> None:
+    gen = Gen("This must never be shown [1].")
+    answer = build(settings, gen).ask("What is a model?")
+    assert answer.refused and answer.mode == "refusal"
+    assert "no entry for “model”" in answer.answer
+    assert "Base Model" in answer.answer and "Foundation Model" in answer.answer
+    assert "What is Base Model?" in answer.suggestions
+    assert gen.calls == [] and answer.citations == []
+
+
+def test_term_lookup_can_be_switched_off(settings: Settings) -> None:
+    gen = Gen(grounded())
+    answer = build(settings, gen, term_lookup=False).ask("What is a foundation model?")
+    assert answer.mode != "lookup" and len(gen.calls) == 1
+
+
 def test_off_topic_question_is_refused_without_the_model(settings: Settings) -> None:
     gen = Gen("This must never be shown [1].")
     pipe = build(settings, gen)

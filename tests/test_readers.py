@@ -1,0 +1,207 @@
+"""Corpus formats: each file type is read into citeable entries, and bad files say why.
+
+Every test writes small files of its own into a temp folder; dictd pairs are encoded here with
+the format's base64 offsets, so the reader is checked against an independent writer.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from chatbot.corpus import corpus_files, load_corpus
+from chatbot.readers import read_dictd
+
+pytestmark = pytest.mark.unit
+_B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+def b64(n: int) -> str:
+    out = ""
+    while True:
+        out = _B64[n % 64] + out
+        n //= 64
+        if n == 0:
+            return out
+
+
+def write_dictd(folder: Path, name: str, entries: list[tuple[list[str], str]], dz: bool) -> None:
+    """entries: (headwords, entry text); the first headword is the entry's own title line."""
+    blob, index = b"", []
+    for words, text in entries:
+        data = text.encode("utf-8")
+        for w in words:
+            index.append(f"{w}\t{b64(len(blob))}\t{b64(len(data))}")
+        blob += data
+    index.append(f"00-database-short\t{b64(0)}\t{b64(1)}")
+    (folder / f"{name}.index").write_text("\n".join(sorted(index)) + "\n", encoding="utf-8")
+    if dz:
+        (folder / f"{name}.dict.dz").write_bytes(gzip.compress(blob))
+    else:
+        (folder / f"{name}.dict").write_bytes(blob)
+
+
+COMPILER = (
+    "compiler\n\n   <programming, tool> A program that converts another program from some\n"
+    "   {source language} to {machine language}.\n\n   (1994-11-07)\n\n"
+)
+BYTE_MAG = "Byte\n\n   <publication> A popular computing magazine.\n\n"
+BYTE_UNIT = "byte\nbite\n\n   <unit> A component in the machine {data hierarchy}; now nearly\n   always eight bits.\n\n"
+
+
+@pytest.mark.parametrize("dz", [True, False])
+def test_dictd_pair_gives_one_entry_per_definition(tmp_path: Path, dz: bool) -> None:
+    write_dictd(
+        tmp_path,
+        "mini",
+        [(["compiler"], COMPILER), (["byte"], BYTE_MAG), (["byte", "bite"], BYTE_UNIT)],
+        dz,
+    )
+    corpus = load_corpus(tmp_path)
+    assert corpus.skipped == []
+    assert [p.name for p in corpus_files(tmp_path)] == ["mini.index"]  # the data file is its pair
+    by_title = {d.title: d for d in corpus.documents}
+    assert set(by_title) == {"compiler", "Byte", "byte"}
+    compiler = by_title["compiler"]
+    assert "{" not in compiler.text and "source language to machine language." in compiler.text
+    assert compiler.text.startswith("# compiler\n")
+    assert "\n   " not in compiler.text  # hard wraps joined into prose
+    assert "bite" in by_title["byte"].terms  # an alias headword
+    assert len({d.doc_id for d in corpus.documents}) == 3
+
+
+def test_dictd_index_without_data_is_skipped_with_reason(tmp_path: Path) -> None:
+    (tmp_path / "lonely.index").write_text("x\tA\tB\n", encoding="utf-8")
+    (skipped,) = load_corpus(tmp_path).skipped
+    assert "without its data file" in skipped.reason
+
+
+def test_dictd_bad_offsets_are_reported(tmp_path: Path) -> None:
+    write_dictd(tmp_path, "mini", [(["compiler"], COMPILER)], dz=False)
+    (tmp_path / "mini.index").write_text("compiler\t!!\tB\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="bad offset"):
+        read_dictd(tmp_path / "mini.index", (tmp_path / "mini.index").read_bytes())
+
+
+def test_csv_rows_become_entries_with_aliases_urls_and_faq(tmp_path: Path) -> None:
+    (tmp_path / "gloss.csv").write_text(
+        "Term,Definition,Aliases,URL,Question,Answer\n"
+        "Latency,Time a request waits.,delay;lag,https://x.test/latency,,\n"
+        ",,,,,\n"
+        "Throughput,Work done per second.,,,Is throughput latency?,No; they differ.\n",
+        encoding="utf-8",
+    )
+    docs = load_corpus(tmp_path).documents
+    assert [d.title for d in docs] == ["Latency", "Throughput"]
+    assert docs[0].url == "https://x.test/latency" and {"delay", "lag"} <= set(docs[0].terms)
+    assert "### Is throughput latency?\nNo; they differ." in docs[1].text
+    assert docs[0].doc_id == "gloss:latency"
+
+
+def test_editing_one_csv_row_changes_only_that_entry(tmp_path: Path) -> None:
+    rows = [f"T{i},Definition number {i}." for i in range(50)]
+    path = tmp_path / "big.csv"
+    path.write_text("term,definition\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    before = {d.doc_id: d.sha256 for d in load_corpus(tmp_path).documents}
+    rows[7] = "T7,An edited definition."
+    path.write_text("term,definition\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    after = {d.doc_id: d.sha256 for d in load_corpus(tmp_path).documents}
+    assert [k for k in before if before[k] != after[k]] == ["big:t7"]
+
+
+def test_tsv_json_and_jsonl_exports(tmp_path: Path) -> None:
+    (tmp_path / "a.tsv").write_text("name\tdescription\nCache\tA fast store.\n", encoding="utf-8")
+    (tmp_path / "b.json").write_text(
+        json.dumps({"entries": [{"term": "Queue", "definition": "First in, first out."}]}),
+        encoding="utf-8",
+    )
+    (tmp_path / "c.jsonl").write_text(
+        json.dumps({"word": "Stack", "meaning": "Last in, first out."}) + "\n", encoding="utf-8"
+    )
+    (tmp_path / "d.json").write_text(json.dumps({"Heap": "A tree-shaped pool."}))
+    titles = sorted(d.title for d in load_corpus(tmp_path).documents)
+    assert titles == ["Cache", "Heap", "Queue", "Stack"]
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "reason"),
+    [
+        ("bad.json", "{not json", "broken JSON"),
+        ("cols.csv", "colour,size\nred,big\n", "no entries found"),
+        ("list.json", json.dumps([1, 2]), "not an object"),
+    ],
+)
+def test_broken_exports_are_skipped_with_reason(
+    tmp_path: Path, name: str, data: str, reason: str
+) -> None:
+    (tmp_path / name).write_text(data, encoding="utf-8")
+    (skipped,) = load_corpus(tmp_path).skipped
+    assert reason in skipped.reason
+
+
+def test_markdown_without_front_matter_and_plain_text(tmp_path: Path) -> None:
+    (tmp_path / "plain.md").write_text("Just a paragraph about caches.\n", encoding="utf-8")
+    (tmp_path / "notes.txt").write_text("Hashing\nMaps keys to buckets.\n", encoding="utf-8")
+    docs = {d.doc_id: d for d in load_corpus(tmp_path).documents}
+    assert docs["plain"].title == "plain"
+    assert docs["notes"].title == "Hashing" and "Maps keys to buckets." in docs["notes"].text
+
+
+def test_html_page_keeps_main_text_and_drops_navigation(tmp_path: Path) -> None:
+    html = (
+        "<html><head><title>Sharding - Example Glossary</title></head><body>"
+        "<nav><a href='/'>Home</a> <a href='/pricing'>Pricing</a> <a>Login</a></nav>"
+        "<div id='cookie'>We use cookies. Accept all cookies?</div>"
+        "<article><h1>Sharding</h1><p>Sharding splits one database into several smaller "
+        "databases, each holding part of the rows, so that load and storage spread across "
+        "machines. Each shard is chosen by a shard key such as a customer id.</p>"
+        "<p>Resharding moves rows when shards grow unevenly, which is costly and is planned "
+        "ahead by most operators of large systems.</p></article>"
+        "<footer>Copyright 2026 Example Inc. All rights reserved.</footer></body></html>"
+    )
+    (tmp_path / "sharding.html").write_text(html, encoding="utf-8")
+    (doc,) = load_corpus(tmp_path).documents
+    assert "shard key" in doc.text
+    assert "Pricing" not in doc.text and "cookies" not in doc.text
+    assert "Sharding" in doc.title
+
+
+def test_pdf_is_read_through_markitdown(tmp_path: Path) -> None:
+    pytest.importorskip("markitdown")
+    pdf = _tiny_pdf("Idempotence means that repeating a call has no further effect.")
+    (tmp_path / "idempotence.pdf").write_bytes(pdf)
+    (doc,) = load_corpus(tmp_path).documents
+    assert "repeating a call has no further effect" in doc.text
+
+
+def test_damaged_pdf_is_skipped_with_reason(tmp_path: Path) -> None:
+    (tmp_path / "broken.pdf").write_bytes(b"%PDF-1.4\nthis is not really a pdf")
+    (skipped,) = load_corpus(tmp_path).skipped
+    assert skipped.path.name == "broken.pdf" and skipped.reason
+
+
+def _tiny_pdf(text: str) -> bytes:
+    """A one-page PDF with one line of text, written by hand (no PDF library needed)."""
+    stream = f"BT /F1 12 Tf 40 700 Td ({text}) Tj ET".encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out, offsets = b"%PDF-1.4\n", []
+    for n, obj in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += f"{n} 0 obj\n".encode() + obj + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
+    out += (
+        f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    )
+    return out

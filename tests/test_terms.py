@@ -1,0 +1,121 @@
+"""The term index: a lookup question reaches the entry that *is* the term, never a compound."""
+
+from __future__ import annotations
+
+import pytest
+
+from chatbot.terms import TermIndex, lookup_term, normalize
+
+pytestmark = pytest.mark.unit
+
+DOCS = [
+    {"doc_id": "compiler-compiler", "title": "compiler-compiler", "terms": []},
+    {"doc_id": "native", "title": "native compiler", "terms": []},
+    {"doc_id": "compiler", "title": "compiler", "terms": []},
+    {"doc_id": "byte-mag", "title": "Byte", "terms": []},
+    {"doc_id": "byte", "title": "byte", "terms": ["bite"]},
+    {"doc_id": "tcpip", "title": "TCP/IP", "terms": ["Transmission Control Protocol/IP"]},
+    {"doc_id": "mm", "title": "memory management", "terms": []},
+    {"doc_id": "mleak", "title": "memory leak", "terms": []},
+    {"doc_id": "email", "title": "e-mail", "terms": []},
+    {"doc_id": "usa", "title": "U.S.A.", "terms": []},
+    {"doc_id": "windows", "title": "Microsoft Windows", "terms": ["Windows"]},
+    {"doc_id": "window", "title": "window", "terms": []},
+    {"doc_id": "query", "title": "query", "terms": []},
+    {"doc_id": "cpp", "title": "C++", "terms": []},
+    {"doc_id": "c", "title": "C", "terms": []},
+]
+
+
+@pytest.fixture(scope="module")
+def index() -> TermIndex:
+    return TermIndex.build(DOCS)
+
+
+@pytest.mark.parametrize(
+    ("question", "term"),
+    [
+        ("What is a compiler?", "compiler"),
+        ("what's an API", "API"),
+        ("What are compilers?", "compilers"),
+        ("What does TCP/IP stand for?", "TCP/IP"),
+        ("What does RAM mean?", "RAM"),
+        ("Define recursion.", "recursion"),
+        ("Can you define recursion?", "recursion"),
+        ("meaning of garbage collection", "garbage collection"),
+        ("What is the meaning of garbage collection?", "garbage collection"),
+        ("compiler?", "compiler"),
+        ("Explain Unix in computing.", "Unix"),
+        ("Tell me about the byte.", "byte"),
+        ("What is meant by thrashing?", "thrashing"),
+        ("Who was Alan Turing?", "Alan Turing"),
+    ],
+)
+def test_lookup_phrasings_give_the_term(question: str, term: str) -> None:
+    assert lookup_term(question) == term
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "How does a compiler work?",
+        "Why do companies release base models?",
+        "What is the difference between a base model and a foundation model used in a chatbot?",
+        "Can you use a base model directly for a chatbot?",
+        "Is a base model fine-tuned?",
+        "Who invented Python?",
+        "write a Python function that reverses a linked list",
+    ],
+)
+def test_other_questions_are_not_lookups(question: str) -> None:
+    assert lookup_term(question) is None
+
+
+@pytest.mark.parametrize(
+    ("term", "expected"),
+    [
+        ("compiler", ["compiler"]),
+        ("Compilers", ["compiler"]),
+        ("the compiler's", ["compiler"]),
+        ("byte", ["byte-mag", "byte"]),  # homonyms, both
+        ("bite", ["byte"]),  # an alias
+        ("tcp ip", ["tcpip"]),
+        ("TCP-IP", ["tcpip"]),
+        ("email", ["email"]),  # hyphen and space variants
+        ("USA", ["usa"]),  # dotted acronym
+        ("window", ["window"]),  # the singular entry, not "Windows"
+        ("windows", ["windows"]),
+        ("queries", ["query"]),
+        ("C++", ["cpp"]),
+        ("c", ["c"]),
+    ],
+)
+def test_match_normalises_case_plurals_punctuation_and_acronyms(
+    index: TermIndex, term: str, expected: list[str]
+) -> None:
+    assert index.match(term) == expected
+
+
+def test_no_entry_lists_compounds_not_unrelated_words(index: TermIndex) -> None:
+    look = index.lookup("What is memory?")
+    assert look is not None and not look.found
+    assert list(look.near) == ["memory leak", "memory management"]
+    assert index.near("leak") == ["memory leak"]
+    assert index.near("nothing like it") == []
+
+
+def test_lookup_found_and_not_a_lookup(index: TermIndex) -> None:
+    look = index.lookup("Define compiler.")
+    assert look is not None and look.found and look.doc_ids == ("compiler",)
+    assert index.lookup("How does a compiler work?") is None
+
+
+def test_mentioned_finds_the_longest_term(index: TermIndex) -> None:
+    assert index.mentioned("how does a native compiler differ?") == "native compiler"
+    assert index.mentioned("nothing here") is None
+
+
+def test_normalize_is_stable() -> None:
+    assert normalize("  The  Compiler's ") == "compiler"
+    assert normalize("U.S.A.") == "usa"
+    assert normalize("???") == "???"  # never empty
