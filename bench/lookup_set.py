@@ -37,7 +37,7 @@ _WORDY = re.compile(r"^[A-Za-z][A-Za-z0-9+#.' -]{1,40}$")
 
 
 def article(term: str) -> str:
-    if term[:1].isupper() or len(term.split()) > 1 and term.split()[0][:1].isupper():
+    if term[:1].isupper() or (len(term.split()) > 1 and term.split()[0][:1].isupper()):
         return ""
     return "an " if term[0].lower() in "aeiou" else "a "
 

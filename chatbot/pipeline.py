@@ -356,10 +356,11 @@ class Pipeline:
         if lookup is None:
             return None
         if lookup.found:
-            entries = [
-                (n, h.chunk) for n, h in enumerate(turn.hits, 1) if h.chunk.doc_id in lookup.doc_ids
-            ]
-            ext = lookup_answer(lookup.term, entries)
+            entries = {}  # the entry's first chunk only: later chunks are not its definition
+            for n, h in enumerate(turn.hits, 1):
+                if h.chunk.doc_id in lookup.doc_ids:
+                    entries.setdefault(h.chunk.doc_id, (n, h.chunk))
+            ext = lookup_answer(list(entries.values()))
             if ext.text:
                 return self._answer(turn, ext.text, ext.cited, "lookup")
             return None

@@ -22,6 +22,7 @@ from chatbot.chunking import Chunk
 from chatbot.embedding import Embedder, encode_query
 from chatbot.index import LoadedIndex
 from chatbot.terms import Lookup, TermIndex
+from chatbot.text import opening_definition
 
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG on import
 Mode = Literal["hybrid", "dense", "bm25"]
@@ -141,9 +142,19 @@ class Retriever:
         """The entries that *are* the looked-up term first, best retrieved sense first."""
         position = {i: r for r, (i, _) in enumerate(ranked)}
         starts = [self.entry_starts[d] for d in lookup.doc_ids if d in self.entry_starts]
-        starts.sort(
-            key=lambda i: (position.get(i, len(ranked)), -float(self.index.vectors[i] @ qvec))
-        )
+
+        def order(i: int) -> tuple[bool, bool, int, float]:
+            # an entry with a definition before a "see X" stub; "byte" before "Byte" (the
+            # magazine) when the user wrote "byte"; then as retrieved
+            chunk = self.index.chunks[i]
+            return (
+                not opening_definition(chunk.text),
+                chunk.title.strip() != lookup.term,
+                position.get(i, len(ranked)),
+                -float(self.index.vectors[i] @ qvec),
+            )
+
+        starts.sort(key=order)
         top = ranked[0][1] if ranked else 1.0
         promoted = [(i, top + (len(starts) - n) * 1e-3) for n, i in enumerate(starts)]
         chosen = set(starts)

@@ -14,13 +14,17 @@ CITATION = re.compile(r"\[(\s*\d+\s*(?:[,;]\s*\d+\s*)*)\]")
 _LEADING_CITATIONS = re.compile(r"^(?:\[\s*\d+\s*(?:[,;]\s*\d+\s*)*\]\s*)+")
 # A sentence ends at . ! ? (plus closing quotes/brackets) before a capital, digit or quote; a
 # blank line or a list item / heading line also ends one. Other newlines are soft wraps.
+# Abbreviations ("e.g.", "i.e.", an initial such as "J.") do not end a sentence.
 _SENTENCE = re.compile(
-    r"(?<=[.!?])[\"')\]]*\s+(?=[A-Z0-9\"'(\[])|\n\s*\n+|\n(?=\s*(?:[-*•]\s|\d+\.\s|#))"
+    r"(?<!\be\.g\.)(?<!\bi\.e\.)(?<!\bcf\.)(?<!\bvs\.)(?<!\bc\.f\.)(?<!\bDr\.)(?<!\bMr\.)"
+    r"(?<!\bSt\.)(?<!\bNo\.)(?<!\s[A-Z]\.)(?<=[.!?])[\"')\]]*\s+(?=[A-Z0-9\"'(\[])"
+    r"|\n\s*\n+|\n(?=\s*(?:[-*•]\s|\d+\.\s|#))"
 )
 _SOFT_WRAP = re.compile(r"(?<!\n)\n(?![\n\s]*(?:[-*•]\s|\d+\.\s|#|\n))")
 _HEADING_LINE = re.compile(r"^#{1,6}[ \t]+.*$", re.MULTILINE)
 _CATEGORY = re.compile(r"(?:^|(?<=\s))<[a-z][a-z ,/&'-]{1,60}>\s*")
 _PRONUNCIATION = re.compile(r"^\s*/[^/\n]{1,40}/\s*(?:,\s*/[^/\n]{1,40}/\s*)*")
+_LEADING_ABBREVIATION = re.compile(r"^\s*\([^()\s]{1,12}\)\s+(?=[A-Z])")  # "(B) A component"
 _DATE_NOTE = re.compile(r"\(\d{4}-\d{2}-\d{2}\)")
 _SOURCE_NOTE = re.compile(r"\[(?:[A-Z][\w .,'&-]{1,60})\]\.?")
 _MD_PREFIX = re.compile(r"^\s*(?:[-*•]\s+|\d+\.\s+|#+\s+)")
@@ -58,6 +62,7 @@ def strip_markup(text: str) -> str:
     """Prose only: no category tags, pronunciations, source notes, dates or Markdown emphasis."""
     text = _CATEGORY.sub("", text)
     text = _PRONUNCIATION.sub("", text)
+    text = _LEADING_ABBREVIATION.sub("", text)
     text = _DATE_NOTE.sub("", text)
     text = _SOURCE_NOTE.sub("", text)
     text = _MD_PREFIX.sub("", text).replace("**", "").replace("__", "")

@@ -191,7 +191,7 @@ def faq_answer(chunk: Chunk, n: int, max_chars: int = 420) -> Extract:
     return Extract(" ".join(out) + f" [{n}]", [n])
 
 
-def lookup_answer(term: str, entries: Sequence[tuple[int, Chunk]], max_senses: int = 2) -> Extract:
+def lookup_answer(entries: Sequence[tuple[int, Chunk]], max_senses: int = 2) -> Extract:
     """A lookup answered from the entry that is the term: its opening definition, cited.
 
     ``entries``: (citation number, the entry's first chunk), best retrieved first. A second entry

@@ -49,7 +49,10 @@ COMPILER = (
     "   {source language} to {machine language}.\n\n   (1994-11-07)\n\n"
 )
 BYTE_MAG = "Byte\n\n   <publication> A popular computing magazine.\n\n"
-BYTE_UNIT = "byte\nbite\n\n   <unit> A component in the machine {data hierarchy}; now nearly\n   always eight bits.\n\n"
+BYTE_UNIT = (
+    "byte\nbite\n\n   <unit> A component in the machine {data hierarchy}; now nearly\n"
+    "   always eight bits.\n\n"
+)
 
 
 @pytest.mark.parametrize("dz", [True, False])
