@@ -582,6 +582,7 @@ def bench_retrieval(
         "dense_ms": [],
         "bm25_ms": [],
         "fusion_ms": [],
+        "lookup_ms": [],
     }
     for _ in range(rounds):
         for q in questions:

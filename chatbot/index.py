@@ -207,6 +207,8 @@ class IndexStore:
         index_type: str = "auto",
         approx_min_vectors: int = 100_000,
         lock_timeout_s: float = 600.0,
+        *,
+        cache_flush_chunks: int = 1024,
     ) -> None:
         self.dir = Path(index_dir)
         self.embedder = embedder
@@ -214,6 +216,7 @@ class IndexStore:
         self.index_type = index_type
         self.approx_min_vectors = approx_min_vectors
         self.lock_timeout_s = lock_timeout_s
+        self.cache_flush_chunks = cache_flush_chunks  # a kill loses at most this many vectors
 
     # ----------------------------------------------------------------------------- reading
     @property
@@ -635,7 +638,7 @@ class IndexStore:
             return
         batch = max(1, int(getattr(self.embedder, "batch_size", 32)))
         order = sorted(range(len(chunks)), key=lambda i: len(chunks[i].embed_text()))
-        flush_every = max(batch, 1024)
+        flush_every = max(batch, self.cache_flush_chunks)
         for start in range(0, len(order), batch):
             part = order[start : start + batch]
             vecs = self.embedder.encode([chunks[i].embed_text() for i in part])

@@ -215,7 +215,8 @@ class Pipeline:
     def _install(self, index: LoadedIndex) -> None:
         terms = TermIndex.build(index.documents)
         retriever = self._make_retriever(index, self.settings.retrieval_mode, terms)
-        _ = retriever.bm25  # build BM25 now, not on the first question
+        _ = retriever.bm25  # build BM25 and the entry table now, not on the first question
+        _ = retriever.entry_starts
         faq_chunks = [
             c for c in index.chunks if c.kind == "faq" and c.text.lstrip().startswith("#")
         ]

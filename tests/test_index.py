@@ -842,3 +842,73 @@ def test_no_index_yet_is_stale_and_everything_is_new(index_dir: Path, corpus_dir
     with pytest.raises(IndexMissing) as info:
         store.load()
     assert info.value.hint == "run `chatbot index` to build it"
+
+
+class _DiesAfter(FakeEmbedder):
+    """Embeds ``batches`` batches, then fails like a process killed mid-build."""
+
+    def __init__(self, batches: int) -> None:
+        super().__init__()
+        self.left = batches
+
+    def encode(self, texts):  # type: ignore[no-untyped-def]
+        if self.left == 0:
+            raise KeyboardInterrupt("killed")
+        self.left -= 1
+        return super().encode(texts)
+
+
+def _csv_corpus(folder: Path, rows: int, edited: int | None = None) -> None:
+    folder.mkdir(exist_ok=True)
+    lines = [
+        f"Term {i},Definition number {i} of the glossary, about topic {i % 7}." for i in range(rows)
+    ]
+    if edited is not None:
+        lines[edited] = f"Term {edited},An edited definition of term {edited}."
+    (folder / "export.csv").write_text("term,definition\n" + "\n".join(lines) + "\n")
+
+
+def test_killed_build_resumes_from_the_embedding_cache(tmp_path: Path, index_dir: Path) -> None:
+    corpus = tmp_path / "csv"
+    _csv_corpus(corpus, 200)
+    dying = _DiesAfter(batches=20)  # 20 batches of 8 = 160 of 200 chunks, then "killed"
+    with pytest.raises(KeyboardInterrupt):
+        make_store(index_dir, dying, cache_flush_chunks=16).build(corpus)
+    assert temp_leftovers(index_dir) == []
+    emb = FakeEmbedder()
+    summary = make_store(index_dir, emb).build(corpus)
+    assert summary.chunks == 200
+    # flushed parts survived the kill: only what was never flushed is embedded again
+    assert emb.encoded == summary.embedded_chunks < 200 * 0.25
+    fresh = make_store(tmp_path / "fresh")
+    fresh.build(corpus)
+    assert np.allclose(make_store(index_dir).load().vectors, fresh.load().vectors)
+    assert not list((index_dir / "embcache").glob("*/*.npz")), "cache cleared after commit"
+
+
+def test_one_edited_row_of_an_export_re_embeds_one_chunk(tmp_path: Path, index_dir: Path) -> None:
+    corpus = tmp_path / "csv"
+    _csv_corpus(corpus, 300)
+    make_store(index_dir).build(corpus)
+    _csv_corpus(corpus, 300, edited=123)
+    emb = FakeEmbedder()
+    summary = make_store(index_dir, emb).build(corpus)
+    assert summary.changed == ["export.csv"]
+    assert emb.encoded == summary.embedded_chunks == 1
+
+
+def test_no_op_rebuild_reads_no_file_when_stats_match(
+    built: IndexStore, index_dir: Path, corpus_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_reading(*_: object) -> object:
+        raise AssertionError("a no-op rebuild must not read or hash corpus files")
+
+    monkeypatch.setattr(index_mod, "load_corpus", no_reading)
+    monkeypatch.setattr(index_mod, "file_sha256", no_reading)
+    summary = make_store(index_dir).build(corpus_dir)
+    assert summary.up_to_date
+    # a touched file (same bytes, new mtime) is read, found identical, and still up to date
+    monkeypatch.undo()
+    path = corpus_dir / EDITED
+    os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))
+    assert make_store(index_dir).build(corpus_dir).up_to_date
