@@ -181,7 +181,7 @@ class Chunker:
         self.overlap = overlap
 
     def params(self) -> dict[str, int | str]:
-        return {"strategy": "heading-aware-v2", "size": self.size, "overlap": self.overlap}
+        return {"strategy": "heading-aware-v3", "size": self.size, "overlap": self.overlap}
 
     def run(self, doc: Document) -> list[Chunk]:
         chunks: list[Chunk] = []
@@ -200,8 +200,9 @@ class Chunker:
             ):
                 continue
             spans = self._pack(units, limit)
-            if kind == "faq" and len(spans) > 1 and _HEADING.match(doc.text[slice(*spans[0])]):
-                # the question fit no answer unit beside it: keep it with its answer's start
+            if len(spans) > 1 and _HEADING.match(doc.text[slice(*spans[0])]):
+                # a heading (an FAQ question, an entry's title) fit no unit beside it: keep it
+                # with the start of its text, or the entry's first chunk holds no definition
                 spans[:2] = [(spans[0][0], spans[1][1])]
             for s, e in spans:
                 chunks.append(

@@ -275,14 +275,26 @@ class IndexStore:
                 f"now {expected['chunking']})"
             )
 
-    def load(self) -> LoadedIndex:
-        """Load and verify the active build; raises an IndexError_ subclass with a clear reason."""
+    def load(self, *, same_chunking: bool = True) -> LoadedIndex:
+        """Load and verify the active build; raises an IndexError_ subclass with a clear reason.
+
+        ``same_chunking=False`` accepts a build chunked with other settings: its vectors are
+        still reusable by text hash when only the chunking changed.
+        """
         path = self.current_path()
         if path is None:
             raise IndexMissing(f"no index in {self.dir}")
         manifest = self.read_manifest()
         assert manifest is not None
-        self.check_compatible(manifest)
+        try:
+            self.check_compatible(manifest)
+        except IndexMismatch:
+            if (
+                same_chunking
+                or manifest.get("embedding", {}).get("fingerprint")
+                != (self.expected_config()["embedding"])
+            ):
+                raise
         for name in ARTIFACTS:
             file = path / name
             if not file.exists():
@@ -400,7 +412,14 @@ class IndexStore:
         with self.lock():
             self._sweep()
             previous = None if full else self._reusable_previous()
-            if previous is not None and self._unchanged_on_disk(corpus_dir, previous.manifest):
+            same_chunking = previous is not None and (
+                previous.manifest.get("chunking") == self.chunker.params()
+            )
+            if (
+                previous is not None
+                and same_chunking
+                and self._unchanged_on_disk(corpus_dir, previous.manifest)
+            ):
                 return BuildSummary(
                     build_id=previous.build_id,
                     up_to_date=True,
@@ -413,6 +432,7 @@ class IndexStore:
             if not corpus.documents and not corpus.skipped:
                 raise CorpusError(f"no corpus files in {corpus_dir}")
             summary = self._plan(corpus, previous)
+            summary.up_to_date = summary.up_to_date and same_chunking
             if previous is not None and summary.up_to_date:
                 summary.build_id = previous.build_id
                 summary.chunks = len(previous)
@@ -459,7 +479,7 @@ class IndexStore:
 
     def _reusable_previous(self) -> LoadedIndex | None:
         try:
-            return self.load()
+            return self.load(same_chunking=False)
         except IndexError_:
             return None  # missing, corrupted or incompatible: everything gets re-embedded
 

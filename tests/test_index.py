@@ -807,8 +807,11 @@ def test_other_chunk_params_are_a_mismatch(
         other.load()
     assert any("chunk settings" in r for r in other.stale_reasons(corpus_dir))
     emb = FakeEmbedder()
-    make_store(index_dir, emb, chunker=chunker).build(corpus_dir)
-    assert emb.encoded == total_chunks(corpus_dir, chunker)
+    summary = make_store(index_dir, emb, chunker=chunker).build(corpus_dir)
+    assert not summary.up_to_date and summary.chunks == total_chunks(corpus_dir, chunker)
+    # only chunks whose text is new are embedded: the others keep their vectors by text hash
+    assert 0 < emb.encoded == summary.embedded_chunks < summary.chunks
+    make_store(index_dir, chunker=chunker).load()  # and the new build is consistent
 
 
 # ------------------------------------------------------------------------------ staleness
