@@ -105,8 +105,13 @@ def _for_each_question(
 
 
 def _progress_bar() -> Any:
+    """A live bar (with rate and ETA) on a terminal; plain lines every few seconds otherwise."""
     from tqdm import tqdm
 
+    from chatbot.progress import PlainProgress
+
+    if not sys.stderr.isatty():
+        return PlainProgress()
     bars: dict[str, Any] = {}
 
     def update(stage: str, done: int, total: int) -> None:
@@ -118,7 +123,6 @@ def _progress_bar() -> Any:
                 unit="chunk",
                 file=sys.stderr,
                 leave=False,
-                disable=not sys.stderr.isatty(),
             )
         bar.n = done
         bar.refresh()

@@ -79,6 +79,8 @@ def opening_definition(text: str, max_chars: int = 320) -> str:
     out: list[str] = []
     for sentence in split_sentences(without_headings(text)):
         s = strip_markup(sentence)
+        if not s:
+            continue
         if not out and (len(s.split()) < 4 or s.startswith("(") or s.endswith("?")):
             continue
         if out and (len(" ".join(out)) + len(s) > max_chars or s.endswith("?")):
@@ -86,4 +88,19 @@ def opening_definition(text: str, max_chars: int = 320) -> str:
         out.append(s)
         if len(" ".join(out)) >= 120:
             break
-    return " ".join(out)
+    return " ".join(out) or _numbered_senses(text, max_chars)
+
+
+def _numbered_senses(text: str, max_chars: int) -> str:
+    """An entry that is only a list of short senses ("1. personal computer. 2. IBM PC.")."""
+    senses = []
+    for para in re.split(r"\n\s*\n", without_headings(text)):
+        m = re.match(r"\s*(\d+)\.\s+(.+)", para, re.DOTALL)
+        if m and (sense := strip_markup(" ".join(m.group(2).split()))):
+            senses.append(f"{m.group(1)}. {sense}")
+    out = ""
+    for sense in senses:
+        if out and len(out) + len(sense) > max_chars:
+            break
+        out = f"{out} {sense}".strip()
+    return out

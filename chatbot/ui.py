@@ -19,6 +19,7 @@ from typing import Any
 import gradio as gr
 
 from chatbot.config import Settings, get_settings
+from chatbot.progress import ProgressTracker
 from chatbot.pipeline import (
     Answer,
     InvalidQuestion,
@@ -292,9 +293,11 @@ def rebuild(
 ) -> tuple[str, list[list[str]], Any, str]:
     """Rebuild the index from the corpus folder; on failure the previous index stays live."""
 
+    tracker = ProgressTracker()
+
     def report(stage: str, done: int, total: int) -> None:
         if progress is not None:
-            progress(done / max(total, 1), desc=f"{stage} {done}/{total}")
+            progress(done / max(total, 1), desc=tracker.describe(stage, done, total))
 
     t0 = time.perf_counter()
     try:
