@@ -103,6 +103,13 @@ class Settings(BaseSettings):
     max_question_chars: int = Field(1000, ge=10, le=100_000)
     max_history_turns: int = Field(6, ge=0, le=50)
 
+    # --- UI (empty = derived from the corpus: its sources and common topics) ---------------
+    title: str = Field("", max_length=120)
+    description: str = Field("", max_length=2000)
+    presets_shown: int = Field(
+        8, ge=0, le=100, description="FAQ buttons shown; the rest searchable"
+    )
+
     # --- server ----------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = Field(7860, ge=0, le=65535)

@@ -357,7 +357,7 @@ class Pipeline:
         if lookup is None:
             return None
         if lookup.found:
-            entries = {}  # the entry's first chunk only: later chunks are not its definition
+            entries: dict[str, tuple[int, Chunk]] = {}  # the entry's first chunk only: later chunks are not its definition
             for n, h in enumerate(turn.hits, 1):
                 if h.chunk.doc_id in lookup.doc_ids:
                     entries.setdefault(h.chunk.doc_id, (n, h.chunk))
@@ -487,6 +487,15 @@ class Pipeline:
         if sim >= self.settings.faq_match_threshold:
             return state.faq_chunks[best], sim
         return None, sim
+
+    def related(self, question: str, n: int = 3) -> list[str]:
+        """The corpus FAQ questions closest to ``question`` (no model call): follow-ups."""
+        self.ensure_index()
+        assert self._state is not None
+        asked = question.strip().lower()
+        qvec = encode_query(self.embedder, question)
+        out = self._suggestions(self._state, qvec, n + 1)
+        return [q for q in out if q.strip().lower() != asked][:n]
 
     def _suggestions(self, state: _State, qvec: np.ndarray, n: int = 3) -> list[str]:
         if not len(state.faq_chunks):

@@ -15,7 +15,7 @@ from typing import TextIO
 
 
 def _duration(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
+    seconds = max(0, round(seconds))
     if seconds < 60:
         return f"{seconds}s"
     minutes, sec = divmod(seconds, 60)

@@ -7,9 +7,7 @@ reaches the page: a corpus file is user-editable text, not trusted markup.
 
 from __future__ import annotations
 
-import html
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,7 +17,6 @@ from typing import Any
 import gradio as gr
 
 from chatbot.config import Settings, get_settings
-from chatbot.progress import ProgressTracker
 from chatbot.pipeline import (
     Answer,
     InvalidQuestion,
@@ -28,111 +25,21 @@ from chatbot.pipeline import (
     clean_question,
     write_jsonl,
 )
+from chatbot.progress import ProgressTracker
+from chatbot.ui_format import (
+    CSS,
+    PENDING,
+    Chat,
+    corpus_blurb,
+    escape_md,
+    file_table,
+    format_answer,
+    format_sources,
+    format_summary,
+)
+from chatbot.ui_layout import Layout, chat_tab, index_tab
 
 log = logging.getLogger(__name__)
-
-CSS = """
-.refusal { border-left: 4px solid #d97706; padding-left: 8px; }
-.src { border: 1px solid #e5e7eb; border-radius: 8px; padding: 8px 10px; margin-bottom: 8px; }
-.src.cited { border-color: #2563eb; }
-.src .meta { font-size: 0.85em; color: #6b7280; }
-.src .passage { white-space: pre-wrap; font-size: 0.92em; margin-top: 4px; }
-"""
-
-_CITE = re.compile(r"\[(\d+(?:,\s*\d+)*)\]")
-# Markdown that could turn text into a link, an image, code, emphasis, a heading, a table or
-# LaTeX; the backslash first, or "\\[x](u)" would un-escape the bracket after it.
-_MD_SPECIAL = re.compile(r"([\\!\[\]`*_~|#$])")
-Chat = list[dict[str, Any]]
-PENDING = "<p class='meta'>Searching the glossary…</p>"
-
-
-def _escape_md(text: str) -> str:
-    """Escape HTML and neutralise Markdown that could turn corpus text into links or images."""
-    return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
-
-
-def format_answer(answer: Answer) -> str:
-    """Chat message Markdown: escaped answer text, [n] as links to the sources panel."""
-    if answer.refused:
-        lines = [f"**{_escape_md(answer.answer)}**"]
-        if answer.suggestions:
-            lines.append("\nYou could ask:")
-            lines += [f"- {_escape_md(s)}" for s in answer.suggestions]
-        return "\n".join(lines)
-
-    def link(m: re.Match[str]) -> str:
-        nums = [int(n) for n in m.group(1).split(",")]
-        if not all(1 <= n <= len(answer.sources) for n in nums):
-            return _escape_md(m.group(0))  # no such source: plain text, not a dead link
-        return " ".join(f"[\\[{n}\\]](#src-{n})" for n in nums)
-
-    # Only the [n] citations become links; every other character is escaped, so a "[x](url)"
-    # or "![x](url)" written by the model or found in the corpus stays literal text.
-    parts, pos = [], 0
-    for m in _CITE.finditer(answer.answer):
-        parts += [_escape_md(answer.answer[pos : m.start()]), link(m)]
-        pos = m.end()
-    text = "".join([*parts, _escape_md(answer.answer[pos:])])
-    if answer.note:
-        text += f"\n\n_{_escape_md(answer.note)}_"
-    return text
-
-
-def format_sources(answer: Answer | None) -> str:
-    """Sources panel HTML: every retrieved passage as ``#src-n``, the cited ones highlighted."""
-    if answer is None:
-        return "<p class='meta'>Sources of the last answer appear here.</p>"
-    if answer.refused:
-        return "<p class='meta'>No passage in the glossary matches this question.</p>"
-    cited = {c.n for c in answer.citations}
-    parts = []
-    for n, src in enumerate(answer.sources, 1):
-        is_cited = n in cited
-        text = html.escape(_display_passage(src["text"]))
-        heading = html.escape(src["heading"].rsplit(" > ", 1)[-1])
-        parts.append(
-            f"<div class='src{' cited' if is_cited else ''}' id='src-{n}'>"
-            f"<b>[{n}]</b> {html.escape(src['title'])} — {heading}"
-            f"<div class='meta'>{html.escape(src['doc'])} · score {src['score']:.4f}"
-            f"{' · cited' if is_cited else ''}</div>"
-            f"<details{' open' if is_cited else ''}><summary>passage</summary>"
-            f"<div class='passage'>{text}</div></details></div>"
-        )
-    return "\n".join(parts) or "<p class='meta'>No sources.</p>"
-
-
-def _display_passage(text: str) -> str:
-    """Passage as plain reading text: no heading line, no Markdown emphasis markers."""
-    lines = text.strip().split("\n")
-    if lines and lines[0].lstrip().startswith("#"):
-        lines = lines[1:]
-    return "\n".join(lines).replace("**", "").strip()
-
-
-def format_summary(pipeline: Pipeline) -> str:
-    build = pipeline.last_build
-    try:
-        manifest = pipeline.store.read_manifest() or {}
-    except Exception as exc:
-        return f"Index unreadable: {_escape_md(str(exc))}"
-    lines = [
-        f"**Index** `{manifest.get('build_id', 'none')}` · {manifest.get('chunk_count', 0)} chunks"
-        f" · built {manifest.get('created_at', 'never')}"
-    ]
-    if build is not None:
-        lines.append(_escape_md(build.describe()).replace("\n", "  \n"))
-    return "\n\n".join(lines)
-
-
-def file_rows(pipeline: Pipeline) -> list[list[str]]:
-    try:
-        return [
-            [s.file, s.status, s.reason]
-            for s in pipeline.store.file_statuses(pipeline.settings.corpus_dir)
-        ]
-    except Exception as exc:
-        return [["(corpus)", "error", str(exc)]]
 
 
 def _user_questions(chat: Chat) -> list[str]:
@@ -197,14 +104,14 @@ def respond(pipe: Pipeline, message: Any, history: Any) -> Iterator[tuple[Any, C
     try:
         clean_question(message, limit)  # cheap: reject before showing "searching…"
     except InvalidQuestion as exc:
-        reply = with_reply(f"⚠️ {_escape_md(str(exc))}")
+        reply = with_reply(f"⚠️ {escape_md(str(exc))}")
         yield gr.Textbox(value=message[:limit], interactive=True), reply, format_sources(None)
         return
     yield gr.Textbox(value="", interactive=False), with_reply("…"), PENDING
     try:
         for event in pipe.stream(message, asked):
             if isinstance(event, Partial):
-                reply = with_reply(_escape_md(event.text) + " ▌")
+                reply = with_reply(escape_md(event.text) + " ▌")
                 yield gr.Textbox(value="", interactive=False), reply, PENDING
             else:
                 reply = with_reply(format_answer(event))
@@ -212,10 +119,10 @@ def respond(pipe: Pipeline, message: Any, history: Any) -> Iterator[tuple[Any, C
                 return
         failure = "⚠️ Sorry, no answer was produced."
     except InvalidQuestion as exc:
-        failure = f"⚠️ {_escape_md(str(exc))}"
+        failure = f"⚠️ {escape_md(str(exc))}"
     except Exception as exc:  # index unusable, model crashed: say so, keep the chat
         log.exception("answer failed")
-        failure = f"⚠️ Sorry, that failed: {_escape_md(str(exc))}"
+        failure = f"⚠️ Sorry, that failed: {escape_md(str(exc))}"
     yield gr.Textbox(value="", interactive=True), with_reply(failure), format_sources(None)
 
 
@@ -240,12 +147,12 @@ def ask_preset(pipe: Pipeline, question: Any, history: Any) -> tuple[Chat, str]:
     try:
         answer = preset_answer(pipe, question)
     except InvalidQuestion as exc:
-        chat.append({"role": "assistant", "content": f"⚠️ {_escape_md(str(exc))}"})
+        chat.append({"role": "assistant", "content": f"⚠️ {escape_md(str(exc))}"})
         return chat, format_sources(None)
     except Exception as exc:
         log.exception("preset answer failed")
         chat.append(
-            {"role": "assistant", "content": f"⚠️ Sorry, that failed: {_escape_md(str(exc))}"}
+            {"role": "assistant", "content": f"⚠️ Sorry, that failed: {escape_md(str(exc))}"}
         )
         return chat, format_sources(None)
     chat.append({"role": "assistant", "content": format_answer(answer)})
@@ -261,12 +168,46 @@ def preset_api(pipe: Pipeline, question: Any) -> tuple[str, str]:
     return format_answer(answer), format_sources(answer)
 
 
-def preset_samples(pipe: Pipeline) -> list[list[str]]:
+def preset_samples(pipe: Pipeline, query: str = "") -> list[list[str]]:
+    """The preset buttons: the first ``presets_shown`` FAQ questions, or those matching a search
+    (a 10,000-entry glossary can hold hundreds of FAQ questions; a wall of buttons helps no one)."""
     try:
-        return [[q] for q in pipe.presets()]
+        questions = pipe.presets()
     except Exception:
         log.exception("cannot list presets")
         return []
+    words = (query or "").lower().split() if isinstance(query, str) else []
+    if words:
+        questions = [q for q in questions if all(w in q.lower() for w in words)]
+    return [[q] for q in questions[: pipe.settings.presets_shown]]
+
+
+def related_questions(pipe: Pipeline, history: Any) -> list[str]:
+    """After an answer: three FAQ questions of the corpus close to the last question."""
+    asked = _user_questions(_chat_list(history))
+    if not asked:
+        return []
+    try:
+        return pipe.related(asked[-1])
+    except Exception:  # an invalid question, an unusable index: simply no related ones
+        log.debug("no related questions", exc_info=True)
+        return []
+
+
+def related_samples(pipe: Pipeline, history: Any) -> Any:
+    related = related_questions(pipe, history)
+    return gr.Dataset(samples=[[q] for q in related], visible=bool(related))
+
+
+def index_view(pipe: Pipeline, status: Any = "all", query: Any = "", page: Any = 1) -> tuple:
+    """The Index tab's table and its counts line, filtered and paged."""
+    rows, line = file_table(
+        pipe,
+        status if isinstance(status, str) else "all",
+        query if isinstance(query, str) else "",
+        int(page) if isinstance(page, int | float) else 1,
+    )
+    return rows, line
 
 
 _WARMING = threading.Lock()
@@ -302,22 +243,28 @@ def rebuild(
     t0 = time.perf_counter()
     try:
         summary = pipe.rebuild(progress=report)
-        status = f"✅ {_escape_md(summary.describe())}"
+        status = f"✅ {escape_md(summary.describe())}"
     except Exception as exc:
         log.exception("rebuild failed")
-        status = f"❌ Rebuild failed: {_escape_md(str(exc))}. The previous index is still in use."
+        status = f"❌ Rebuild failed: {escape_md(str(exc))}. The previous index is still in use."
     status += f" ({time.perf_counter() - t0:.1f} s)"
     warm_presets_in_background(pipe)
+    rows, line = file_table(pipe)
     return (
-        status.replace("\n", "  \n") + "\n\n" + format_summary(pipe),
-        file_rows(pipe),
+        status.replace("\n", "  \n") + "\n\n" + line + "\n\n" + format_summary(pipe),
+        rows,
         gr.Dataset(samples=preset_samples(pipe)),
         status,
     )
 
 
 def refresh(pipe: Pipeline) -> tuple[str, list[list[str]], Any]:
-    return format_summary(pipe), file_rows(pipe), gr.Dataset(samples=preset_samples(pipe))
+    rows, line = file_table(pipe)
+    return (
+        line + "\n\n" + format_summary(pipe),
+        rows,
+        gr.Dataset(samples=preset_samples(pipe)),
+    )
 
 
 def record_feedback(settings: Settings, index: Any, liked: Any, history: Any) -> None:
@@ -342,7 +289,28 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
     """Build the Blocks (no server, no threads): the handlers above wired to the components."""
     settings = settings or (pipeline.settings if pipeline is not None else get_settings())
     pipe = pipeline or Pipeline(settings)
+    title, description, placeholder = corpus_blurb(pipe)
+    ui = Layout()
+    rows, line = file_table(pipe)
+    with gr.Blocks(title=title, analytics_enabled=False) as demo:
+        gr.Markdown(f"# {escape_md(title)}\n{description}", elem_id="blurb")
+        with gr.Tabs():
+            chat_tab(settings, placeholder, preset_samples(pipe), ui)
+            index_tab(rows, line + "\n\n" + format_summary(pipe), ui)
+        _wire_chat(pipe, settings, ui)
+        _wire_index(pipe, ui)
+        demo.load(
+            lambda: refresh(pipe),
+            None,
+            [ui.summary, ui.files, ui.presets],
+            api_visibility="private",
+        )
+    demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
+    demo.pipeline = pipe  # for tests and launch()
+    return demo
 
+
+def _wire_chat(pipe: Pipeline, settings: Settings, ui: Layout) -> None:
     def on_message(message: str, history: Any) -> Iterator[tuple[Any, Chat, str]]:
         yield from respond(pipe, message, history)
 
@@ -350,127 +318,76 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
         value = evt.value[0] if isinstance(evt.value, list) and evt.value else evt.value
         return ask_preset(pipe, value, history)
 
-    def on_preset_api(question: str) -> tuple[str, str]:
-        return preset_api(pipe, question)
+    def on_like(data: gr.LikeData, history: Any) -> None:
+        record_feedback(settings, data.index, data.liked, history)
 
+    io = {"inputs": [ui.msg, ui.chatbot], "outputs": [ui.msg, ui.chatbot, ui.sources]}
+    limit = {"concurrency_limit": settings.concurrency}
+    submit_evt = ui.msg.submit(on_message, **io, api_name="chat", **limit)
+    click_evt = ui.send.click(on_message, **io, api_visibility="private", **limit)
+    show_related = {"fn": lambda h: related_samples(pipe, h), "api_visibility": "private"}
+    for evt in (submit_evt, click_evt):
+        evt.then(inputs=[ui.chatbot], outputs=[ui.related], **show_related)
+    ui.stop.click(
+        lambda: gr.Textbox(interactive=True),
+        None,
+        [ui.msg],
+        cancels=[submit_evt, click_evt],
+        queue=False,
+        api_visibility="private",
+    )
+    ui.clear.click(
+        lambda: ([], format_sources(None), gr.Dataset(samples=[], visible=False)),
+        None,
+        [ui.chatbot, ui.sources, ui.related],
+        queue=False,
+        api_visibility="private",
+    )
+    for dataset in (ui.presets, ui.related):
+        dataset.select(
+            on_preset, [ui.chatbot], [ui.chatbot, ui.sources], api_visibility="private"
+        ).then(inputs=[ui.chatbot], outputs=[ui.related], **show_related)
+    ui.preset_search.change(
+        lambda q: gr.Dataset(samples=preset_samples(pipe, q)),
+        [ui.preset_search],
+        [ui.presets],
+        api_visibility="private",
+    )
+    gr.Button(visible=False).click(
+        lambda q: preset_api(pipe, q),
+        [ui.hidden],
+        [gr.Markdown(visible=False), gr.HTML(visible=False)],
+        api_name="preset",
+    )
+    ui.chatbot.like(on_like, [ui.chatbot], None, api_visibility="private")
+
+
+def _wire_index(pipe: Pipeline, ui: Layout) -> None:
     def on_rebuild(
         progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio injects it by this default
     ) -> tuple[str, list[list[str]], Any, str]:
         return rebuild(pipe, progress)
 
-    def on_refresh() -> tuple[str, list[list[str]], Any]:
-        return refresh(pipe)
-
-    def on_like(data: gr.LikeData, history: Any) -> None:
-        record_feedback(settings, data.index, data.liked, history)
-
-    with gr.Blocks(title="Glossary chat", analytics_enabled=False) as demo:
-        gr.Markdown(
-            "# Glossary chat\nAsk about **base models** and **foundation models**. Answers come "
-            "only from the glossary pages and cite them; if the glossary does not cover a "
-            "question, the bot says so."
-        )
-        with gr.Tabs():
-            with gr.Tab("Chat", id="chat"), gr.Row():
-                with gr.Column(scale=3):
-                    chatbot = gr.Chatbot(
-                        label="Chat",
-                        show_label=False,  # the label floats over the first message
-                        height=520,
-                        buttons=["copy"],
-                        elem_id="chat",
-                        sanitize_html=True,
-                        render_markdown=True,
-                    )
-                    with gr.Row():
-                        msg = gr.Textbox(
-                            placeholder="Ask a question about base or foundation models…",
-                            show_label=False,
-                            scale=6,
-                            max_lines=4,
-                            elem_id="question",
-                            max_length=settings.max_question_chars,
-                        )
-                        send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
-                        stop = gr.Button("Stop", variant="stop", scale=1, elem_id="stop")
-                    clear = gr.Button("Clear chat", size="sm", elem_id="clear")
-                    hidden = gr.Textbox(visible=False)
-                    presets = gr.Dataset(
-                        components=[hidden],
-                        samples=preset_samples(pipe),
-                        label="Frequently asked — tap to ask",
-                        elem_id="presets",
-                        samples_per_page=20,
-                    )
-                with gr.Column(scale=2):
-                    gr.Markdown("### Sources")
-                    sources = gr.HTML(format_sources(None), elem_id="sources")
-            with gr.Tab("Index", id="index") as index_tab:
-                summary = gr.Markdown(format_summary(pipe), elem_id="index-summary")
-                files = gr.Dataframe(
-                    headers=["file", "status", "detail"],
-                    value=file_rows(pipe),
-                    interactive=False,
-                    elem_id="index-files",
-                )
-                with gr.Row():
-                    rebuild_btn = gr.Button("Rebuild index", variant="primary", elem_id="rebuild")
-                    refresh_btn = gr.Button("Refresh status", elem_id="refresh")
-                rebuild_status = gr.Markdown(visible=False)
-
-        submit_evt = msg.submit(
-            on_message,
-            [msg, chatbot],
-            [msg, chatbot, sources],
-            api_name="chat",
-            concurrency_limit=settings.concurrency,
-        )
-        click_evt = send.click(
-            on_message,
-            [msg, chatbot],
-            [msg, chatbot, sources],
-            api_visibility="private",
-            concurrency_limit=settings.concurrency,
-        )
-        stop.click(
-            lambda: gr.Textbox(interactive=True),
-            None,
-            [msg],
-            cancels=[submit_evt, click_evt],
-            queue=False,
+    ui.rebuild_btn.click(
+        on_rebuild,
+        None,
+        [ui.summary, ui.files, ui.presets, ui.rebuild_status],
+        api_name="rebuild",
+        concurrency_limit=1,
+        concurrency_id="rebuild",
+    )
+    views = [ui.summary, ui.files, ui.presets]
+    ui.refresh_btn.click(lambda: refresh(pipe), None, views, api_visibility="private")
+    # opening the tab after editing corpus/ shows the files as changed, without a click
+    ui.index_tab.select(lambda: refresh(pipe), None, views, api_visibility="private")
+    filters = [ui.status_filter, ui.file_search, ui.page]
+    for control in filters:
+        control.change(
+            lambda st, q, pg: index_view(pipe, st, q, pg)[0],
+            filters,
+            [ui.files],
             api_visibility="private",
         )
-        clear.click(
-            lambda: ([], format_sources(None)),
-            None,
-            [chatbot, sources],
-            queue=False,
-            api_visibility="private",
-        )
-        presets.select(on_preset, [chatbot], [chatbot, sources], api_visibility="private")
-        preset_btn = gr.Button(visible=False)
-        preset_btn.click(
-            on_preset_api,
-            [hidden],
-            [gr.Markdown(visible=False), gr.HTML(visible=False)],
-            api_name="preset",
-        )
-        rebuild_btn.click(
-            on_rebuild,
-            None,
-            [summary, files, presets, rebuild_status],
-            api_name="rebuild",
-            concurrency_limit=1,
-            concurrency_id="rebuild",
-        )
-        refresh_btn.click(on_refresh, None, [summary, files, presets], api_visibility="private")
-        # opening the tab after editing corpus/ shows the files as changed, without a click
-        index_tab.select(on_refresh, None, [summary, files, presets], api_visibility="private")
-        chatbot.like(on_like, [chatbot], None, api_visibility="private")
-        demo.load(on_refresh, None, [summary, files, presets], api_visibility="private")
-    demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
-    demo.pipeline = pipe  # for tests and launch()
-    return demo
 
 
 def launch(settings: Settings | None = None, **kwargs: Any) -> gr.Blocks:

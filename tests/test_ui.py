@@ -23,7 +23,6 @@ from chatbot.ui import (
     _chat_list,
     ask_preset,
     create_app,
-    file_rows,
     format_answer,
     format_sources,
     preset_answer,
@@ -32,6 +31,7 @@ from chatbot.ui import (
     record_feedback,
     respond,
 )
+from chatbot.ui_format import file_rows
 
 MakePipeline = Callable[..., Pipeline]
 PRESET = "Can you use a base model directly for a chatbot?"

@@ -328,7 +328,10 @@ def test_uncited_sentence_is_checked_against_the_passage_it_will_cite() -> None:
 def test_opening_definition_strips_markup_and_lists_short_senses() -> None:
     from chatbot.text import opening_definition
 
-    entry = "# byte\n\n<unit> /bi:t/ (B) A component in the data hierarchy; now eight bits.\n\n(1996-05-25)"
+    entry = (
+        "# byte\n\n<unit> /bi:t/ (B) A component in the data hierarchy; now eight bits.\n\n"
+        "(1996-05-25)"
+    )
     assert opening_definition(entry) == "A component in the data hierarchy; now eight bits."
     senses = "# PC\n\n1. <computer> personal computer.\n\n2. <hardware> program counter.\n"
     assert opening_definition(senses) == "1. personal computer. 2. program counter."
