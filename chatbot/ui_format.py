@@ -178,10 +178,11 @@ def corpus_blurb(pipeline: Pipeline) -> tuple[str, str, str]:
             if w not in _TITLE_STOPWORDS
         )
         shared = [w for w, _ in words.most_common(3)]
-    named = ", ".join(f"{src} ({n:,} entries)" for src, n in sources.most_common(3))
-    more = len(sources) - 3
-    if more > 0:
-        named += f" and {more} more source{'s' if more > 1 else ''}"
+    big = [(src, n) for src, n in sources.most_common(3) if n > 1 and src not in ("", "unknown")]
+    rest = len(docs) - sum(n for _, n in big)
+    named = ", ".join(f"{src} ({n:,} entries)" for src, n in big)
+    if rest:
+        named += f" and {rest:,} more" if big else f"{rest:,} entr{'y' if rest == 1 else 'ies'}"
     topics = ", ".join(f"**{escape_md(t)}**" for t in shared)
     title = s.title or "Glossary chat"
     description = s.description or (

@@ -117,10 +117,13 @@ def start_server(
     root: Path,
     shared_models: Path | None = None,
     files: dict[str, str] | None = None,
+    corpus: Path | None = None,
     **env: str,
 ) -> Server:
-    """Start `python app.py` with its own corpus copy (plus ``files``), index and cache."""
-    shutil.copytree(REPO / "corpus", root / "corpus")
+    """Start `python app.py` with its own corpus copy (plus ``files``), index and cache.
+
+    ``corpus``: a folder to serve instead of the bundled pages."""
+    shutil.copytree(corpus or REPO / "corpus", root / "corpus")
     for name, text in (files or {}).items():
         (root / "corpus" / name).write_text(text, encoding="utf-8")
     if shared_models is not None:

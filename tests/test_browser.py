@@ -161,3 +161,62 @@ def test_markup_from_the_corpus_is_shown_not_run(page: Any) -> None:
     page.wait_for_timeout(500)  # give a payload (if any) time to run
     assert page.evaluate("typeof window.__pwned") == "undefined"
     assert page.errors == []
+
+
+@pytest.fixture(scope="module")
+def glossary_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The app over a corpus of five formats and no bundled page."""
+    from tests.test_readers import write_five_formats
+
+    _require_browser()
+    corpus = tmp_path_factory.mktemp("five-formats")
+    write_five_formats(corpus)
+    srv = start_server(
+        tmp_path_factory.mktemp("glossary-app"),
+        tmp_path_factory.getbasetemp() / "shared-model-cache",
+        corpus=corpus,
+        CHATBOT_BACKEND="extractive",
+    )
+    try:
+        wait_ready(srv)
+        yield srv
+    finally:
+        stop_server(srv)
+
+
+def test_ui_over_another_glossary_names_its_own_topics_and_filters_files(
+    browser: Any, glossary_server: Server
+) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(90_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(glossary_server.url, wait_until="domcontentloaded")
+    page.wait_for_selector("#blurb")
+    blurb = page.locator("#blurb").inner_text()
+    placeholder = page.locator("#question textarea").get_attribute("placeholder") or ""
+    assert "5 entries" in blurb and "compiler" in blurb
+    assert "base model" not in (blurb + placeholder).lower()
+    assert "foundation" not in (blurb + placeholder).lower()
+
+    box = page.locator("#question textarea")
+    box.fill("What is a compiler?")
+    box.press("Enter")
+    answer = wait_for_final_answer(page, 1)
+    assert "converts another program" in answer.inner_text()
+    assert "computing:compiler" in page.locator("#sources .src.cited").first.inner_text()
+
+    page.get_by_role("tab", name="Index").click()
+    summary = page.locator("#index-summary")
+    page.wait_for_function("document.querySelector('#index-summary').innerText.includes('6 files')")
+    assert "1 skipped" in summary.inner_text() and "5 indexed" in summary.inner_text()
+    table = page.locator("#index-files")
+    assert "diagram.vsdx" in table.inner_text()  # skipped files come first
+    page.locator("#file-search textarea, #file-search input").first.fill("sharding")
+    page.wait_for_function(
+        "!document.querySelector('#index-files').innerText.includes('diagram.vsdx')"
+    )
+    assert "sharding.html" in table.inner_text()
+    assert errors == []
+    context.close()

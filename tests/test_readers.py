@@ -208,3 +208,54 @@ def _tiny_pdf(text: str) -> bytes:
         f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
     )
     return out
+
+
+def write_five_formats(folder: Path) -> dict[str, str]:
+    """One small file per format; returns term -> the file its entry must come from."""
+    folder.mkdir(parents=True, exist_ok=True)
+    write_dictd(folder, "computing", [(["compiler"], COMPILER)], dz=True)
+    (folder / "terms.csv").write_text(
+        "term,definition\nLatency,The time a request waits before it is served.\n",
+        encoding="utf-8",
+    )
+    (folder / "sharding.html").write_text(
+        "<html><head><title>Sharding</title></head><body><nav>Home | Pricing</nav><article>"
+        "<h1>Sharding</h1><p>Sharding splits one database into several smaller databases, each "
+        "holding part of the rows, so that load and storage spread across machines.</p>"
+        "</article></body></html>",
+        encoding="utf-8",
+    )
+    (folder / "idempotence.pdf").write_bytes(
+        _tiny_pdf("Idempotence means that repeating a call has no further effect.")
+    )
+    (folder / "checksum.md").write_text(
+        "# Checksum\n\nA small value computed from data to detect accidental changes.\n",
+        encoding="utf-8",
+    )
+    (folder / "diagram.vsdx").write_bytes(b"PK\x03\x04 not a glossary")
+    return {
+        "compiler": "computing.index",
+        "latency": "terms.csv",
+        "sharding": "sharding.html",
+        "idempotence": "idempotence.pdf",
+        "checksum": "checksum.md",
+    }
+
+
+def test_five_formats_dropped_in_are_indexed_and_cited(
+    tmp_path: Path, make_pipeline: object
+) -> None:
+    folder = tmp_path / "five-formats"
+    expected = write_five_formats(folder)
+    pipe = make_pipeline(corpus_dir=folder, index_dir=tmp_path / "idx")  # type: ignore[operator]
+    summary = pipe.rebuild()
+    assert sorted(summary.added) == sorted(expected.values())
+    assert [s["file"] for s in summary.skipped] == ["diagram.vsdx"]
+    assert "unsupported format" in summary.skipped[0]["reason"]
+    for term, file in expected.items():
+        answer = pipe.ask(f"What is {term}?")
+        assert answer.mode == "lookup", (term, answer.answer)
+        first = answer.citations[0]
+        assert first.n == 1 and answer.sources[0]["doc"] == first.doc
+        chunk_file = next(c.file for c in pipe.index.chunks if c.chunk_id == first.chunk_id)
+        assert chunk_file == file, (term, first.doc)
