@@ -109,6 +109,7 @@ class BuildSummary:
     embedded_chunks: int = 0
     seconds: float = 0.0
     embed_seconds: float = 0.0
+    note: str = ""  # e.g. the index was damaged and has been rebuilt: never silent
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -123,7 +124,8 @@ class BuildSummary:
             )
         tail = f" in {self.seconds:.2f} s"
         skipped = "".join(f"\n  skipped {s['file']}: {s['reason']}" for s in self.skipped)
-        return head + tail + skipped
+        note = f"{self.note}\n" if self.note else ""
+        return note + head + tail + skipped
 
 
 @dataclass(frozen=True)
@@ -411,7 +413,7 @@ class IndexStore:
         started = time.perf_counter()
         with self.lock():
             self._sweep()
-            previous = None if full else self._reusable_previous()
+            previous, note = (None, "") if full else self._reusable_previous()
             same_chunking = previous is not None and (
                 previous.manifest.get("chunking") == self.chunker.params()
             )
@@ -432,6 +434,7 @@ class IndexStore:
             if not corpus.documents and not corpus.skipped:
                 raise CorpusError(f"no corpus files in {corpus_dir}")
             summary = self._plan(corpus, previous)
+            summary.note = note
             summary.up_to_date = summary.up_to_date and same_chunking
             if previous is not None and summary.up_to_date:
                 summary.build_id = previous.build_id
@@ -477,11 +480,16 @@ class IndexStore:
                 return False
         return True
 
-    def _reusable_previous(self) -> LoadedIndex | None:
+    def _reusable_previous(self) -> tuple[LoadedIndex | None, str]:
+        """The live build if its vectors can be reused, else None and why (for the summary)."""
         try:
-            return self.load(same_chunking=False)
-        except IndexError_:
-            return None  # missing, corrupted or incompatible: everything gets re-embedded
+            return self.load(same_chunking=False), ""
+        except IndexMissing:
+            return None, ""
+        except IndexCorrupt as exc:
+            return None, f"index was damaged ({exc}); rebuilt"
+        except IndexError_ as exc:
+            return None, f"index was not reusable ({exc}); rebuilt"
 
     def _plan(self, corpus: Corpus, previous: LoadedIndex | None) -> BuildSummary:
         old_files: dict[str, Any] = previous.manifest["files"] if previous else {}

@@ -194,10 +194,12 @@ class Pipeline:
             return self._state.index
         try:
             index = self.store.load()
-        except IndexError_:
+        except IndexError_ as exc:
             if not auto_build:
                 raise
-            self.rebuild(full=True, progress=progress)
+            summary = self.rebuild(full=True, progress=progress)
+            summary.note = f"index was damaged ({exc}); rebuilt"
+            log.warning(summary.note)
             assert self._state is not None
             return self._state.index
         self._install(index)

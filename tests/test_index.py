@@ -915,3 +915,21 @@ def test_no_op_rebuild_reads_no_file_when_stats_match(
     path = corpus_dir / EDITED
     os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))
     assert make_store(index_dir).build(corpus_dir).up_to_date
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda d: (d / "CURRENT").write_text("../../etc"),
+        lambda d: (next((d / "builds").iterdir()) / "vectors.npy").write_bytes(b"garbage"),
+    ],
+    ids=["pointer", "build"],
+)
+def test_a_damaged_index_is_rebuilt_and_said_so(
+    built: IndexStore, index_dir: Path, corpus_dir: Path, damage: Callable[[Path], object]
+) -> None:
+    damage(index_dir)
+    summary = make_store(index_dir).build(corpus_dir)
+    assert summary.note.startswith("index was damaged (") and summary.note.endswith("); rebuilt")
+    assert summary.describe().startswith("index was damaged")
+    make_store(index_dir).load()
