@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     candidates: int = Field(20, ge=1, le=200, description="hits taken from each retriever")
     rrf_k: int = Field(60, ge=1)
     dense_weight: float = Field(
-        1.5, ge=0.0, le=10.0, description="RRF weight of dense vs BM25 (1.0)"
+        1.0, ge=0.0, le=10.0, description="RRF weight of dense vs BM25 (1.0)"
     )
     relevance_threshold: float = Field(
         0.45, ge=-1.0, le=1.0, description="best dense cosine below this = corpus does not cover it"

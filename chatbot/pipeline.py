@@ -35,17 +35,11 @@ from chatbot.embedding import Embedder, SentenceTransformerEmbedder, encode_quer
 from chatbot.generate import GenerationError, Generator, create_generator
 from chatbot.index import BuildSummary, IndexError_, IndexStore, LoadedIndex, Progress
 from chatbot.prompt import PromptBuilder
+from chatbot.reader import Scorer, extractive_answer, faq_answer, lookup_answer
 from chatbot.retrieve import Hit, Retrieval, Retriever
 from chatbot.rewrite import FollowUpRewriter
 from chatbot.terms import TermIndex
-from chatbot.verify import (
-    SupportChecker,
-    clean_citations,
-    extractive_answer,
-    faq_answer,
-    lookup_answer,
-    split_sentences,
-)
+from chatbot.verify import SupportChecker, clean_citations, split_sentences
 
 log = logging.getLogger(__name__)
 REFUSAL = "The glossary does not cover that."
@@ -359,7 +353,8 @@ class Pipeline:
         if lookup is None:
             return None
         if lookup.found:
-            entries: dict[str, tuple[int, Chunk]] = {}  # the entry's first chunk only: later chunks are not its definition
+            # the entry's first chunk only: later chunks are not its definition
+            entries: dict[str, tuple[int, Chunk]] = {}
             for n, h in enumerate(turn.hits, 1):
                 if h.chunk.doc_id in lookup.doc_ids:
                     entries.setdefault(h.chunk.doc_id, (n, h.chunk))
@@ -473,7 +468,10 @@ class Pipeline:
         return text
 
     def _route_extractive(self, turn: _Turn) -> Answer:
-        ext = extractive_answer(turn.standalone, [h.chunk for h in turn.hits], self.embedder)
+        scorer = self.generator if isinstance(self.generator, Scorer) else None
+        ext = extractive_answer(
+            turn.standalone, [h.chunk for h in turn.hits], self.embedder, scorer=scorer
+        )
         if not ext.text:
             return self._refusal(turn)
         answer = self._answer(turn, ext.text, ext.cited, "extractive")

@@ -14,13 +14,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from chatbot.chunking import Chunk
-from chatbot.embedding import Embedder
 from chatbot.retrieve import tokenize
 from chatbot.text import CITATION as _CITATION
-from chatbot.text import opening_definition, parse_citations, split_sentences, strip_markup
+from chatbot.text import parse_citations, split_sentences
 
 _NEGATION = re.compile(
     r"\b(not|no|never|cannot|can't|won't|isn't|aren't|doesn't|don't|without|neither|nor)\b|n't\b",
@@ -168,91 +165,3 @@ def _unsupported_specifics(sentence: str, passage_text: str) -> list[str]:
         if name.lower() not in words and name.lower() not in haystack:
             out.append(name)
     return list(dict.fromkeys(out))
-
-
-@dataclass(frozen=True)
-class Extract:
-    text: str
-    cited: list[int]
-
-
-def _clean_sentence(s: str) -> str:
-    return strip_markup(s)
-
-
-def faq_answer(chunk: Chunk, n: int, max_chars: int = 420) -> Extract:
-    """The FAQ entry's own answer, cut to its leading sentences (where the substance is)."""
-    sentences = split_sentences(chunk.body_without_heading())
-    out: list[str] = []
-    for s in sentences:
-        if out and len(" ".join(out)) + len(s) > max_chars:
-            break
-        out.append(_clean_sentence(s))
-    return Extract(" ".join(out) + f" [{n}]", [n])
-
-
-def lookup_answer(entries: Sequence[tuple[int, Chunk]], max_senses: int = 2) -> Extract:
-    """A lookup answered from the entry that is the term: its opening definition, cited.
-
-    ``entries``: (citation number, the entry's first chunk), best retrieved first. A second entry
-    with the same title (a homonym, or the same term from another source) is shown too, so one
-    sense never hides the other.
-    """
-    parts: list[str] = []
-    cited: list[int] = []
-    for n, chunk in entries:
-        definition = opening_definition(chunk.text)
-        if not definition or len(cited) >= max_senses:
-            continue
-        definition = definition[0].upper() + definition[1:]
-        if not cited:
-            parts.append(f"{chunk.title[:1].upper()}{chunk.title[1:]}: {definition} [{n}]")
-        else:
-            parts.append(f"Another entry for {chunk.title}: {definition} [{n}]")
-        cited.append(n)
-    return Extract(" ".join(parts), cited)
-
-
-def extractive_answer(
-    question: str,
-    passages: Sequence[Chunk],
-    embedder: Embedder | None,
-    max_sentences: int = 2,
-    max_passages: int = 3,
-) -> Extract:
-    """The passage sentences that best answer the question, each with its citation."""
-    cands: list[tuple[int, int, str]] = []  # (passage number, position, sentence)
-    for i, chunk in enumerate(passages[:max_passages]):
-        for pos, s in enumerate(split_sentences(chunk.body_without_heading() or chunk.text)):
-            s = _clean_sentence(s)
-            if len(s.split()) >= 5 and not s.endswith("?"):
-                cands.append((i + 1, pos, s))
-    if not cands:
-        return Extract("", [])
-    q_tokens = set(tokenize(question))
-    lexical = np.array(
-        [len(q_tokens & set(tokenize(s))) / max(1, len(q_tokens)) for _, _, s in cands]
-    )
-    if embedder is not None:
-        vecs = embedder.encode([question] + [s for _, _, s in cands])
-        semantic = vecs[1:] @ vecs[0]
-    else:
-        semantic = np.zeros(len(cands))
-    rank_bonus = np.array(
-        [0.06 * (max_passages - n) + (0.04 if pos == 0 else 0) for n, pos, _ in cands]
-    )
-    score = semantic + 0.5 * lexical + rank_bonus
-    order = np.argsort(-score, kind="stable")
-    chosen: list[int] = []
-    for idx in order:
-        if len(chosen) >= max_sentences:
-            break
-        if chosen and score[idx] < 0.75 * score[chosen[0]]:
-            break  # a clearly weaker sentence adds noise, not an answer
-        if any(cands[idx][2] == cands[c][2] for c in chosen):
-            continue
-        chosen.append(int(idx))
-    chosen.sort(key=lambda c: (cands[c][0], cands[c][1]))  # read in passage order
-    parts = [f"{cands[c][2]} [{cands[c][0]}]" for c in chosen]
-    cited = list(dict.fromkeys(cands[c][0] for c in chosen))
-    return Extract(" ".join(parts), cited)

@@ -291,7 +291,7 @@ def test_bench_retrieval_reports_each_stage(settings: Settings, tmp_path: Path) 
     questions = ["What is a base model?", "What is a foundation model?"]
     result, pipe = bench.bench_retrieval(s, embedder, questions, rounds=2)
     assert result["queries"] == 4
-    assert set(result["stages"]) == {"embed_ms", "dense_ms", "bm25_ms", "fusion_ms"}
+    assert set(result["stages"]) == {"embed_ms", "dense_ms", "bm25_ms", "fusion_ms", "lookup_ms"}
     assert all(v["p50"] is not None for v in result["stages"].values())
     assert result["p50_ms"] <= result["p95_ms"]
     assert len(pipe.index) > 0

@@ -13,12 +13,11 @@ import numpy as np
 import pytest
 
 from chatbot.chunking import Chunk
+from chatbot.reader import extractive_answer, faq_answer
 from chatbot.verify import (
     SupportChecker,
     best_passage,
     clean_citations,
-    extractive_answer,
-    faq_answer,
     parse_citations,
     split_sentences,
 )
