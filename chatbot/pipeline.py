@@ -22,7 +22,6 @@ import time
 import unicodedata
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from collections.abc import Generator as GeneratorType
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -419,11 +418,22 @@ class Pipeline:
             ) from exc
         turn.timings["prompt_tokens"] = prompt.prompt_tokens
         passages = [h.chunk for h in prompt.passages]
-        text = yield from self._decode(turn, generator, prompt.messages, len(passages))
+        shown: list[str] = []  # verified sentences already on screen: never withdrawn
+        text = ""
+        for text in self._decode(turn, generator, prompt.messages):
+            done = split_sentences(clean_citations(text, len(passages))[0])[:-1]
+            if len(done) > len(shown):
+                kept, verdict = self.checker.supported_prefix(" ".join(done), passages)
+                sentences = split_sentences(kept)
+                if verdict.supported and len(sentences) > len(shown):
+                    shown = sentences
+                    yield Partial(_attach_citations(" ".join(shown), passages)[0])
         cleaned, cited, dropped = clean_citations(text, len(passages))
         turn.timings["invalid_citations_dropped"] = dropped
         kept, verdict = self.checker.supported_prefix(cleaned, passages)
-        if verdict.supported:
+        if len(split_sentences(kept)) < len(shown):  # e.g. the whole turned out repetitive
+            kept = " ".join(shown)
+        if verdict.supported or shown:
             kept, cited = _attach_citations(kept, passages)
             answer = self._answer(turn, kept, cited, "generated")
             if kept != cleaned:
@@ -436,10 +446,12 @@ class Pipeline:
                 "The model's draft did not match the passages; here are the passages' own words."
             )
 
-    def _decode(
-        self, turn: _Turn, generator: Generator, messages: Any, n_passages: int
-    ) -> GeneratorType[Partial, None, str]:
-        """Stream the draft, stopping once it has the allowed number of sentences."""
+    def _decode(self, turn: _Turn, generator: Generator, messages: Any) -> Iterator[str]:
+        """The draft so far after each piece, stopping at the allowed number of sentences.
+
+        Nothing of it is shown as it comes: only sentences the verifier accepts reach the user,
+        so a rejected draft never appears and is then replaced.
+        """
         text = ""
         t_gen = time.perf_counter()
         first: float | None = None
@@ -453,9 +465,9 @@ class Pipeline:
                 if len(split_sentences(text)) > limit:
                     # a further sentence has begun: stop decoding, drop the fragment
                     text = " ".join(split_sentences(text)[:limit])
+                    yield text
                     break
-                # the draft as it streams, minus citations of passages that do not exist
-                yield Partial(clean_citations(text, n_passages)[0])
+                yield text
         except GenerationError as exc:
             log.warning("generation failed: %s", exc)
             turn.note = "The language model failed; this answer is taken from the passages."
@@ -465,7 +477,6 @@ class Pipeline:
             turn.timings["decode_tokens"] = n_tokens
             turn.timings["decode_tok_s"] = n_tokens / max(t_end - first, 1e-6)
         turn.timings["generate_s"] = t_end - t_gen
-        return text
 
     def _route_extractive(self, turn: _Turn) -> Answer:
         scorer = self.generator if isinstance(self.generator, Scorer) else None

@@ -220,3 +220,27 @@ def test_ui_over_another_glossary_names_its_own_topics_and_filters_files(
     assert "sharding.html" in table.inner_text()
     assert errors == []
     context.close()
+
+
+def test_streamed_states_are_prefixes_of_the_final_answer(page: Any) -> None:
+    """The user never reads text that is later withdrawn: record every state of the answer."""
+    page.evaluate(
+        """() => {
+            window.__states = [];
+            const chat = document.querySelector('#chat');
+            new MutationObserver(() => {
+                const bots = chat.querySelectorAll("[data-testid='bot']");
+                if (bots.length) window.__states.push(bots[bots.length - 1].innerText);
+            }).observe(chat, {subtree: true, childList: true, characterData: true});
+        }"""
+    )
+    box = page.locator("#question textarea")
+    box.fill("How are foundation models trained?")
+    box.press("Enter")
+    final_text = wait_for_final_answer(page, 1).inner_text().strip()
+    states = [s.replace("▌", "").strip() for s in page.evaluate("window.__states")]
+    shown = [s for s in states if s and s != "…"]
+    assert shown and shown[-1] == final_text
+    for state in shown:
+        assert final_text.startswith(state), (state, final_text)
+    assert page.errors == []

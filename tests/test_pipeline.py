@@ -56,6 +56,25 @@ def grounded(extra: str = "") -> Callable[[list[dict[str, str]]], str]:
     return reply
 
 
+def grounded_two(extra: str = "") -> Callable[[list[dict[str, str]]], str]:
+    """A correct two-sentence answer: the first sentences of passages 1 and 2, cited."""
+
+    def reply(messages: list[dict[str, str]]) -> str:
+        passages = prompt_passages(messages)
+        firsts = [(n, split_sentences(passages[n])[0].rstrip(".")) for n in (1, 2)]
+        return " ".join(f"{s} [{n}]{extra}." for n, s in firsts)
+
+    return reply
+
+
+def check_never_withdrawn(events: list[Partial | Answer]) -> Answer:
+    """Every streamed state is a prefix of the final answer: nothing shown is taken back."""
+    answer = final(events)
+    for e in events[:-1]:
+        assert isinstance(e, Partial) and answer.answer.startswith(e.text), (e.text, answer.answer)
+    return answer
+
+
 class Gen(FakeGenerator):
     """FakeGenerator that can fail: raises ``error`` after ``fail_after`` pieces."""
 
@@ -231,12 +250,12 @@ def test_unverified_tail_is_cut_from_a_generated_answer(settings: Settings) -> N
 def test_generation_error_falls_back_with_a_note(settings: Settings, fail_after: int) -> None:
     gen = Gen(grounded(), error=GenerationError("server down"), fail_after=fail_after)
     events = list(build(settings, gen).stream(GENERAL))
-    answer = final(events)
+    answer = check_never_withdrawn(events)
     assert answer.mode == "extractive"
     assert "language model failed" in answer.note
     check_citations(answer)
     check_quotes(answer)
-    assert len(events) - 1 == fail_after  # the pieces before the failure were streamed
+    assert len(events) == 1  # no sentence was complete and verified before the failure
 
 
 def test_unavailable_model_answers_extractively(settings: Settings) -> None:
@@ -258,15 +277,22 @@ def test_extractive_backend_needs_no_model(settings: Settings) -> None:
     check_quotes(answer)
 
 
-def test_stream_yields_growing_partials_then_the_answer(settings: Settings) -> None:
-    gen = Gen(grounded())
+def test_stream_shows_verified_sentences_then_the_answer(settings: Settings) -> None:
+    gen = Gen(grounded_two())
     events = list(build(settings, gen).stream(GENERAL))
-    answer = final(events)
+    answer = check_never_withdrawn(events)
+    assert answer.mode == "generated"
     texts = [e.text for e in events[:-1]]
-    assert len(texts) > 3
+    # the first sentence appears once it is complete and verified, before decoding ends
+    assert texts and split_sentences(texts[0]) == split_sentences(answer.answer)[:1]
     assert all(b.startswith(a) for a, b in itertools.pairwise(texts))
-    assert texts[-1] == answer.answer
-    assert answer.timings["ttft_s"] <= answer.timings["total_s"]
+
+
+def test_a_rejected_draft_is_never_shown(settings: Settings) -> None:
+    gen = Gen("Base models were invented by Harvard in 2019 [1]. They are red [1]. Zebras.")
+    events = list(build(settings, gen).stream(GENERAL))
+    answer = check_never_withdrawn(events)
+    assert answer.mode == "extractive" and len(events) == 1
 
 
 def test_decoding_stops_after_max_answer_sentences(settings: Settings) -> None:
@@ -437,7 +463,7 @@ def test_prompt_injection_in_the_corpus_is_neutralized(
 def test_answer_in_progress_uses_one_index_while_rebuilding(
     settings: Settings, corpus_dir: Path
 ) -> None:
-    gen = Gen(grounded())
+    gen = Gen(grounded_two())
     pipe = build(settings, gen)
     old = pipe.index
     old_chunks = {(c.chunk_id, c.text, c.start) for c in old.chunks}
@@ -577,10 +603,11 @@ def test_non_text_history_entries_are_ignored(settings: Settings) -> None:
 
 
 def test_streamed_draft_never_shows_an_invented_citation(settings: Settings) -> None:
-    events = list(build(settings, Gen(grounded(" [9]"))).stream(GENERAL))
+    events = list(build(settings, Gen(grounded_two(" [9]"))).stream(GENERAL))
     partials = [e.text for e in events if isinstance(e, Partial)]
-    assert partials, "the draft should stream"
+    assert partials, "the verified first sentence should stream"
     assert not any("[9]" in p for p in partials)
+    check_never_withdrawn(events)
 
 
 def test_question_longer_than_the_model_context_is_an_invalid_question(

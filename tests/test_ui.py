@@ -224,7 +224,10 @@ def run_respond(pipe: Pipeline, message: Any, history: Any = None) -> list[tuple
 
 
 def test_respond_streams_then_finishes_with_citations(make_pipeline: MakePipeline) -> None:
-    pipe = make_pipeline("A base model is pre-trained on large text corpora [1].")
+    pipe = make_pipeline(
+        "A base model is pre-trained on large text corpora [1]. "
+        "It has learned to predict the next token in a sequence [1]."
+    )
     history = [
         {"role": "user", "content": [{"type": "text", "text": "Hello?"}]},
         {"role": "assistant", "content": [{"type": "text", "text": "Hi."}]},
@@ -238,7 +241,7 @@ def test_respond_streams_then_finishes_with_citations(make_pipeline: MakePipelin
     ]
     assert "Searching" in first_sources
     partials = [u for u in updates[1:-1] if u[1][-1]["content"].endswith("▌")]
-    assert len(partials) > 2
+    assert partials, "the verified first sentence streams before the answer is finished"
     assert all(u[0].interactive is False for u in updates[:-1])
     lengths = [len(u[1][-1]["content"]) for u in partials]
     assert lengths == sorted(lengths)  # the answer grows as it streams
@@ -464,7 +467,7 @@ def test_create_app_builds_blocks_wired_to_the_pipeline(
     assert [PRESET] in presets.samples
     # The wired chat handler is the streaming respond() over this pipeline.
     updates = list(chat_fn.fn(QUESTION, []))
-    assert len(updates) > 2 and "](#src-1)" in updates[-1][1][-1]["content"]
+    assert len(updates) >= 2 and "](#src-1)" in updates[-1][1][-1]["content"]
     assert settings.queue_size == demo._queue.max_size
     # Opening the Index tab refreshes its status (files edited since the page loaded).
     tab = next(b for b in demo.blocks.values() if type(b).__name__ == "Tab" and b.id == "index")
