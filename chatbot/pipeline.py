@@ -12,22 +12,25 @@ is computed against exactly one index even while a rebuild happens.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
-import re
 import threading
 import time
-import unicodedata
-import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
+from chatbot.answer import (
+    REFUSAL,
+    Answer,
+    AnswerMode,
+    Citation,
+    InvalidQuestion,
+    Partial,
+    clean_question,
+)
+from chatbot.answer_cache import AnswerCache
 from chatbot.chunking import Chunk, Chunker
 from chatbot.config import Settings
 from chatbot.embedding import Embedder, SentenceTransformerEmbedder, encode_query
@@ -38,61 +41,10 @@ from chatbot.reader import Scorer, extractive_answer, faq_answer, lookup_answer
 from chatbot.retrieve import Hit, Retrieval, Retriever
 from chatbot.rewrite import FollowUpRewriter
 from chatbot.terms import TermIndex
-from chatbot.verify import SupportChecker, clean_citations, split_sentences
+from chatbot.verify import SupportChecker, attach_citations, clean_citations, split_sentences
 
 log = logging.getLogger(__name__)
-REFUSAL = "The glossary does not cover that."
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
 GeneratorFactory = Callable[[], Generator | None]
-AnswerMode = Literal["refusal", "lookup", "faq", "generated", "extractive"]
-_LEADING_CITATION = re.compile(r"^\s*(?:\[\d+(?:,\s*\d+)*\]\s*)+")
-
-
-class InvalidQuestion(ValueError):
-    """The question cannot be answered as given; the message is shown to the user as is."""
-
-
-@dataclass(frozen=True)
-class Citation:
-    n: int
-    doc: str
-    title: str
-    heading: str
-    text: str
-    score: float
-    chunk_id: str
-
-
-@dataclass
-class Answer:
-    question: str
-    answer: str
-    refused: bool
-    citations: list[Citation]
-    sources: list[dict[str, Any]]
-    timings: dict[str, float]
-    mode: AnswerMode
-    standalone_question: str = ""
-    suggestions: list[str] = field(default_factory=list)
-    note: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["timings"] = {k: round(v, 4) for k, v in self.timings.items()}
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Answer:
-        data = dict(data)
-        data["citations"] = [Citation(**c) for c in data.get("citations", [])]
-        return cls(**data)
-
-
-@dataclass(frozen=True)
-class Partial:
-    """Streaming update: the answer text so far."""
-
-    text: str
 
 
 @dataclass
@@ -126,24 +78,6 @@ class _State:
     rewriter: FollowUpRewriter
 
 
-def clean_question(text: str, max_chars: int) -> str:
-    """Normalise a user question or raise InvalidQuestion with a message fit for the user."""
-    if not isinstance(text, str):
-        raise InvalidQuestion("The question must be text.")
-    text = unicodedata.normalize("NFC", text)
-    text = _CONTROL.sub(" ", text)
-    text = re.sub(r"\s+", " ", text).strip()
-    if not text:
-        raise InvalidQuestion("Please type a question.")
-    if len(text) > max_chars:
-        raise InvalidQuestion(
-            f"The question is too long ({len(text):,} characters; the limit is {max_chars:,})."
-        )
-    if not any(ch.isalnum() for ch in text):
-        raise InvalidQuestion("Please type a question with words in it.")
-    return text
-
-
 class Pipeline:
     def __init__(
         self,
@@ -170,6 +104,7 @@ class Pipeline:
         self._gen_lock = threading.Lock()
         self._rebuild_lock = threading.Lock()
         self._state: _State | None = None
+        self.answer_cache = AnswerCache(settings.preset_cache_dir)
         self.last_build: BuildSummary | None = None
 
     # ---------------------------------------------------------------------------- index
@@ -221,8 +156,7 @@ class Pipeline:
             else np.zeros((0, 1), dtype=np.float32)
         )
         self._state = _State(index, retriever, faq_chunks, faq_vectors, FollowUpRewriter(terms))
-        if self.settings.preset_cache_dir.exists():
-            self._prune_preset_cache(index.fingerprint)
+        self.answer_cache.prune(index.fingerprint)
 
     def _make_retriever(self, index: LoadedIndex, mode: str, terms: TermIndex | None) -> Retriever:
         s = self.settings
@@ -427,14 +361,14 @@ class Pipeline:
                 sentences = split_sentences(kept)
                 if verdict.supported and len(sentences) > len(shown):
                     shown = sentences
-                    yield Partial(_attach_citations(" ".join(shown), passages)[0])
+                    yield Partial(attach_citations(" ".join(shown), passages)[0])
         cleaned, cited, dropped = clean_citations(text, len(passages))
         turn.timings["invalid_citations_dropped"] = dropped
         kept, verdict = self.checker.supported_prefix(cleaned, passages)
         if len(split_sentences(kept)) < len(shown):  # e.g. the whole turned out repetitive
             kept = " ".join(shown)
         if verdict.supported or shown:
-            kept, cited = _attach_citations(kept, passages)
+            kept, cited = attach_citations(kept, passages)
             answer = self._answer(turn, kept, cited, "generated")
             if kept != cleaned:
                 answer.note = "Unverified sentences of the model's answer were removed."
@@ -541,59 +475,25 @@ class Pipeline:
         )
 
     # ---------------------------------------------------------------------------- presets
-    def _preset_key(self, question: str) -> str:
-        state = self._state
-        assert state is not None
-        from chatbot.prompt import Templates
-
-        raw = json.dumps(
-            [
-                state.index.fingerprint,
-                # every setting that changes an answer (not paths, ports or limits)
-                self.settings.model_dump(
-                    mode="json",
-                    exclude={
-                        "corpus_dir",
-                        "index_dir",
-                        "cache_dir",
-                        "host",
-                        "port",
-                        "auth",
-                        "queue_size",
-                        "concurrency",
-                        "preload",
-                        "openai_api_key",
-                        "threads",
-                        "max_question_chars",
-                    },
-                ),
-                Templates.load().version,
-                question,
-            ]
-        )
-        return hashlib.sha256(raw.encode()).hexdigest()[:24]
-
     def cached_answer(self, question: str) -> Answer:
         """A preset's answer from the on-disk cache, computed and stored on a miss."""
+        from chatbot.prompt import Templates
+
         self.ensure_index()
         q = clean_question(question, self.settings.max_question_chars)
         assert self._state is not None
-        folder = self.settings.preset_cache_dir / self._state.index.fingerprint
-        path = folder / f"{self._preset_key(q)}.json"
-        try:
-            answer = Answer.from_dict(json.loads(path.read_text(encoding="utf-8")))
-            answer.timings["cached"] = 1.0
-            return answer
-        except (OSError, ValueError, TypeError):
-            pass
+        fingerprint = self._state.index.fingerprint
+        key = self.answer_cache.key(fingerprint, self.settings, Templates.load().version, q)
+        data = self.answer_cache.get(fingerprint, key)
+        if data is not None:
+            try:
+                answer = Answer.from_dict(data)
+                answer.timings["cached"] = 1.0
+                return answer
+            except (TypeError, ValueError):
+                pass  # an entry from another version or a damaged file: recompute it
         answer = self.ask(q)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{uuid.uuid4().hex[:6]}.tmp")
-            tmp.write_text(json.dumps(answer.to_dict()), encoding="utf-8")
-            os.replace(tmp, path)
-        except OSError as exc:
-            log.warning("cannot write preset cache: %s", exc)
+        self.answer_cache.put(fingerprint, key, answer.to_dict())
         return answer
 
     def warm_presets(self) -> int:
@@ -605,42 +505,3 @@ class Pipeline:
             except Exception:
                 log.exception("warming preset %r failed", q)
         return done
-
-    def _prune_preset_cache(self, fingerprint: str) -> None:
-        """A rebuild invalidates every cached answer: drop caches made for other indexes."""
-        import shutil
-
-        for sub in self.settings.preset_cache_dir.iterdir():
-            if sub.is_dir() and sub.name != fingerprint:
-                shutil.rmtree(sub, ignore_errors=True)
-
-
-def _attach_citations(text: str, passages: Sequence[Chunk]) -> tuple[str, list[int]]:
-    """Give every sentence without a citation the passage that shares most words with it."""
-    from chatbot.verify import best_passage, parse_citations, split_sentences
-
-    out = []
-    for sentence in split_sentences(text):
-        lead = _LEADING_CITATION.match(sentence)
-        if lead and sentence[lead.end() :].strip():
-            # "[1] A pre-trained model ..." reads as a broken list: cite at the end instead
-            rest, cite = sentence[lead.end() :].strip(), lead.group(0).strip()
-            end = re.search(r"[.!?]$", rest)
-            sentence = f"{rest[:-1]} {cite}{rest[-1]}" if end else f"{rest} {cite}"
-        if not parse_citations(sentence):
-            best = best_passage(sentence, passages)  # the passage the verifier checked it against
-            end = re.search(r"[.!?]$", sentence)
-            sentence = f"{sentence[:-1]} [{best}]{sentence[-1]}" if end else f"{sentence} [{best}]"
-        out.append(sentence)
-    joined = " ".join(out)
-    return joined, parse_citations(joined)
-
-
-def write_jsonl(path: Path, record: dict[str, Any]) -> None:
-    """Append one JSON line; used for feedback, where nothing may be lost or half-written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(record, ensure_ascii=False) + "\n"
-    with path.open("a", encoding="utf-8") as fh:
-        fh.write(line)
-        fh.flush()
-        os.fsync(fh.fileno())

@@ -16,6 +16,7 @@ from typing import Any
 
 import gradio as gr
 
+from chatbot.atomic import append_jsonl
 from chatbot.config import Settings, get_settings
 from chatbot.pipeline import (
     Answer,
@@ -23,7 +24,6 @@ from chatbot.pipeline import (
     Partial,
     Pipeline,
     clean_question,
-    write_jsonl,
 )
 from chatbot.progress import ProgressTracker
 from chatbot.ui_format import (
@@ -274,7 +274,7 @@ def record_feedback(settings: Settings, index: Any, liked: Any, history: Any) ->
     if not isinstance(idx, int) or not 0 <= idx < len(chat):
         return  # not a message of this chat: nothing to record
     question = next((m["content"] for m in reversed(chat[:idx]) if m["role"] == "user"), "")
-    write_jsonl(
+    append_jsonl(
         settings.feedback_file,
         {
             "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),

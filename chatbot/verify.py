@@ -165,3 +165,25 @@ def _unsupported_specifics(sentence: str, passage_text: str) -> list[str]:
         if name.lower() not in words and name.lower() not in haystack:
             out.append(name)
     return list(dict.fromkeys(out))
+
+
+_LEADING_CITATION = re.compile(r"^\s*(?:\[\d+(?:,\s*\d+)*\]\s*)+")
+
+
+def attach_citations(text: str, passages: Sequence[Chunk]) -> tuple[str, list[int]]:
+    """Give every sentence without a citation the passage that shares most words with it."""
+    out = []
+    for sentence in split_sentences(text):
+        lead = _LEADING_CITATION.match(sentence)
+        if lead and sentence[lead.end() :].strip():
+            # "[1] A pre-trained model ..." reads as a broken list: cite at the end instead
+            rest, cite = sentence[lead.end() :].strip(), lead.group(0).strip()
+            end = re.search(r"[.!?]$", rest)
+            sentence = f"{rest[:-1]} {cite}{rest[-1]}" if end else f"{rest} {cite}"
+        if not parse_citations(sentence):
+            best = best_passage(sentence, passages)  # the passage the verifier checked it against
+            end = re.search(r"[.!?]$", sentence)
+            sentence = f"{sentence[:-1]} [{best}]{sentence[-1]}" if end else f"{sentence} [{best}]"
+        out.append(sentence)
+    joined = " ".join(out)
+    return joined, parse_citations(joined)
