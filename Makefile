@@ -50,6 +50,8 @@ lint: setup
 
 bench: setup
 	$(BIN)/chatbot bench
+	@test -f /usr/share/dictd/foldoc.index || (apt-get update -qq && apt-get install -y -qq dict-foldoc)
+	$(BIN)/python bench/real_glossary.py
 
 doctor: setup
 	$(BIN)/chatbot doctor

@@ -649,12 +649,12 @@ class TransformersGenerator:
         tok = self.tokenizer
         cont = tok.encode(continuation, add_special_tokens=False)
         seqs = [tok.encode(p, add_special_tokens=False)[-400:] + cont for p in prefixes]
-        width = max(len(s) for s in seqs)
+        width = -(-max(len(s) for s in seqs) // 32) * 32  # few distinct shapes: kernels are reused
         pad = tok.pad_token_id if tok.pad_token_id is not None else 0
         ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs])
         mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs])
         with self._lock, torch.inference_mode():
-            logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
+            logits = self.model(input_ids=ids, attention_mask=mask, use_cache=False).logits.float()
         logp = torch.log_softmax(logits[:, :-1], dim=-1)
         out = []
         for row, s in enumerate(seqs):

@@ -413,7 +413,8 @@ class Pipeline:
         turn.timings["generate_s"] = t_end - t_gen
 
     def _route_extractive(self, turn: _Turn) -> Answer:
-        scorer = self.generator if isinstance(self.generator, Scorer) else None
+        gen = self.generator if self.settings.reader_lm else None
+        scorer = gen if isinstance(gen, Scorer) else None
         ext = extractive_answer(
             turn.standalone, [h.chunk for h in turn.hits], self.embedder, scorer=scorer
         )

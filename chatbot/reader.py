@@ -22,11 +22,12 @@ from chatbot.embedding import Embedder
 from chatbot.retrieve import tokenize
 from chatbot.text import opening_definition, split_sentences, strip_markup
 
-AnswerType = Literal["person", "time", "number", "yesno", "other"]
+AnswerType = Literal["person", "time", "number", "reason", "yesno", "other"]
 _TYPE_PATTERNS: list[tuple[AnswerType, re.Pattern[str]]] = [
     ("person", re.compile(r"^(?:who|whom|whose)\b|\b(?:by whom|which (?:person|company))\b", re.I)),
     ("time", re.compile(r"^(?:when|(?:in )?what year|(?:in )?which year|since when)\b", re.I)),
     ("number", re.compile(r"^(?:how (?:many|much|big|large|long|fast|old|wide))\b", re.I)),
+    ("reason", re.compile(r"^(?:why|what (?:is|was) the reason|how come)\b", re.I)),
     (
         "yesno",
         re.compile(
@@ -47,8 +48,13 @@ _HAS_TYPE: dict[AnswerType, re.Pattern[str]] = {
         r"thirty-two|sixty-four|hundred|thousand|million|billion|dozen|single|double|half)\b",
         re.I,
     ),
+    "reason": re.compile(
+        r"\b(?:because|since|so that|due to|named after|in order to|as a result|reason|"
+        r"caused by|results? from|comes? from|derived from|after the)\b",
+        re.I,
+    ),
 }
-TYPE_BONUS = 0.5  # in standard deviations of the candidates' scores
+TYPE_BONUS = 1.0  # in standard deviations of the candidates' scores
 
 
 @runtime_checkable
@@ -161,13 +167,17 @@ def extractive_answer(
         [0.06 * (max_passages - c.n) + (0.04 if c.pos == 0 else 0) for c in cands]
     )
     base = semantic + 0.5 * lexical + rank_bonus
+    kind = answer_type(question)
     top = [int(i) for i in np.argsort(-base, kind="stable")[: max(1, rerank)]]
+    if kind in _HAS_TYPE:  # the sentence holding the asked kind of fact may rank low on words
+        top += [
+            i for i, c in enumerate(cands) if c.n <= 2 and i not in top and holds_type(c.text, kind)
+        ]
     score = _zscore(base[top])
     if scorer is not None and len(top) > 1:
         prefixes = [f"Passage ({cands[i].title}): {cands[i].text}\nQuestion:" for i in top]
         lm = np.array(scorer.score(prefixes, " " + question))
         score = 0.5 * score + _zscore(lm)
-    kind = answer_type(question)
     typed = np.array([holds_type(cands[i].text, kind) for i in top])
     if kind in _HAS_TYPE and typed.any():
         score = score + TYPE_BONUS * typed

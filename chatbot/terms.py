@@ -32,6 +32,9 @@ _LOOKUP = [
         r"^(?:can\s+you\s+|could\s+you\s+|please\s+)*(?:define|explain|describe|look\s+up)\s+"
         r"(?:the\s+(?:term|word)\s+)?(?P<t>.+)$",
         r"^(?:definition|meaning)\s+of\s+(?P<t>.+)$",
+        r"^(?:can\s+you\s+|could\s+you\s+)?(?:explain\s+)?(?:in\s+(?:plain|simple)\s+terms\s*,?\s*)?"
+        r"what\s+(?:(?:do|does)\s+)?(?:people|you|one|we|they|engineers|experts)\s+means?\s+by\s+"
+        r"(?:the\s+term\s+)?(?P<t>.+)$",
         r"^(?:tell\s+me\s+(?:about|what)|i\s+want\s+to\s+know\s+about)\s+(?P<t>.+?)"
         r"(?:\s+(?:is|means|are))?$",
         r"^(?P<t>[^?]{1,60}?)\s*(?::|\s+meaning|\s+definition)?$",
@@ -107,7 +110,6 @@ def lookup_term(question: str) -> str | None:
             return None  # "how does X work?" is a question, not a bare term
         if term and len(term.split()) <= MAX_TERM_WORDS:
             return term
-        return None
     return None
 
 

@@ -335,3 +335,57 @@ def test_opening_definition_strips_markup_and_lists_short_senses() -> None:
     senses = "# PC\n\n1. <computer> personal computer.\n\n2. <hardware> program counter.\n"
     assert opening_definition(senses) == "1. personal computer. 2. program counter."
     assert opening_definition("# Empty\n\n(1999-01-01)\n") == ""
+
+
+class _FavourSecond:
+    """A scorer that prefers the prefix containing 'second': the model's ranking decides."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def score(self, prefixes: list[str], continuation: str) -> list[float]:
+        self.calls += 1
+        return [0.0 if "second" in p else -5.0 for p in prefixes]
+
+
+def test_a_scorer_reranks_the_extractive_candidates() -> None:
+    from chatbot.reader import extractive_answer
+
+    passage = chunk(
+        "The first sentence talks about base models at length here. "
+        "A second sentence holds the asked fact about base models too."
+    )
+    scorer = _FavourSecond()
+    ext = extractive_answer("base models", [passage], None, max_sentences=1, scorer=scorer)
+    assert scorer.calls == 1 and ext.text.startswith("A second sentence")
+    plain = extractive_answer("base models", [passage], None, max_sentences=1)
+    assert plain.text.startswith("The first sentence")
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("Who wrote Bison?", "person"),
+        ("When was the byte coined?", "time"),
+        ("How many bits are in a byte?", "number"),
+        ("Why is it called a molly-guard?", "reason"),
+        ("Is CHAP more secure than PAP?", "yesno"),
+        ("What does a compiler do?", "other"),
+    ],
+)
+def test_answer_type_of_a_question(question: str, kind: str) -> None:
+    from chatbot.reader import answer_type
+
+    assert answer_type(question) == kind
+
+
+def test_the_sentence_with_the_asked_kind_of_fact_comes_first() -> None:
+    from chatbot.reader import extractive_answer
+
+    passage = chunk(
+        "The KC85/4 was the last commercial home computer from East Germany. "
+        "It was sold to schools and hobbyists across the country for years. "
+        "It runs at 1.77 MHz, has 64 KB of RAM and uses a Z80 clone CPU."
+    )
+    ext = extractive_answer("How much RAM did the KC85/4 have?", [passage], None)
+    assert "64 KB" in ext.text
