@@ -1122,7 +1122,7 @@ def run_bench(
     quick: bool = False,
 ) -> dict[str, Any]:
     """Run every part, write results.json / results.md / latency.png into ``out``."""
-    from chatbot.embedding import SentenceTransformerEmbedder
+    from chatbot.embedding import create_embedder
 
     started = time.perf_counter()
     out = Path(out).resolve()
@@ -1142,7 +1142,7 @@ def run_bench(
     }
     work = Path(tempfile.mkdtemp(prefix="chatbot-bench-"))
     try:
-        embedder = SentenceTransformerEmbedder(settings.embedding_model, settings.embed_batch_size)
+        embedder = create_embedder(settings)
 
         def section(name: str, fn: Callable[[], Any]) -> Any:
             _say(f"{name} ...")

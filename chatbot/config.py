@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     # --- embedding / index -----------------------------------------------------------------
     embedding_model: str = Field("", description="sentence-transformers path; '' = bundled MiniLM")
     embed_batch_size: int = Field(32, ge=1, le=1024)
+    embedding_backend: Literal["auto", "torch", "onnx"] = Field(
+        "auto", description="auto = ONNX Runtime when it reproduces torch's vectors, else torch"
+    )
     index_type: Literal["auto", "flat", "hnsw"] = "auto"
     approx_min_vectors: int = Field(
         100_000, ge=1, description="with index_type=auto, switch to HNSW past this many chunks"

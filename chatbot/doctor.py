@@ -189,15 +189,13 @@ def check_index(settings: Settings, embedder: object | None = None) -> list[Chec
     """The index exists, loads with valid checksums, matches the models and is fresh."""
     from chatbot.chunking import Chunker
     from chatbot.corpus import CorpusError
-    from chatbot.embedding import Embedder, EmbeddingError, SentenceTransformerEmbedder
+    from chatbot.embedding import Embedder, EmbeddingError, create_embedder
     from chatbot.index import IndexError_, IndexMissing, IndexStore
 
     if embedder is None:
         try:
             # Construction does not load the model; fingerprint() only hashes the weight files.
-            embedder = SentenceTransformerEmbedder(
-                settings.embedding_model, settings.embed_batch_size
-            )
+            embedder = create_embedder(settings)
             embedder.fingerprint()
         except EmbeddingError as exc:
             return [

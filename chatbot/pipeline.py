@@ -33,7 +33,7 @@ from chatbot.answer import (
 from chatbot.answer_cache import AnswerCache
 from chatbot.chunking import Chunk, Chunker
 from chatbot.config import Settings
-from chatbot.embedding import Embedder, SentenceTransformerEmbedder, encode_query
+from chatbot.embedding import Embedder, create_embedder, encode_query
 from chatbot.generate import GenerationError, Generator, create_generator
 from chatbot.index import BuildSummary, IndexError_, IndexStore, LoadedIndex, Progress
 from chatbot.prompt import PromptBuilder
@@ -86,9 +86,7 @@ class Pipeline:
         generator_factory: GeneratorFactory | None = None,
     ) -> None:
         self.settings = settings
-        self.embedder: Embedder = embedder or SentenceTransformerEmbedder(
-            settings.embedding_model, settings.embed_batch_size
-        )
+        self.embedder: Embedder = embedder or create_embedder(settings)
         self.store = IndexStore(
             settings.index_dir,
             self.embedder,

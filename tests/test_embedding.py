@@ -3,11 +3,17 @@
 The fingerprint is what keeps an index from being searched with vectors of another model, so it
 must follow the weights' bytes. The slow tests load the bundled all-MiniLM-L6-v2 itself and
 check, end to end, that the real index ranks the right FAQ entry first.
+
+The ONNX backend shares the torch fingerprint, so its vectors must match torch's; its export is
+made once into the cache (atomically) and any failure on that path must fall back to torch.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import re
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,12 +24,17 @@ from chatbot import embedding as embedding_mod
 from chatbot.chunking import Chunker
 from chatbot.config import Settings
 from chatbot.embedding import (
+    ONNX_CACHE_FOLDER,
+    ONNX_EXPORT_FORMAT,
+    ONNX_FILE,
+    ONNX_META_FILE,
     Embedder,
     EmbeddingError,
     SentenceTransformerEmbedder,
     bundled_model_path,
     encode_query,
     hash_weights,
+    onnx_export_folder,
 )
 from chatbot.index import IndexStore
 from chatbot.retrieve import Retriever
@@ -129,6 +140,93 @@ def test_encode_query_helper_uses_the_cache_when_there_is_one(tmp_path: Path) ->
     assert isinstance(fake, Embedder)
 
 
+# --------------------------------------------------------------------- backend choice (fast)
+
+
+def fake_export(out_dir: Path, fmt: int = ONNX_EXPORT_FORMAT, tag: str = "new") -> None:
+    """What export_onnx leaves behind, minus a real graph: enough for the cache logic."""
+    (out_dir / ONNX_FILE).write_text(tag)
+    (out_dir / ONNX_META_FILE).write_text(json.dumps({"format": fmt}))
+
+
+def refuse_export(model_path: Path, out_dir: Path) -> None:
+    raise AssertionError("export_onnx must not run here")
+
+
+def test_backend_arguments_are_checked(tmp_path: Path) -> None:
+    folder = fake_model_dir(tmp_path)
+    with pytest.raises(ValueError, match="unknown embedding backend"):
+        SentenceTransformerEmbedder(folder, backend="tensorrt")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="needs a cache_dir"):
+        SentenceTransformerEmbedder(folder, backend="onnx")
+
+
+def test_torch_and_cacheless_auto_never_export(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a place to keep the export, auto stays on torch instead of exporting per start."""
+    monkeypatch.setattr(embedding_mod, "export_onnx", refuse_export)
+    folder = fake_model_dir(tmp_path)
+    cache = tmp_path / "cache"
+    assert SentenceTransformerEmbedder(folder, backend="torch", cache_dir=cache).onnx is None
+    assert SentenceTransformerEmbedder(folder).onnx is None
+    monkeypatch.setattr(embedding_mod, "onnx_available", lambda: False)
+    assert SentenceTransformerEmbedder(folder, cache_dir=cache).onnx is None
+    assert not cache.exists()
+
+
+def test_failed_export_falls_back_to_torch_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(model_path: Path, out_dir: Path) -> None:
+        (out_dir / ONNX_FILE).write_text("half a graph")
+        raise RuntimeError("exporter exploded")
+
+    monkeypatch.setattr(embedding_mod, "onnx_available", lambda: True)
+    monkeypatch.setattr(embedding_mod, "export_onnx", broken)
+    cache = tmp_path / "cache"
+    emb = SentenceTransformerEmbedder(fake_model_dir(tmp_path), backend="onnx", cache_dir=cache)
+    with caplog.at_level(logging.WARNING, logger="chatbot.embedding"):
+        assert emb.backend == "torch"
+    assert "exporter exploded" in caplog.text
+    # the half-written temp folder is gone, and no export was published
+    assert list((cache / ONNX_CACHE_FOLDER).iterdir()) == []
+
+
+def test_complete_export_is_reused_and_stale_one_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / ONNX_CACHE_FOLDER / "abc123"
+    target.mkdir(parents=True)
+    fake_export(target, tag="kept")
+    monkeypatch.setattr(embedding_mod, "export_onnx", refuse_export)
+    assert onnx_export_folder(tmp_path / "model", tmp_path, "abc123") == target
+    assert (target / ONNX_FILE).read_text() == "kept"
+
+    fake_export(target, fmt=ONNX_EXPORT_FORMAT - 1, tag="stale")  # an older exporter's output
+    monkeypatch.setattr(embedding_mod, "export_onnx", lambda m, out: fake_export(out))
+    assert onnx_export_folder(tmp_path / "model", tmp_path, "abc123") == target
+    assert (target / ONNX_FILE).read_text() == "new"
+    assert [p.name for p in target.parent.iterdir()] == ["abc123"]  # no temp folders left
+
+
+def test_losing_an_export_race_keeps_the_winner(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process publishes first: its export stays, ours is dropped."""
+    target = tmp_path / ONNX_CACHE_FOLDER / "abc123"
+
+    def racing(model_path: Path, out_dir: Path) -> None:
+        target.mkdir()
+        fake_export(target, tag="winner")
+        fake_export(out_dir, tag="loser")
+
+    monkeypatch.setattr(embedding_mod, "export_onnx", racing)
+    assert onnx_export_folder(tmp_path / "model", tmp_path, "abc123") == target
+    assert (target / ONNX_FILE).read_text() == "winner"
+    assert [p.name for p in target.parent.iterdir()] == ["abc123"]
+
+
 # ------------------------------------------------------------------------------ slow
 
 
@@ -196,3 +294,89 @@ def test_real_index_ranks_the_faq_entry_first(
     assert "Base models are not ideal for chatbots" in top.text
     assert result.relevant
     assert not retriever.run("best pizza in Naples").relevant
+
+
+SENTENCES = [
+    "A base model is a pre-trained network used as a starting point.",
+    "How do I reset my password?",
+    "The best pizza in Naples has a thin, soft crust.",
+    "Retrieval-augmented generation cites the passages it used. " * 30,  # truncated at 256
+]
+
+
+@pytest.fixture(scope="module")
+def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One real export for the module (it takes ~15 s), under pytest's temp dir."""
+    cache = tmp_path_factory.mktemp("onnx-cache")
+    emb = SentenceTransformerEmbedder(backend="onnx", cache_dir=cache)
+    assert emb.backend == "onnx"
+    return cache
+
+
+def export_dir(cache: Path) -> Path:
+    return cache / ONNX_CACHE_FOLDER / hash_weights(bundled_model_path())
+
+
+@pytest.mark.slow
+def test_onnx_vectors_match_torch_and_share_the_fingerprint(
+    minilm: SentenceTransformerEmbedder, onnx_cache: Path
+) -> None:
+    emb = SentenceTransformerEmbedder(backend="onnx", cache_dir=onnx_cache)
+    assert emb.backend == "onnx" and emb.dim == 384
+    assert emb.fingerprint() == minilm.fingerprint()
+    got, ref = emb.encode(SENTENCES), minilm.encode(SENTENCES)
+    assert got.dtype == np.float32 and got.shape == (len(SENTENCES), 384)
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-4)
+    assert np.min(np.sum(got * ref, axis=1)) > 0.999
+    # batches are split and re-ordered by length: the order of the output must not change
+    emb.batch_size = 2
+    assert np.min(np.sum(emb.encode(SENTENCES) * ref, axis=1)) > 0.999
+    assert emb.encode([]).shape == (0, 384)
+
+
+@pytest.mark.slow
+def test_second_start_loads_the_cached_export_without_exporting(
+    onnx_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = export_dir(onnx_cache)
+    before = (folder.stat().st_mtime_ns, (folder / ONNX_FILE).stat().st_mtime_ns)
+    monkeypatch.setattr(embedding_mod, "export_onnx", refuse_export)
+    emb = SentenceTransformerEmbedder(cache_dir=onnx_cache)  # auto picks the cached export
+    assert emb.backend == "onnx"
+    assert emb.onnx is not None and emb.onnx.folder == folder
+    assert emb.encode(SENTENCES[:1]).shape == (1, 384)
+    assert (folder.stat().st_mtime_ns, (folder / ONNX_FILE).stat().st_mtime_ns) == before
+
+
+@pytest.mark.slow
+def test_damaged_cached_export_is_made_again(
+    onnx_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = export_dir(onnx_cache)
+    damaged = export_dir(tmp_path)
+    shutil.copytree(good, damaged)
+    (damaged / ONNX_FILE).write_bytes(b"truncated by a full disk")
+    exports: list[Path] = []
+
+    def copy_good_export(model_path: Path, out_dir: Path) -> None:
+        exports.append(out_dir)
+        shutil.copytree(good, out_dir, dirs_exist_ok=True)
+
+    monkeypatch.setattr(embedding_mod, "export_onnx", copy_good_export)
+    emb = SentenceTransformerEmbedder(backend="onnx", cache_dir=tmp_path)
+    assert emb.backend == "onnx" and len(exports) == 1
+    assert (damaged / ONNX_FILE).read_bytes() == (good / ONNX_FILE).read_bytes()
+
+
+@pytest.mark.slow
+def test_broken_export_of_the_real_model_falls_back_to_torch(
+    minilm: SentenceTransformerEmbedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(model_path: Path, out_dir: Path) -> None:
+        raise RuntimeError("torch.onnx could not trace the model")
+
+    monkeypatch.setattr(embedding_mod, "export_onnx", broken)
+    emb = SentenceTransformerEmbedder(backend="onnx", cache_dir=tmp_path)
+    assert emb.backend == "torch"
+    np.testing.assert_allclose(emb.encode(SENTENCES), minilm.encode(SENTENCES), atol=1e-5)
+    assert emb.fingerprint() == minilm.fingerprint()
