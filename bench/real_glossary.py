@@ -123,7 +123,7 @@ def main() -> None:
     result: dict[str, Any] = {"corpus": "dict-foldoc + bundled pages", "work": str(work)}
 
     from chatbot.chunking import Chunker
-    from chatbot.corpus import load_corpus
+    from chatbot.readers import load_corpus
 
     docs = load_corpus(corpus).documents
     chunks = [c.embed_text() for d in docs for c in Chunker().run(d)]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from pydantic import ValidationError
 
-from chatbot.config import Settings, get_settings
+from chatbot.config import Settings, apply_runtime_env, get_settings
 
 if TYPE_CHECKING:
     from chatbot.pipeline import Pipeline
@@ -222,7 +222,7 @@ def ask(
     if question is None and file is None:
         fail("give a question or --file")
     settings = _settings(corpus, index)
-    from chatbot.pipeline import Answer, Partial, clean_question
+    from chatbot.answer import clean_question
 
     if question is not None:
         _run(lambda: clean_question(question, settings.max_question_chars))
@@ -231,50 +231,55 @@ def ask(
 
     def one(qid: Any, q: str) -> None:
         if as_json:
-            answer = _run(lambda: pipe.ask(q))
-            out = {"id": qid} if qid is not None else {}
-            data = answer.to_dict()
-            out.update(
-                {
-                    k: data[k]
-                    for k in (
-                        "question",
-                        "answer",
-                        "refused",
-                        "citations",
-                        "sources",
-                        "timings",
-                        "mode",
-                        "suggestions",
-                        "note",
-                    )
-                }
-            )
-            typer.echo(json.dumps(out, ensure_ascii=False))
-            return
-        shown = ""
-        final = None
-
-        def consume() -> None:
-            nonlocal shown, final
-            for event in pipe.stream(q):
-                if isinstance(event, Partial):
-                    sys.stdout.write(event.text[len(shown) :])
-                    sys.stdout.flush()
-                    shown = event.text
-                elif isinstance(event, Answer):
-                    final = event
-
-        _run(consume)
-        assert final is not None
-        if final.answer != shown:
-            if shown:
-                typer.echo("\n--- checked against the passages:")
-            typer.echo(final.answer, nl=False)
-        typer.echo("")
-        _print_answer(final)
+            _print_json_answer(pipe, qid, q)
+        else:
+            _stream_answer(pipe, q)
 
     _for_each_question(file, question, one)
+
+
+ANSWER_KEYS = (
+    "question",
+    "answer",
+    "refused",
+    "citations",
+    "sources",
+    "timings",
+    "mode",
+    "suggestions",
+    "note",
+)
+
+
+def _print_json_answer(pipe: Any, qid: Any, q: str) -> None:
+    data = _run(lambda: pipe.ask(q)).to_dict()
+    out = {"id": qid} if qid is not None else {}
+    out.update({k: data[k] for k in ANSWER_KEYS})
+    typer.echo(json.dumps(out, ensure_ascii=False))
+
+
+def _stream_answer(pipe: Any, q: str) -> None:
+    """Verified sentences as they come; each update extends what is already printed."""
+    from chatbot.answer import Answer, Partial
+
+    shown = ""
+    final: list[Answer] = []
+
+    def consume() -> None:
+        nonlocal shown
+        for event in pipe.stream(q):
+            if isinstance(event, Partial) and event.text.startswith(shown):
+                sys.stdout.write(event.text[len(shown) :])
+                sys.stdout.flush()
+                shown = event.text
+            elif isinstance(event, Answer):
+                final.append(event)
+
+    _run(consume)
+    answer = final[-1]
+    rest = answer.answer[len(shown) :] if answer.answer.startswith(shown) else answer.answer
+    typer.echo(rest)
+    _print_answer(answer)
 
 
 def _eval_setup(
@@ -395,6 +400,7 @@ def bench(
 
 
 def main() -> None:
+    apply_runtime_env()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("bm25s", "httpx", "sentence_transformers"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

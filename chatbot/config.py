@@ -21,12 +21,21 @@ PROJECT_ROOT = _PACKAGE_PARENT if (_PACKAGE_PARENT / "pyproject.toml").exists() 
 
 # Nothing in this app may reach a model hub at run time: the machine has no internet and a
 # silent download attempt only turns into a slow timeout. Users can still opt in explicitly.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+RUNTIME_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "GRADIO_ANALYTICS_ENABLED": "False",
+    "TOKENIZERS_PARALLELISM": "false",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+}
+
+
+def apply_runtime_env() -> None:
+    """Called once at start-up (CLI, UI), before the model libraries are imported; importing
+    this module changes nothing."""
+    for key, value in RUNTIME_ENV.items():
+        os.environ.setdefault(key, value)
 
 BUNDLED_MODEL = "smollm2"
 

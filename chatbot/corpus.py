@@ -81,11 +81,11 @@ def path_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _is_dictd_data(path: Path) -> bool:
+def is_dictd_data(path: Path) -> bool:
     return path.name.lower().endswith(DICTD_DATA_SUFFIXES)
 
 
-def _dictd_index_of(path: Path) -> Path:
+def dictd_index_of(path: Path) -> Path:
     name = path.name
     for suffix in DICTD_DATA_SUFFIXES:
         if name.lower().endswith(suffix):
@@ -106,7 +106,7 @@ def corpus_files(corpus_dir: Path) -> list[Path]:
         if p.is_file()
         and not p.name.startswith((".", "~", "#"))
         and not p.name.endswith(("~", ".swp", ".tmp"))
-        and not (_is_dictd_data(p) and _dictd_index_of(p).is_file())
+        and not (is_dictd_data(p) and dictd_index_of(p).is_file())
     )
 
 
@@ -135,50 +135,3 @@ def file_sha256(path: Path) -> str:
     if len(group) == 1:
         return path_sha256(path)
     return hashlib.sha256("".join(path_sha256(p) for p in group).encode()).hexdigest()
-
-
-def read_corpus_file(path: Path) -> list[Document]:
-    """The documents of one file, or ValueError with the reason it cannot be used."""
-    from chatbot.readers import MAX_EXPORT_BYTES, SUPPORTED, reader_for
-
-    reader = reader_for(path)
-    if reader is None:
-        if _is_dictd_data(path):
-            raise ValueError(f"dictd data without its index file ({_dictd_index_of(path).name})")
-        raise ValueError(f"unsupported format (supported: {', '.join(SUPPORTED)})")
-    size = path.stat().st_size
-    if size > MAX_EXPORT_BYTES:  # checked before reading: a 5 GB file must not be loaded
-        raise ValueError(f"too large ({size:,} bytes, limit {MAX_EXPORT_BYTES:,})")
-    return reader(path, path.read_bytes())
-
-
-def load_corpus(corpus_dir: Path) -> Corpus:
-    corpus = Corpus()
-    seen: dict[str, str] = {}  # doc_id -> file name
-    for path in corpus_files(corpus_dir):
-        try:
-            docs = read_corpus_file(path)
-            stat, sha = file_stat(path), file_sha256(path)
-        except OSError as exc:
-            corpus.skipped.append(SkippedFile(path, f"cannot read ({exc.strerror or exc})"))
-            continue
-        except ValueError as exc:
-            corpus.skipped.append(SkippedFile(path, str(exc)))
-            continue
-        # doc ids come from file stems: "a.md" next to "a.markdown" would share chunk ids and the
-        # incremental rebuild would reuse each file's chunks for the other.
-        clash = next((seen[d.doc_id] for d in docs if d.doc_id in seen), None)
-        if clash is not None:
-            corpus.skipped.append(SkippedFile(path, f"same name as {clash} (rename one of them)"))
-            continue
-        seen.update((d.doc_id, path.name) for d in docs)
-        corpus.documents += docs
-        corpus.files.append(CorpusFile(path.name, sha, stat, len(docs)))
-    return corpus
-
-
-def parse_document(path: Path, data: bytes) -> Document:
-    """One Markdown page (the format of the bundled corpus)."""
-    from chatbot.readers import read_markdown
-
-    return read_markdown(path, data)[0]

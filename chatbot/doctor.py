@@ -37,7 +37,8 @@ class Check:
 
 def check_corpus(settings: Settings) -> list[Check]:
     """The corpus folder exists, has glossary files, and which files would be skipped and why."""
-    from chatbot.corpus import CorpusError, corpus_files, load_corpus
+    from chatbot.corpus import CorpusError, corpus_files
+    from chatbot.readers import load_corpus
 
     folder = settings.corpus_dir
     try:
@@ -112,57 +113,31 @@ def expected_cache_dir(gguf: Path, cache_root: Path) -> Path:
     return cache_root / f"{gguf.stem}-{(sha or path_sha256(gguf))[:16]}"
 
 
-def check_instruct_model(settings: Settings) -> list[Check]:
-    """The language model the settings select is available, without loading it."""
-    from chatbot.generate import (
-        GenerationError,
-        _cache_complete,
-        bundled_gguf_path,
-        llama_cpp_available,
-    )
+def _check_own_model(model: str) -> list[Check]:
+    path = Path(model).expanduser()
+    if path.exists():
+        return [Check(OK, f"language model folder present: {path}")]
+    if model.startswith((".", "/", "~")):
+        return [Check(FAIL, f"language model not found: {path}", "fix CHATBOT_MODEL or unset it")]
+    return [
+        Check(
+            WARN,
+            f"language model {model!r} must already be in the Hugging Face cache "
+            "(no downloads at run time)",
+            "download it once with network access, or unset CHATBOT_MODEL",
+        )
+    ]
 
-    backend = settings.backend
-    if backend == "extractive":
-        return [Check(OK, "language model: none (backend=extractive, answers quote passages)")]
-    if backend == "openai" or (backend == "auto" and settings.openai_base_url):
-        return []  # covered by check_openai
-    if settings.model != BUNDLED_MODEL:
-        path = Path(settings.model).expanduser()
-        if path.exists():
-            return [Check(OK, f"language model folder present: {path}")]
-        if settings.model.startswith((".", "/", "~")):
-            return [
-                Check(FAIL, f"language model not found: {path}", "fix CHATBOT_MODEL or unset it")
-            ]
-        return [
-            Check(
-                WARN,
-                f"language model {settings.model!r} must already be in the Hugging Face cache "
-                "(no downloads at run time)",
-                "download it once with network access, or unset CHATBOT_MODEL",
-            )
-        ]
-    try:
-        gguf = bundled_gguf_path()
-    except GenerationError as exc:
-        return [Check(FAIL, f"language model: {exc}", "run `make setup`")]
-    out = [Check(OK, f"bundled SmolLM2 GGUF present: {gguf.name}")]
-    if backend == "llama-cpp" or (backend == "auto" and llama_cpp_available()):
-        if not llama_cpp_available():
-            out.append(
-                Check(
-                    FAIL,
-                    "backend=llama-cpp but llama-cpp-python is not installed",
-                    "pip install -e '.[llama-cpp]' or set CHATBOT_BACKEND=auto",
-                )
-            )
-        else:
-            out.append(Check(OK, "llama-cpp-python installed: the GGUF is used as is"))
-        return out  # llama.cpp reads the GGUF itself: no converted cache involved
+
+def _check_converted_cache(gguf: Path, settings: Settings) -> list[Check]:
+    """The bundled GGUF converted once into the model cache: present and complete?"""
+    from chatbot.generate import _cache_complete
+
+    out: list[Check] = []
     try:
         folder = expected_cache_dir(gguf, settings.model_cache_dir)
     except OSError as exc:
-        return [*out, Check(FAIL, f"cannot read the bundled GGUF: {exc}", "run `make setup`")]
+        return [Check(FAIL, f"cannot read the bundled GGUF: {exc}", "run `make setup`")]
     if not folder.exists():
         out.append(
             Check(
@@ -183,6 +158,41 @@ def check_instruct_model(settings: Settings) -> list[Check]:
     else:
         out.append(Check(OK, f"converted model cache complete: {folder.name}"))
     return out
+
+
+def check_instruct_model(settings: Settings) -> list[Check]:
+    """The language model the settings select is available, without loading it."""
+    from chatbot.generate import (
+        GenerationError,
+        bundled_gguf_path,
+        llama_cpp_available,
+    )
+
+    backend = settings.backend
+    if backend == "extractive":
+        return [Check(OK, "language model: none (backend=extractive, answers quote passages)")]
+    if backend == "openai" or (backend == "auto" and settings.openai_base_url):
+        return []  # covered by check_openai
+    if settings.model != BUNDLED_MODEL:
+        return _check_own_model(settings.model)
+    try:
+        gguf = bundled_gguf_path()
+    except GenerationError as exc:
+        return [Check(FAIL, f"language model: {exc}", "run `make setup`")]
+    out = [Check(OK, f"bundled SmolLM2 GGUF present: {gguf.name}")]
+    if backend == "llama-cpp" or (backend == "auto" and llama_cpp_available()):
+        if not llama_cpp_available():
+            out.append(
+                Check(
+                    FAIL,
+                    "backend=llama-cpp but llama-cpp-python is not installed",
+                    "pip install -e '.[llama-cpp]' or set CHATBOT_BACKEND=auto",
+                )
+            )
+        else:
+            out.append(Check(OK, "llama-cpp-python installed: the GGUF is used as is"))
+        return out  # llama.cpp reads the GGUF itself: no converted cache involved
+    return [*out, *_check_converted_cache(gguf, settings)]
 
 
 def check_index(settings: Settings, embedder: object | None = None) -> list[Check]:

@@ -42,11 +42,11 @@ from chatbot.corpus import (
     corpus_files,
     file_sha256,
     file_stat,
-    load_corpus,
     path_sha256,
 )
 from chatbot.embed_cache import EmbeddingCache, text_key
 from chatbot.embedding import Embedder
+from chatbot.readers import load_corpus
 
 FORMAT_VERSION = 2
 ARTIFACTS = ("chunks.jsonl", "documents.jsonl", "vectors.npy", "faiss.index")

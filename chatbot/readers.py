@@ -23,7 +23,18 @@ from pathlib import Path
 
 import yaml
 
-from chatbot.corpus import DICTD_DATA_SUFFIXES, Document
+from chatbot.corpus import (
+    DICTD_DATA_SUFFIXES,
+    Corpus,
+    CorpusFile,
+    Document,
+    SkippedFile,
+    corpus_files,
+    dictd_index_of,
+    file_sha256,
+    file_stat,
+    is_dictd_data,
+)
 
 MAX_PAGE_BYTES = 2_000_000  # one page (Markdown, text, HTML): anything bigger is a mistake
 MAX_EXPORT_BYTES = 200_000_000  # one multi-entry export (CSV, JSON, dictd, PDF)
@@ -415,3 +426,46 @@ SUPPORTED = tuple(sorted(READERS))
 
 def reader_for(path: Path) -> Reader | None:
     return READERS.get(path.suffix.lower())
+
+
+def read_corpus_file(path: Path) -> list[Document]:
+    """The documents of one file, or ValueError with the reason it cannot be used."""
+    reader = reader_for(path)
+    if reader is None:
+        if is_dictd_data(path):
+            raise ValueError(f"dictd data without its index file ({dictd_index_of(path).name})")
+        raise ValueError(f"unsupported format (supported: {', '.join(SUPPORTED)})")
+    size = path.stat().st_size
+    if size > MAX_EXPORT_BYTES:  # checked before reading: a 5 GB file must not be loaded
+        raise ValueError(f"too large ({size:,} bytes, limit {MAX_EXPORT_BYTES:,})")
+    return reader(path, path.read_bytes())
+
+
+def load_corpus(corpus_dir: Path) -> Corpus:
+    corpus = Corpus()
+    seen: dict[str, str] = {}  # doc_id -> file name
+    for path in corpus_files(corpus_dir):
+        try:
+            docs = read_corpus_file(path)
+            stat, sha = file_stat(path), file_sha256(path)
+        except OSError as exc:
+            corpus.skipped.append(SkippedFile(path, f"cannot read ({exc.strerror or exc})"))
+            continue
+        except ValueError as exc:
+            corpus.skipped.append(SkippedFile(path, str(exc)))
+            continue
+        # doc ids come from file stems: "a.md" next to "a.markdown" would share chunk ids and the
+        # incremental rebuild would reuse each file's chunks for the other.
+        clash = next((seen[d.doc_id] for d in docs if d.doc_id in seen), None)
+        if clash is not None:
+            corpus.skipped.append(SkippedFile(path, f"same name as {clash} (rename one of them)"))
+            continue
+        seen.update((d.doc_id, path.name) for d in docs)
+        corpus.documents += docs
+        corpus.files.append(CorpusFile(path.name, sha, stat, len(docs)))
+    return corpus
+
+
+def parse_document(path: Path, data: bytes) -> Document:
+    """One Markdown page (the format of the bundled corpus)."""
+    return read_markdown(path, data)[0]

@@ -209,16 +209,7 @@ class Retriever:
         bm25_of = {int(i): float(s) for i, s in zip(b_ids, b_scores, strict=True)}
 
         t = time.perf_counter()
-        if self.mode == "dense":
-            ranked = [(int(i), float(s)) for i, s in zip(d_ids, d_scores, strict=True)]
-        elif self.mode == "bm25":
-            ranked = [(int(i), float(s)) for i, s in zip(b_ids, b_scores, strict=True)]
-        else:
-            fused: dict[int, float] = {}
-            for ids, weight in ((d_ids, self.dense_weight), (b_ids, 1.0)):
-                for rank, i in enumerate(ids):
-                    fused[int(i)] = fused.get(int(i), 0.0) + weight / (self.rrf_k + rank + 1)
-            ranked = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
+        ranked = self.fuse(d_ids, d_scores, b_ids, b_scores)
         timings["fusion_ms"] = (time.perf_counter() - t) * 1000
 
         t = time.perf_counter()
@@ -250,6 +241,20 @@ class Retriever:
             lexical_coverage=coverage,
             lookup=lookup,
         )
+
+    def fuse(
+        self, d_ids: np.ndarray, d_scores: np.ndarray, b_ids: np.ndarray, b_scores: np.ndarray
+    ) -> list[tuple[int, float]]:
+        """(chunk, score) best first: one retriever's own scores, or weighted RRF of both."""
+        if self.mode == "dense":
+            return [(int(i), float(s)) for i, s in zip(d_ids, d_scores, strict=True)]
+        if self.mode == "bm25":
+            return [(int(i), float(s)) for i, s in zip(b_ids, b_scores, strict=True)]
+        fused: dict[int, float] = {}
+        for ids, weight in ((d_ids, self.dense_weight), (b_ids, 1.0)):
+            for rank, i in enumerate(ids):
+                fused[int(i)] = fused.get(int(i), 0.0) + weight / (self.rrf_k + rank + 1)
+        return sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
 
     def coverage(self, question: str, i: int) -> float:
         """Share of the question's terms found in chunk i. MiniLM has never seen words like

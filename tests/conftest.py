@@ -12,9 +12,11 @@ import pytest
 from hypothesis import configuration as hypothesis_configuration
 from hypothesis import settings as hypothesis_settings
 
-from chatbot.config import Settings
+from chatbot.config import Settings, apply_runtime_env
 from chatbot.pipeline import Pipeline
 from tests.fakes import FakeEmbedder, FakeGenerator
+
+apply_runtime_env()  # as the CLI and the UI do at start-up: offline, no telemetry
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO / "corpus"

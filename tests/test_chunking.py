@@ -24,7 +24,8 @@ from chatbot.chunking import (
     faq_entries,
     parse_sections,
 )
-from chatbot.corpus import Document, load_corpus, parse_document
+from chatbot.corpus import Document
+from chatbot.readers import load_corpus, parse_document
 
 REAL_CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 PARAMS = [(500, 100), (300, 50), (200, 100), (120, 0), (100, 60), (60, 40)]

@@ -142,11 +142,13 @@ def test_threads_default_to_all_cores() -> None:
     assert make(threads=0).effective_threads() >= 1
 
 
-def test_importing_config_forces_offline_hub(tmp_path: Path) -> None:
-    """Nothing may try to reach a model hub at run time: importing the config sets it up."""
+def test_start_up_forces_offline_hub(tmp_path: Path) -> None:
+    """Nothing may try to reach a model hub at run time: the start-up hook (CLI, UI) sets it,
+    while a user's explicit choice is kept."""
     env = {k: v for k, v in os.environ.items() if "OFFLINE" not in k}
     code = (
-        "import os, chatbot.config; "
+        "import os, chatbot.config; assert 'HF_HUB_OFFLINE' not in os.environ; "
+        "chatbot.config.apply_runtime_env(); "
         "print(os.environ['HF_HUB_OFFLINE'], os.environ['TRANSFORMERS_OFFLINE'])"
     )
     out = subprocess.run(

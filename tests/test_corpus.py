@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from chatbot.chunking import faq_entries, parse_sections
-from chatbot.corpus import CorpusError, Document, corpus_files, load_corpus, parse_document
-from chatbot.readers import MAX_PAGE_BYTES
+from chatbot.corpus import CorpusError, Document, corpus_files
+from chatbot.readers import MAX_PAGE_BYTES, load_corpus, parse_document
 
 REAL_CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 GOOD = "---\ntitle: Good Page\nsource: Somewhere\nterms: [Good, Page]\n---\n# Good Page\n\nText.\n"

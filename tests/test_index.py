@@ -28,7 +28,7 @@ import pytest
 
 from chatbot import index as index_mod
 from chatbot.chunking import Chunker
-from chatbot.corpus import CorpusError, file_sha256, load_corpus
+from chatbot.corpus import CorpusError, file_sha256
 from chatbot.index import (
     ARTIFACTS,
     IndexBuildError,
@@ -40,6 +40,7 @@ from chatbot.index import (
     IndexStore,
     choose_index_type,
 )
+from chatbot.readers import load_corpus
 from tests.fakes import FakeEmbedder
 
 REPO = Path(__file__).resolve().parent.parent

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from chatbot.corpus import corpus_files, load_corpus
-from chatbot.readers import read_dictd
+from chatbot.corpus import corpus_files
+from chatbot.readers import load_corpus, read_dictd
 
 pytestmark = pytest.mark.unit
 _B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
