@@ -37,6 +37,7 @@ def apply_runtime_env() -> None:
     for key, value in RUNTIME_ENV.items():
         os.environ.setdefault(key, value)
 
+
 BUNDLED_MODEL = "smollm2"
 
 

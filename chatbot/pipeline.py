@@ -13,6 +13,7 @@ is computed against exactly one index even while a rebuild happens.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -45,6 +46,7 @@ from chatbot.verify import SupportChecker, attach_citations, clean_citations, sp
 
 log = logging.getLogger(__name__)
 GeneratorFactory = Callable[[], Generator | None]
+_NUMBER = re.compile(r"(?<![\w.])\d{2,}(?:\.\d+)?(?![\w.])")
 
 
 @dataclass
@@ -315,7 +317,16 @@ class Pipeline:
         return self._answer(turn, ext.text, ext.cited, "faq")
 
     def _route_refusal(self, turn: _Turn) -> Answer | None:
-        return None if turn.retrieval.relevant else self._refusal(turn)
+        """Nothing relevant, or the question names a number (a year, a version) that no passage
+        mentions: "Who won the award in 2023?" is not answered from a 1988 entry."""
+        if not turn.retrieval.relevant:
+            return self._refusal(turn)
+        texts = [h.chunk.embed_text() for h in turn.hits]
+        for number in set(_NUMBER.findall(turn.standalone)):
+            pattern = re.compile(rf"(?<!\d){re.escape(number)}(?!\d)")
+            if not any(pattern.search(t) for t in texts):
+                return self._refusal(turn)
+        return None
 
     def _refusal(self, turn: _Turn) -> Answer:
         return Answer(
@@ -355,14 +366,16 @@ class Pipeline:
         for text in self._decode(turn, generator, prompt.messages):
             done = split_sentences(clean_citations(text, len(passages))[0])[:-1]
             if len(done) > len(shown):
-                kept, verdict = self.checker.supported_prefix(" ".join(done), passages)
+                kept, verdict = self.checker.supported_prefix(
+                    " ".join(done), passages, turn.standalone
+                )
                 sentences = split_sentences(kept)
                 if verdict.supported and len(sentences) > len(shown):
                     shown = sentences
                     yield Partial(attach_citations(" ".join(shown), passages)[0])
         cleaned, cited, dropped = clean_citations(text, len(passages))
         turn.timings["invalid_citations_dropped"] = dropped
-        kept, verdict = self.checker.supported_prefix(cleaned, passages)
+        kept, verdict = self.checker.supported_prefix(cleaned, passages, turn.standalone)
         if len(split_sentences(kept)) < len(shown):  # e.g. the whole turned out repetitive
             kept = " ".join(shown)
         if verdict.supported or shown:

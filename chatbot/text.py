@@ -24,7 +24,8 @@ _SOFT_WRAP = re.compile(r"(?<!\n)\n(?![\n\s]*(?:[-*•]\s|\d+\.\s|#|\n))")
 _HEADING_LINE = re.compile(r"^#{1,6}[ \t]+.*$", re.MULTILINE)
 _CATEGORY = re.compile(r"(?:^|(?<=\s))<[a-z][a-z ,/&'-]{1,60}>\s*")
 _PRONUNCIATION = re.compile(r"^\s*/[^/\n]{1,40}/\s*(?:,\s*/[^/\n]{1,40}/\s*)*")
-_LEADING_ABBREVIATION = re.compile(r"^\s*\([^()\s]{1,12}\)\s+(?=[A-Z])")  # "(B) A component"
+# "(B) A component ...", "(Presumably a play on "nanosecond") The miniscule time ..."
+_LEADING_ABBREVIATION = re.compile(r"^\s*\([^()]{1,200}\)\s+(?=[A-Z])")
 _DATE_NOTE = re.compile(r"\(\d{4}-\d{2}-\d{2}\)")
 _SOURCE_NOTE = re.compile(r"\[(?:[A-Z][\w .,'&-]{1,60})\]\.?")
 _MD_PREFIX = re.compile(r"^\s*(?:[-*•]\s+|\d+\.\s+|#+\s+)")

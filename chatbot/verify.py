@@ -74,7 +74,9 @@ class SupportChecker:
             raise ValueError("support threshold must be within [0, 1]")
         self.threshold = threshold
 
-    def sentences(self, answer: str, passages: Sequence[Chunk]) -> list[tuple[str, str]]:
+    def sentences(
+        self, answer: str, passages: Sequence[Chunk], question: str = ""
+    ) -> list[tuple[str, str]]:
         """Each answer sentence with "" when it is grounded, else the reason it is not."""
         passage_sents = [
             (i + 1, s, set(tokenize(s)))
@@ -92,6 +94,9 @@ class SupportChecker:
             tokens = set(tokenize(bare))
             if _IDK.search(bare):
                 out.append((sentence, "the model said it does not know"))
+                continue
+            if problem := _form_problem(bare, question):
+                out.append((sentence, problem))
                 continue
             if len(tokens) < 2:
                 out.append((sentence, "" if out else "no claim"))
@@ -128,14 +133,16 @@ class SupportChecker:
         ok = sum(1 for _, r in checked if not r)
         return Verdict(not reasons and ok > 0, ok / max(1, len(checked)), reasons)
 
-    def supported_prefix(self, answer: str, passages: Sequence[Chunk]) -> tuple[str, Verdict]:
+    def supported_prefix(
+        self, answer: str, passages: Sequence[Chunk], question: str = ""
+    ) -> tuple[str, Verdict]:
         """The leading sentences that are grounded: a small model often starts right and then
         drifts, so keep what it got right and cut where it starts inventing."""
         text = answer.strip()
         if not text or _repetitive(text):
             return "", Verdict(False, 0.0, ["empty or repetitive answer"])
         kept: list[str] = []
-        checked = self.sentences(text, passages)
+        checked = self.sentences(text, passages, question)
         for sentence, reason in checked:
             if reason:
                 break
@@ -146,6 +153,25 @@ class SupportChecker:
             kept.pop()
         claims = [k for k in kept if len(tokenize(_CITATION.sub("", k))) >= 2]
         return " ".join(kept), Verdict(bool(claims), len(kept) / max(1, len(checked)), reasons)
+
+
+_MARKUP = re.compile(r"<[a-z][a-z ,/&'-]{1,60}>|\{[^{}]*\}")
+
+
+def _form_problem(sentence: str, question: str) -> str:
+    """Why a sentence is not an answer at all, whatever its grounding: a question, an echo of
+    the question, a fragment such as a title, or dictionary markup copied from a passage."""
+    words = [w for w in sentence.split() if any(ch.isalnum() for ch in w)]
+    if sentence.rstrip(" .").endswith("?"):
+        return "a question, not an answer"
+    if len(words) < 5 and not re.match(r"^(?:yes|no)\b", sentence, re.I):
+        return f"a fragment, not a sentence: {sentence[:60]!r}"
+    if _MARKUP.search(sentence):
+        return "copies dictionary markup"
+    said, asked = set(tokenize(sentence)), set(tokenize(question))
+    if asked and said and len(said - asked) <= 1:
+        return "repeats the question"
+    return ""
 
 
 def best_passage(sentence: str, passages: Sequence[Chunk]) -> int:

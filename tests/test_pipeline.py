@@ -641,3 +641,12 @@ def test_a_citation_leading_the_answer_moves_to_the_end_of_its_sentence(
     assert not answer.answer.startswith("[")
     assert answer.answer.endswith("[1].")
     check_citations(answer)
+
+
+def test_a_number_no_passage_mentions_is_refused(settings: Settings) -> None:
+    gen = Gen(grounded())
+    pipe = build(settings, gen)
+    answer = pipe.ask("Which foundation model did Stanford release in 2031?")
+    assert answer.refused and gen.calls == []
+    kept = pipe.ask("Why was the term foundation model coined in 2021?")
+    assert not kept.refused  # 2021 is in a passage

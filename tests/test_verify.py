@@ -389,3 +389,22 @@ def test_the_sentence_with_the_asked_kind_of_fact_comes_first() -> None:
     )
     ext = extractive_answer("How much RAM did the KC85/4 have?", [passage], None)
     assert "64 KB" in ext.text
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        ("When does garbage collection typically kick in [1]?", "a question"),
+        ("Garbage collection typically kicks in [1].", "repeats the question"),
+        ("Finagle's Law (jargon file) [1].", "a fragment"),
+        ("<electronics> Memory is reclaimed by the collector when no longer used [1].", "markup"),
+    ],
+)
+def test_non_answers_are_rejected_however_grounded(answer: str, reason: str) -> None:
+    passage = chunk(
+        "Garbage collection typically kicks in when memory runs low. Memory is reclaimed by the "
+        "collector when no longer used. Finagle's Law (jargon file). <electronics>"
+    )
+    question = "When does garbage collection typically kick in?"
+    (checked,) = SupportChecker(0.5).sentences(answer, [passage], question)
+    assert reason in checked[1]
