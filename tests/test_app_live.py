@@ -19,8 +19,8 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-import re
 import os
+import re
 import shutil
 import signal
 import socket
