@@ -52,6 +52,9 @@ _QUESTION_WORDS = re.compile(
     re.I,
 )
 MAX_TERM_WORDS = 6
+_FOLLOW_UP = re.compile(
+    r"^(?:(?:and|but|so|also|ok(?:ay)?|then)\b[\s,]*)*(?:what about|how about)?\s*", re.I
+)
 
 
 def normalize(text: str) -> str:
@@ -98,6 +101,7 @@ class Lookup:
 def lookup_term(question: str) -> str | None:
     """The term a lookup question asks about, or None when it is not a lookup question."""
     q = re.sub(r"\s+", " ", question).strip().rstrip("?.! ").strip()
+    q = _FOLLOW_UP.sub("", q)  # "and what about an interpreter?" names a term too
     for n, pattern in enumerate(_LOOKUP):
         m = pattern.match(q)
         if not m:

@@ -650,3 +650,10 @@ def test_a_number_no_passage_mentions_is_refused(settings: Settings) -> None:
     assert answer.refused and gen.calls == []
     kept = pipe.ask("Why was the term foundation model coined in 2021?")
     assert not kept.refused  # 2021 is in a passage
+
+
+def test_a_follow_up_naming_a_term_is_a_lookup(settings: Settings) -> None:
+    answer = build(settings, None).ask(
+        "And what about a base model?", history=["What is a foundation model?"]
+    )
+    assert answer.mode == "lookup" and answer.citations[0].title == "Base Model"

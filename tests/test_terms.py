@@ -49,6 +49,8 @@ def index() -> TermIndex:
         ("Tell me about the byte.", "byte"),
         ("What is meant by thrashing?", "thrashing"),
         ("Who was Alan Turing?", "Alan Turing"),
+        ("And what about an interpreter?", "interpreter"),
+        ("and the linker?", "linker"),
         ("What do people mean by a foundation model?", "foundation model"),
         ("Can you explain in plain terms what people mean by a kernel?", "kernel"),
     ],
