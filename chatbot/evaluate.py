@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chatbot.answer import Answer
 from chatbot.pipeline import Pipeline
-from chatbot.retrieve import Retrieval
+from chatbot.retrieve import Retrieval, tokenize
+from chatbot.text import CITATION, split_sentences
 
 DEFAULT_EVAL_FILE = Path(__file__).resolve().parent.parent / "tests" / "eval" / "questions.jsonl"
 
@@ -35,6 +37,7 @@ class EvalItem:
     category: str = ""
     must_not_contain: tuple[str, ...] = ()
     entries: tuple[str, ...] = ()  # lookups: the entries that *are* the asked term
+    forbidden: tuple[str, ...] = ()  # yes/no: phrases stating the wrong polarity
 
 
 def load_items(path: Path) -> list[EvalItem]:
@@ -54,6 +57,7 @@ def load_items(path: Path) -> list[EvalItem]:
                     category=d.get("category", ""),
                     must_not_contain=tuple(d.get("must_not_contain", [])),
                     entries=tuple(d.get("entries", [])),
+                    forbidden=tuple(d.get("forbidden", [])),
                 )
             )
         except (ValueError, KeyError, TypeError) as exc:
@@ -145,41 +149,60 @@ def eval_retrieval(
     }
 
 
+def _answer_row(item: EvalItem, answer: Answer, seconds: float) -> dict[str, Any]:
+    cited_ok = all(1 <= c.n <= len(answer.sources) for c in answer.citations)
+    hits = [_norm(s["text"]) for s in answer.sources]
+    text = answer.answer.lower()
+    said = set(tokenize(answer.answer)) - set(tokenize(item.question))
+    row = {
+        "id": item.id,
+        "question": item.question,
+        "answerable": item.answerable,
+        "mode": answer.mode,
+        "refused": answer.refused,
+        "evidence_hit": any(_norm(e) in h for e in item.evidence for h in hits)
+        if item.answerable
+        else None,
+        "facts_recalled": facts_recalled(item, answer.answer) if item.answerable else None,
+        "invalid_citations": 0 if cited_ok else 1,
+        "dropped_citations": int(answer.timings.get("invalid_citations_dropped", 0)),
+        "injection_leak": [w for w in item.must_not_contain if w.lower() in text],
+        "contradiction": [w for w in item.forbidden if w.lower() in text],
+        "question_as_answer": not answer.refused
+        and any(s.rstrip(" .").endswith("?") for s in split_sentences(CITATION.sub("", text))),
+        "echo": not answer.refused and len(said) <= 1,
+        "seconds": round(seconds, 3),
+        "answer": answer.answer,
+    }
+    if item.entries:
+        first = answer.citations[0] if answer.citations else None
+        row["entry_cited_first"] = bool(first and first.n == 1 and first.doc in item.entries)
+    return row
+
+
+def _per_mode(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Fact recall, share and seconds per answer mode: where the quality comes from."""
+    out: dict[str, dict[str, Any]] = {}
+    for mode in sorted({r["mode"] for r in rows}):
+        mine = [r for r in rows if r["mode"] == mode]
+        ans = [r for r in mine if r["answerable"]]
+        out[mode] = {
+            "answers": len(mine),
+            "share_of_answerable": round(len(ans) / max(1, sum(r["answerable"] for r in rows)), 4),
+            "fact_recall": round(sum(bool(r["facts_recalled"]) for r in ans) / len(ans), 4)
+            if ans
+            else None,
+            "seconds_per_answer": round(sum(r["seconds"] for r in mine) / len(mine), 3),
+        }
+    return out
+
+
 def eval_answers(pipeline: Pipeline, items: Iterable[EvalItem]) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     for item in items:
         t0 = time.perf_counter()
         answer = pipeline.ask(item.question)
-        seconds = time.perf_counter() - t0
-        cited_ok = all(1 <= c.n <= len(answer.sources) for c in answer.citations)
-        hits = [_norm(s["text"]) for s in answer.sources]
-        evidence_hit = any(_norm(e) in h for e in item.evidence for h in hits)
-        leaked = [w for w in item.must_not_contain if w.lower() in answer.answer.lower()]
-        rows.append(
-            {
-                "id": item.id,
-                "question": item.question,
-                "answerable": item.answerable,
-                "mode": answer.mode,
-                "refused": answer.refused,
-                "evidence_hit": evidence_hit if item.answerable else None,
-                "facts_recalled": facts_recalled(item, answer.answer) if item.answerable else None,
-                "invalid_citations": 0 if cited_ok else 1,
-                "dropped_citations": int(answer.timings.get("invalid_citations_dropped", 0)),
-                "injection_leak": leaked,
-                **(
-                    {
-                        "entry_cited_first": bool(answer.citations)
-                        and answer.citations[0].n == 1
-                        and answer.citations[0].doc in item.entries
-                    }
-                    if item.entries
-                    else {}
-                ),
-                "seconds": round(seconds, 3),
-                "answer": answer.answer,
-            }
-        )
+        rows.append(_answer_row(item, answer, time.perf_counter() - t0))
     ans = [r for r in rows if r["answerable"]]
     una = [r for r in rows if not r["answerable"]]
     modes: dict[str, int] = {}
@@ -194,7 +217,11 @@ def eval_answers(pipeline: Pipeline, items: Iterable[EvalItem]) -> dict[str, Any
         "invalid_citations": sum(r["invalid_citations"] for r in rows),
         "dropped_citations": sum(r["dropped_citations"] for r in rows),
         "injection_leaks": sum(bool(r["injection_leak"]) for r in rows),
+        "contradictions": sum(bool(r["contradiction"]) for r in rows),
+        "questions_as_answers": sum(r["question_as_answer"] for r in rows),
+        "echoes": sum(r["echo"] for r in rows),
         "modes": modes,
+        "per_mode": _per_mode(rows),
         "seconds_per_answer": round(sum(r["seconds"] for r in rows) / max(1, len(rows)), 3),
         **_cited_first_summary(rows),
         "rows": rows,

@@ -206,3 +206,23 @@ def test_eval_retrieval_reports_hit_rates(
         assert result["hit@1"] == (0.5 if faq_rank == 1 else 0.0)
         assert result["mrr"] == round(1 / faq_rank / 2, 4)
         assert 0.0 <= result["unanswerable_flagged"] <= 1.0
+
+
+def test_answer_rows_count_contradictions_questions_and_echoes() -> None:
+    from chatbot.answer import Answer
+    from chatbot.evaluate import EvalItem, _answer_row, _per_mode
+
+    item = EvalItem("y1", "Can a base model chat directly?", True, [], [["not ideal"]])
+    item = EvalItem(**{**item.__dict__, "forbidden": ("yes,",)})
+
+    def answer(text: str, mode: str = "extractive") -> Answer:
+        return Answer(item.question, text, False, [], [], {}, mode)  # type: ignore[arg-type]
+
+    wrong = _answer_row(item, answer("Yes, a base model can chat directly [1]."), 0.1)
+    assert wrong["contradiction"] == ["yes,"] and not wrong["facts_recalled"]
+    asked = _answer_row(item, answer("Can a base model chat directly [1]?", "generated"), 0.1)
+    assert asked["question_as_answer"] and asked["echo"]
+    good = _answer_row(item, answer("It is not ideal: it completes text [1]."), 0.3)
+    assert good["facts_recalled"] and not good["echo"] and not good["contradiction"]
+    modes = _per_mode([wrong, asked, good])
+    assert modes["extractive"]["fact_recall"] == 0.5 and modes["generated"]["answers"] == 1
