@@ -22,7 +22,7 @@ _SENTENCE = re.compile(
 )
 _SOFT_WRAP = re.compile(r"(?<!\n)\n(?![\n\s]*(?:[-*•]\s|\d+\.\s|#|\n))")
 _HEADING_LINE = re.compile(r"^#{1,6}[ \t]+.*$", re.MULTILINE)
-_CATEGORY = re.compile(r"(?:^|(?<=\s))<[a-z][a-z ,/&'-]{1,60}>\s*")
+_CATEGORY = re.compile(r"^\s*<[a-z][a-z ,/&'-]{1,60}>\s*")  # a dictionary's "<networking>"
 _PRONUNCIATION = re.compile(r"^\s*/[^/\n]{1,40}/\s*(?:,\s*/[^/\n]{1,40}/\s*)*")
 # "(B) A component ...", "(Presumably a play on "nanosecond") The miniscule time ..."
 _LEADING_ABBREVIATION = re.compile(r"^\s*\([^()]{1,200}\)\s+(?=[A-Z])")
@@ -66,7 +66,7 @@ def strip_markup(text: str) -> str:
     text = _LEADING_ABBREVIATION.sub("", text)
     text = _DATE_NOTE.sub("", text)
     text = _SOURCE_NOTE.sub("", text)
-    text = _MD_PREFIX.sub("", text).replace("**", "").replace("__", "")
+    text = _MD_PREFIX.sub("", text).replace("**", "")
     return re.sub(r"[ \t]{2,}", " ", text).strip()
 
 

@@ -408,3 +408,11 @@ def test_non_answers_are_rejected_however_grounded(answer: str, reason: str) -> 
     question = "When does garbage collection typically kick in?"
     (checked,) = SupportChecker(0.5).sentences(answer, [passage], question)
     assert reason in checked[1]
+
+
+def test_markup_stripping_keeps_html_and_underscores_in_prose() -> None:
+    from chatbot.text import strip_markup
+
+    assert strip_markup("<networking> A protocol.") == "A protocol."
+    kept = 'Markup such as <script>x</script> and window.__pwned is shown as text.'
+    assert strip_markup(kept) == kept
