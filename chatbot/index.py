@@ -34,6 +34,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from chatbot.atomic import fsync_dir, write_synced
 from chatbot.chunking import Chunk, Chunker
 from chatbot.corpus import (
     Corpus,
@@ -162,20 +163,9 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    with path.open("wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
+# module-level names, so fault-injection tests can replace them for this module alone
+_fsync_dir = fsync_dir
+_write_bytes = write_synced
 
 
 def choose_index_type(index_type: str, n_vectors: int, approx_min_vectors: int) -> str:

@@ -87,16 +87,23 @@ def browser(server: Server) -> Iterator[Any]:
             chromium.close()
 
 
-@pytest.fixture
-def page(browser: Any, server: Server) -> Iterator[Any]:
+def open_page(browser: Any, url: str, ready: str) -> tuple[Any, Any]:
+    """A fresh context and page on ``url``, waiting for ``ready`` (Gradio never goes idle);
+    page errors are collected in ``page.errors``."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.set_default_timeout(90_000)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(server.url, wait_until="domcontentloaded")
-    page.wait_for_selector("#presets button", timeout=60_000)
+    page.goto(url, wait_until="domcontentloaded")
+    page.wait_for_selector(ready, timeout=60_000)
     page.errors = errors
+    return context, page
+
+
+@pytest.fixture
+def page(browser: Any, server: Server) -> Iterator[Any]:
+    context, page = open_page(browser, server.url, "#presets button")
     yield page
     context.close()
 
@@ -187,13 +194,7 @@ def glossary_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server
 def test_ui_over_another_glossary_names_its_own_topics_and_filters_files(
     browser: Any, glossary_server: Server
 ) -> None:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(90_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(glossary_server.url, wait_until="domcontentloaded")
-    page.wait_for_selector("#blurb")
+    context, page = open_page(browser, glossary_server.url, "#blurb")
     blurb = page.locator("#blurb").inner_text()
     placeholder = page.locator("#question textarea").get_attribute("placeholder") or ""
     assert "5 entries" in blurb and "compiler" in blurb
@@ -218,7 +219,7 @@ def test_ui_over_another_glossary_names_its_own_topics_and_filters_files(
         "!document.querySelector('#index-files').innerText.includes('diagram.vsdx')"
     )
     assert "sharding.html" in table.inner_text()
-    assert errors == []
+    assert page.errors == []
     context.close()
 
 
