@@ -57,7 +57,7 @@ def run_build(corpus: Path, index: Path, cache: Path, kill_at: float | None = No
     return {"seconds": seconds, "summary": summary, "killed_at": killed_at, "rss_mb": rss_mb}
 
 
-def embedder_rates(texts: list[str]) -> dict[str, float]:
+def embedder_rates(texts: list[str], cache: Path) -> dict[str, float]:
     """Chunks/s of each embedding backend on the same texts (length-sorted, batch 32)."""
     from chatbot.embedding import SentenceTransformerEmbedder
 
@@ -65,7 +65,7 @@ def embedder_rates(texts: list[str]) -> dict[str, float]:
     rates = {}
     for backend in ("torch", "onnx"):
         try:
-            emb = SentenceTransformerEmbedder(backend=backend, cache_dir=OUT / ".onnx-cache")
+            emb = SentenceTransformerEmbedder(backend=backend, cache_dir=cache)
         except TypeError:  # an embedder without backends: torch only
             if backend != "torch":
                 continue
@@ -129,7 +129,7 @@ def main() -> None:
     chunks = [c.embed_text() for d in docs for c in Chunker().run(d)]
     result["entries"], result["chunks"] = len(docs), len(chunks)
     sample = [chunks[i] for i in np.random.default_rng(0).choice(len(chunks), 2000, False)]
-    result["embedder_chunks_per_s"] = embedder_rates(sample)
+    result["embedder_chunks_per_s"] = embedder_rates(sample, work / "onnx-cache")
 
     full = run_build(corpus, work / "index", work / "cache")
     result["full_build"] = {
@@ -144,7 +144,7 @@ def main() -> None:
         r = run_build(corpus, work / "index", work / "cache")
         result[f"{name}_rebuild"] = {
             "seconds": round(r["seconds"], 2),
-            "inside_build_s": r["summary"].get("seconds"),
+            "inside_build_s": round(r["summary"].get("seconds", 0.0), 3),
             "embedded": r["summary"].get("embedded_chunks"),
         }
     killed = run_build(corpus, work / "index-kill", work / "cache-kill", kill_at=0.8)
