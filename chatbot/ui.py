@@ -187,8 +187,9 @@ def related_questions(pipe: Pipeline, history: Any) -> list[str]:
     asked = _user_questions(_chat_list(history))
     if not asked:
         return []
-    try:
-        return pipe.related(asked[-1])
+    seen = {q.strip().lower() for q in asked}
+    try:  # never offer what this chat has already asked
+        return [q for q in pipe.related(asked[-1], n=3 + len(seen)) if q.lower() not in seen][:3]
     except Exception:  # an invalid question, an unusable index: simply no related ones
         log.debug("no related questions", exc_info=True)
         return []

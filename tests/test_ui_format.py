@@ -90,4 +90,7 @@ def test_related_questions_follow_the_last_question(make_pipeline: MakePipeline)
     assert len(related) == 3 and asked not in related
     assert set(related) <= set(pipe.presets())
     assert related_questions(pipe, []) == []
+    earlier = related[0]
+    chat = [{"role": "user", "content": earlier}, {"role": "user", "content": asked}]
+    assert earlier not in related_questions(pipe, chat)  # already asked in this chat
     assert related_samples(pipe, []).visible is False
