@@ -27,6 +27,7 @@ _PRONUNCIATION = re.compile(r"^\s*/[^/\n]{1,40}/\s*(?:,\s*/[^/\n]{1,40}/\s*)*")
 # "(B) A component ...", "(Presumably a play on "nanosecond") The miniscule time ..."
 _LEADING_ABBREVIATION = re.compile(r"^\s*\([^()]{1,200}\)\s+(?=[A-Z])")
 _DATE_NOTE = re.compile(r"\(\d{4}-\d{2}-\d{2}\)")
+_CROSS_REFERENCE = re.compile(r"\{([A-Za-z0-9][^{}\n]{0,80}?)\}")  # FOLDOC's "{Java}" -> "Java"
 _SOURCE_NOTE = re.compile(r"\[(?:[A-Z][\w .,'&-]{1,60})\]\.?")
 _MD_PREFIX = re.compile(r"^\s*(?:[-*•]\s+|\d+\.\s+|#+\s+)")
 
@@ -65,6 +66,7 @@ def strip_markup(text: str) -> str:
     text = _PRONUNCIATION.sub("", text)
     text = _LEADING_ABBREVIATION.sub("", text)
     text = _DATE_NOTE.sub("", text)
+    text = _CROSS_REFERENCE.sub(r"\1", text)
     text = _SOURCE_NOTE.sub("", text)
     text = _MD_PREFIX.sub("", text).replace("**", "")
     return re.sub(r"[ \t]{2,}", " ", text).strip()

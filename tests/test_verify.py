@@ -414,5 +414,8 @@ def test_markup_stripping_keeps_html_and_underscores_in_prose() -> None:
     from chatbot.text import strip_markup
 
     assert strip_markup("<networking> A protocol.") == "A protocol."
+    assert strip_markup("Designed by {Microsoft} as a rival to {Java}.") == (
+        "Designed by Microsoft as a rival to Java."
+    )
     kept = "Markup such as <script>x</script> and window.__pwned is shown as text."
     assert strip_markup(kept) == kept
