@@ -450,13 +450,13 @@ class IndexStore:
         except IndexError_:
             return None
         build = self.current_path()
-        if build is None or not build.is_dir():
+        if build is None or not build.is_dir() or not self._unchanged_on_disk(corpus_dir, manifest):
             return None
         for name in ARTIFACTS:  # a damaged build is rebuilt by the full path, and said so
             file = build / name
             if not file.is_file() or path_sha256(file) != manifest["artifacts"].get(name):
                 return None
-        if not _consistent(build, manifest) or not self._unchanged_on_disk(corpus_dir, manifest):
+        if not _consistent(build, manifest):
             return None
         return BuildSummary(
             build_id=str(manifest["build_id"]),
@@ -547,7 +547,7 @@ class IndexStore:
         faiss_index = make_faiss_index(vectors, index_type)
         _write_bytes(
             tmp / "chunks.jsonl",
-            "".join(json.dumps(asdict(c), ensure_ascii=False) + "\n" for c in chunks).encode(),
+            "".join(json.dumps(vars(c), ensure_ascii=False) + "\n" for c in chunks).encode(),
         )
         _write_bytes(
             tmp / "documents.jsonl",

@@ -12,6 +12,7 @@ skipped with that reason and indexes the rest.
 
 from __future__ import annotations
 
+import base64
 import csv
 import gzip
 import hashlib
@@ -336,10 +337,10 @@ def dictd_data_path(index_path: Path) -> Path | None:
 
 
 def _b64_number(text: str) -> int:
-    n = 0
-    for ch in text:
-        n = n * 64 + _B64[ch]
-    return n
+    """dictd's offsets: base64 digits, most significant first, no padding."""
+    if not text or any(ch not in _B64 for ch in text):
+        raise KeyError(text)
+    return int.from_bytes(base64.b64decode("A" * (-len(text) % 4) + text), "big")
 
 
 def read_dictd(path: Path, data: bytes) -> list[Document]:
