@@ -18,7 +18,8 @@ import re
 import sys
 from pathlib import Path
 
-from chatbot.readers import dictd_data_path, read_dictd
+from chatbot.corpus import dictd_data_path
+from chatbot.readers import read_dictd
 from chatbot.terms import normalize
 
 PHRASINGS = (

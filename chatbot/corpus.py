@@ -110,14 +110,19 @@ def corpus_files(corpus_dir: Path) -> list[Path]:
     )
 
 
+def dictd_data_path(index_path: Path) -> Path | None:
+    """The ``NAME.dict.dz`` or ``NAME.dict`` beside a dictd ``NAME.index``, if there is one."""
+    for suffix in DICTD_DATA_SUFFIXES:
+        candidate = index_path.with_name(index_path.stem + suffix)
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 def file_group(path: Path) -> list[Path]:
     """The files whose bytes make up one corpus file: a dictd index and its data file."""
-    if path.suffix.lower() == ".index":
-        for suffix in DICTD_DATA_SUFFIXES:
-            data = path.with_name(path.stem + suffix)
-            if data.is_file():
-                return [path, data]
-    return [path]
+    data = dictd_data_path(path) if path.suffix.lower() == ".index" else None
+    return [path] if data is None else [path, data]
 
 
 def file_stat(path: Path) -> tuple[tuple[int, int], ...]:

@@ -656,10 +656,9 @@ class IndexStore:
         self._embed([chunks[i] for i in todo], [keys[i] for i in todo], cache, progress)
         summary.embed_seconds = time.perf_counter() - t0
         summary.embedded_chunks = len(todo)
-        dim = self.embedder.dim if not known and not len(cache) else None
         rows = [known.get(k) if k in known else cache.get(k) for k in keys]
         if not rows:
-            return np.zeros((0, dim or self.embedder.dim), dtype=np.float32)
+            return np.zeros((0, self.embedder.dim), dtype=np.float32)
         return np.ascontiguousarray(np.vstack(rows), dtype=np.float32)  # type: ignore[arg-type]
 
     def _embed(

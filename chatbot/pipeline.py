@@ -66,8 +66,6 @@ class _Turn:
     def finish(self, answer: Answer) -> Answer:
         answer.timings.update(self.timings)
         answer.timings["total_s"] = time.perf_counter() - self.started
-        if self.note and not answer.note and answer.mode == "extractive":
-            answer.note = self.note
         return answer
 
 

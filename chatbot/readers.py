@@ -25,12 +25,12 @@ from pathlib import Path
 import yaml
 
 from chatbot.corpus import (
-    DICTD_DATA_SUFFIXES,
     Corpus,
     CorpusFile,
     Document,
     SkippedFile,
     corpus_files,
+    dictd_data_path,
     dictd_index_of,
     file_sha256,
     file_stat,
@@ -59,6 +59,15 @@ def sha256_text(text: str) -> str:
 
 def slug(text: str) -> str:
     return _SLUG.sub("-", text.lower()).strip("-")[:60] or "entry"
+
+
+def _entry_id(path: Path, name: str, used: set[str]) -> str:
+    """``FILE-STEM:slug`` for one entry of a multi-entry file, numbered when names repeat."""
+    doc_id, k = f"{path.stem}:{slug(name)}", 2
+    while doc_id in used:
+        doc_id, k = f"{path.stem}:{slug(name)}-{k}", k + 1
+    used.add(doc_id)
+    return doc_id
 
 
 def decode_text(data: bytes) -> str:
@@ -246,11 +255,7 @@ def records_to_documents(path: Path, records: Iterable[object]) -> list[Document
         if not term or not (definition or answer):
             continue  # a blank or partial row in a spreadsheet is common and harmless
         aliases = [a.strip() for a in re.split(r"[;|]", _pick(row, ALIAS_COLUMNS)) if a.strip()]
-        doc_id = f"{path.stem}:{slug(term)}"
-        k = 2
-        while doc_id in used:
-            doc_id, k = f"{path.stem}:{slug(term)}-{k}", k + 1
-        used.add(doc_id)
+        doc_id = _entry_id(path, term, used)
         faq = [(question, answer)] if question and answer else []
         docs.append(
             entry_document(
@@ -327,15 +332,6 @@ _B64 = {
 _XREF = re.compile(r"\{([^{}]*)\}")
 
 
-def dictd_data_path(index_path: Path) -> Path | None:
-    base = index_path.with_suffix("")
-    for suffix in DICTD_DATA_SUFFIXES:
-        candidate = base.with_name(base.name + suffix)
-        if candidate.is_file():
-            return candidate
-    return None
-
-
 def _b64_number(text: str) -> int:
     """dictd's offsets: base64 digits, most significant first, no padding."""
     if not text or any(ch not in _B64 for ch in text):
@@ -378,11 +374,7 @@ def read_dictd(path: Path, data: bytes) -> list[Document]:
         title, aliases, body = _split_dictd_entry(entry, words[0])
         if not body:
             continue
-        doc_id = f"{path.stem}:{slug(title)}"
-        k = 2
-        while doc_id in used:
-            doc_id, k = f"{path.stem}:{slug(title)}-{k}", k + 1
-        used.add(doc_id)
+        doc_id = _entry_id(path, title, used)
         docs.append(
             entry_document(path, doc_id, title, body, terms=[*aliases, *words], source=source)
         )

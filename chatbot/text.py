@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 CITATION = re.compile(r"\[(\s*\d+\s*(?:[,;]\s*\d+\s*)*)\]")
-_LEADING_CITATIONS = re.compile(r"^(?:\[\s*\d+\s*(?:[,;]\s*\d+\s*)*\]\s*)+")
+LEADING_CITATIONS = re.compile(r"^(?:\[\s*\d+\s*(?:[,;]\s*\d+\s*)*\]\s*)+")
 # A sentence ends at . ! ? (plus closing quotes/brackets) before a capital, digit or quote; a
 # blank line or a list item / heading line also ends one. Other newlines are soft wraps.
 # Abbreviations ("e.g.", "i.e.", an initial such as "J.") do not end a sentence.
@@ -38,7 +38,7 @@ def split_sentences(text: str) -> list[str]:
     for s in _SENTENCE.split(_SOFT_WRAP.sub(" ", text)):
         s = (s or "").strip()
         # "Claim one. [1] Claim two." -- a citation after the full stop belongs to claim one
-        if out and (m := _LEADING_CITATIONS.match(s)):
+        if out and (m := LEADING_CITATIONS.match(s)):
             out[-1] += " " + m.group(0).strip()
             s = s[m.end() :].strip()
             if re.fullmatch(r"[.!?,;:]+", s):  # "Claim? [1]." -- keep the stop too

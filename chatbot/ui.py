@@ -200,15 +200,18 @@ def related_samples(pipe: Pipeline, history: Any) -> Any:
     return gr.Dataset(samples=[[q] for q in related], visible=bool(related))
 
 
-def index_view(pipe: Pipeline, status: Any = "all", query: Any = "", page: Any = 1) -> tuple:
-    """The Index tab's table and its counts line, filtered and paged."""
+def index_view(
+    pipe: Pipeline, status: Any = "all", query: Any = "", page: Any = 1
+) -> tuple[list[list[str]], str]:
+    """The Index tab's table, filtered and paged, and its summary with the matching counts
+    ("showing N of M · page p of q" follows the filter)."""
     rows, line = file_table(
         pipe,
         status if isinstance(status, str) else "all",
         query if isinstance(query, str) else "",
         int(page) if isinstance(page, int | float) else 1,
     )
-    return rows, line
+    return rows, line + "\n\n" + format_summary(pipe)
 
 
 _WARMING = threading.Lock()
@@ -384,9 +387,9 @@ def _wire_index(pipe: Pipeline, ui: Layout) -> None:
     filters = [ui.status_filter, ui.file_search, ui.page]
     for control in filters:
         control.change(
-            lambda st, q, pg: index_view(pipe, st, q, pg)[0],
+            lambda st, q, pg: index_view(pipe, st, q, pg),
             filters,
-            [ui.files],
+            [ui.files, ui.summary],
             api_visibility="private",
         )
 

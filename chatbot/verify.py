@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from chatbot.chunking import Chunk
 from chatbot.retrieve import tokenize
 from chatbot.text import CITATION as _CITATION
-from chatbot.text import parse_citations, split_sentences
+from chatbot.text import LEADING_CITATIONS, parse_citations, split_sentences
 
 _NEGATION = re.compile(
     r"\b(not|no|never|cannot|can't|won't|isn't|aren't|doesn't|don't|without|neither|nor)\b|n't\b",
@@ -193,14 +193,11 @@ def _unsupported_specifics(sentence: str, passage_text: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-_LEADING_CITATION = re.compile(r"^\s*(?:\[\d+(?:,\s*\d+)*\]\s*)+")
-
-
 def attach_citations(text: str, passages: Sequence[Chunk]) -> tuple[str, list[int]]:
     """Give every sentence without a citation the passage that shares most words with it."""
     out = []
     for sentence in split_sentences(text):
-        lead = _LEADING_CITATION.match(sentence)
+        lead = LEADING_CITATIONS.match(sentence)
         if lead and sentence[lead.end() :].strip():
             # "[1] A pre-trained model ..." reads as a broken list: cite at the end instead
             rest, cite = sentence[lead.end() :].strip(), lead.group(0).strip()

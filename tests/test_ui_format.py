@@ -94,3 +94,19 @@ def test_related_questions_follow_the_last_question(make_pipeline: MakePipeline)
     chat = [{"role": "user", "content": earlier}, {"role": "user", "content": asked}]
     assert earlier not in related_questions(pipe, chat)  # already asked in this chat
     assert related_samples(pipe, []).visible is False
+
+
+def test_filtering_the_index_tab_updates_its_counts_line(
+    tmp_path: Path, make_pipeline: MakePipeline
+) -> None:
+    from chatbot.ui import index_view
+
+    corpus = tmp_path / "few"
+    corpus.mkdir()
+    for name in ("alpha", "beta", "gamma"):
+        (corpus / f"{name}.md").write_text(f"# {name}\n\nAbout {name}.\n")
+    pipe = make_pipeline(corpus_dir=corpus, index_dir=tmp_path / "idx")
+    pipe.ensure_index()
+    rows, summary = index_view(pipe, "all", "beta", 1)
+    assert [r[0] for r in rows] == ["beta.md"]
+    assert "**3 files**" in summary and "showing 1 of 1" in summary and "**Index**" in summary
