@@ -11,13 +11,11 @@ import unicodedata
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from chatbot.errors import InvalidQuestion
+
 REFUSAL = "The glossary does not cover that."
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
 AnswerMode = Literal["refusal", "lookup", "faq", "generated", "extractive"]
-
-
-class InvalidQuestion(ValueError):
-    """The question cannot be answered as given; the message is shown to the user as is."""
 
 
 @dataclass(frozen=True)

@@ -62,13 +62,13 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from chatbot.corpus import CorpusError
     from chatbot.embedding import EmbeddingError
     from chatbot.generate import GenerationError
-    from chatbot.index import IndexBuildError, IndexError_
+    from chatbot.index import IndexBuildError, IndexUnavailable
     from chatbot.pipeline import InvalidQuestion
 
     return (
         InvalidQuestion,
         CorpusError,
-        IndexError_,
+        IndexUnavailable,
         IndexBuildError,
         EmbeddingError,
         GenerationError,

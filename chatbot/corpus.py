@@ -12,11 +12,9 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chatbot.errors import CorpusError
+
 DICTD_DATA_SUFFIXES = (".dict.dz", ".dict")
-
-
-class CorpusError(Exception):
-    """The corpus as a whole is unusable (missing directory, no readable file)."""
 
 
 @dataclass(frozen=True)

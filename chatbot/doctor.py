@@ -200,7 +200,7 @@ def check_index(settings: Settings, embedder: object | None = None) -> list[Chec
     from chatbot.chunking import Chunker
     from chatbot.corpus import CorpusError
     from chatbot.embedding import Embedder, EmbeddingError, create_embedder
-    from chatbot.index import IndexError_, IndexMissing, IndexStore
+    from chatbot.index import IndexMissing, IndexStore, IndexUnavailable
 
     if embedder is None:
         try:
@@ -227,7 +227,7 @@ def check_index(settings: Settings, embedder: object | None = None) -> list[Chec
         index = store.load()
     except IndexMissing:
         return [Check(FAIL, f"no index in {settings.index_dir}", "run `chatbot index` to build it")]
-    except IndexError_ as exc:
+    except IndexUnavailable as exc:
         return [Check(FAIL, f"index unusable: {exc}", exc.hint)]
     out = [
         Check(

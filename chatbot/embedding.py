@@ -34,6 +34,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 
 from chatbot.config import Settings
+from chatbot.errors import EmbeddingError
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +55,6 @@ PROBE_TEXTS = (
     "x",
     "Retrieval-augmented generation cites the passages it used. " * 40,  # past max_seq_length
 )
-
-
-class EmbeddingError(RuntimeError):
-    pass
 
 
 @runtime_checkable

@@ -35,6 +35,7 @@ import httpx
 
 from chatbot.config import BUNDLED_MODEL, Settings
 from chatbot.corpus import path_sha256
+from chatbot.errors import GenerationError
 
 log = logging.getLogger(__name__)
 Message = dict[str, str]
@@ -55,10 +56,6 @@ _GGUF_LINEARS = {
 }
 _Q4_1_BLOCK = 20  # bytes per 32 weights: fp16 scale, fp16 min, 16 bytes of nibbles
 _Q8_0_BLOCK = 34  # fp16 scale, 32 int8
-
-
-class GenerationError(RuntimeError):
-    pass
 
 
 @runtime_checkable

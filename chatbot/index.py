@@ -47,6 +47,14 @@ from chatbot.corpus import (
 )
 from chatbot.embed_cache import EmbeddingCache, text_key
 from chatbot.embedding import Embedder
+from chatbot.errors import (
+    IndexBuildError,
+    IndexCorrupt,
+    IndexLocked,
+    IndexMismatch,
+    IndexMissing,
+    IndexUnavailable,
+)
 from chatbot.readers import load_corpus
 
 FORMAT_VERSION = 2
@@ -60,34 +68,6 @@ _MANIFEST_FIELDS: dict[str, type | tuple[type, ...]] = {
     "artifacts": dict,
 }
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
-
-
-class IndexError_(RuntimeError):
-    """Base class: the index cannot be used as it is. ``hint`` says what the user should run."""
-
-    hint = "run `chatbot index` to build it"
-
-
-class IndexMissing(IndexError_):
-    pass
-
-
-class IndexCorrupt(IndexError_):
-    hint = "run `chatbot index --full` to rebuild it"
-
-
-class IndexMismatch(IndexError_):
-    """Built with another embedding model or chunking: its vectors must not be searched."""
-
-    hint = "run `chatbot index --full` to rebuild it"
-
-
-class IndexBuildError(RuntimeError):
-    pass
-
-
-class IndexLocked(IndexBuildError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -268,7 +248,7 @@ class IndexStore:
             )
 
     def load(self, *, same_chunking: bool = True) -> LoadedIndex:
-        """Load and verify the active build; raises an IndexError_ subclass with a clear reason.
+        """Load and verify the active build; raises an IndexUnavailable subclass saying why.
 
         ``same_chunking=False`` accepts a build chunked with other settings: its vectors are
         still reusable by text hash when only the chunking changed.
@@ -447,7 +427,7 @@ class IndexStore:
             if manifest is None:
                 return None
             self.check_compatible(manifest)
-        except IndexError_:
+        except IndexUnavailable:
             return None
         build = self.current_path()
         if build is None or not build.is_dir() or not self._unchanged_on_disk(corpus_dir, manifest):
@@ -496,7 +476,7 @@ class IndexStore:
             return None, ""
         except IndexCorrupt as exc:
             return None, f"index was damaged ({exc}); rebuilt"
-        except IndexError_ as exc:
+        except IndexUnavailable as exc:
             return None, f"index was not reusable ({exc}); rebuilt"
 
     def _plan(self, corpus: Corpus, previous: LoadedIndex | None) -> BuildSummary:

@@ -36,7 +36,7 @@ from chatbot.chunking import Chunk, Chunker
 from chatbot.config import Settings
 from chatbot.embedding import Embedder, create_embedder, encode_query
 from chatbot.generate import GenerationError, Generator, create_generator
-from chatbot.index import BuildSummary, IndexError_, IndexStore, LoadedIndex, Progress
+from chatbot.index import BuildSummary, IndexStore, IndexUnavailable, LoadedIndex, Progress
 from chatbot.prompt import PromptBuilder
 from chatbot.reader import Scorer, extractive_answer, faq_answer, lookup_answer
 from chatbot.retrieve import Hit, Retrieval, Retriever
@@ -120,7 +120,7 @@ class Pipeline:
             return self._state.index
         try:
             index = self.store.load()
-        except IndexError_ as exc:
+        except IndexUnavailable as exc:
             if not auto_build:
                 raise
             summary = self.rebuild(full=True, progress=progress)

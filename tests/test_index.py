@@ -33,11 +33,11 @@ from chatbot.index import (
     ARTIFACTS,
     IndexBuildError,
     IndexCorrupt,
-    IndexError_,
     IndexLocked,
     IndexMismatch,
     IndexMissing,
     IndexStore,
+    IndexUnavailable,
     choose_index_type,
 )
 from chatbot.readers import load_corpus
@@ -626,7 +626,7 @@ def _vectors(store: IndexStore) -> np.ndarray:
     return np.load(_build_path(store) / "vectors.npy")
 
 
-CORRUPTIONS: dict[str, tuple[Callable[[IndexStore], None], type[IndexError_], str]] = {
+CORRUPTIONS: dict[str, tuple[Callable[[IndexStore], None], type[IndexUnavailable], str]] = {
     "truncated vectors": (
         lambda s: _truncate(_build_path(s) / "vectors.npy"),
         IndexCorrupt,
