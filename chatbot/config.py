@@ -138,6 +138,26 @@ class Settings(BaseSettings):
     concurrency: int = Field(1, ge=1, le=64, description="answers generated at once")
     preload: bool = True
 
+    # --- knowledge gaps and auto re-index --------------------------------------------------
+    log_questions: bool = Field(
+        True,
+        description="log refusals, thumbs-down and low-confidence answers (question, time, mode, "
+        "scores; nothing about the client) for `chatbot gaps` and the Insights tab",
+    )
+    gap_log_max_bytes: int = Field(
+        5_000_000, ge=10_000, description="the gap log rotates past this size (one old file kept)"
+    )
+    low_confidence_score: float = Field(
+        0.55,
+        ge=-1.0,
+        le=1.0,
+        description="an answer whose best passage is below this cosine is logged as low-confidence",
+    )
+    watch: bool = Field(True, description="rebuild the index in the background on corpus edits")
+    watch_settle_s: float = Field(
+        2.0, ge=0.1, le=60.0, description="quiet time after the last corpus edit before a rebuild"
+    )
+
     @field_validator("corpus_dir", "index_dir", "cache_dir", mode="after")
     @classmethod
     def _expand(cls, value: Path) -> Path:
@@ -156,6 +176,10 @@ class Settings(BaseSettings):
     @property
     def feedback_file(self) -> Path:
         return self.cache_dir / "feedback.jsonl"
+
+    @property
+    def gap_log_file(self) -> Path:
+        return self.cache_dir / "gaps.jsonl"
 
     @property
     def model_cache_dir(self) -> Path:
