@@ -367,6 +367,37 @@ def eval_answers_cmd(
 
 
 @app.command()
+def gaps(
+    corpus: CorpusOpt = None,
+    index: IndexOpt = None,
+    as_json: JsonOpt = False,
+    since: Annotated[
+        str | None, typer.Option("--since", help="only questions from this date (YYYY-MM-DD) on")
+    ] = None,
+) -> None:
+    """The questions the corpus failed (refused, thumbs-down, low confidence), grouped."""
+    from datetime import datetime
+
+    from chatbot.insights import gap_report
+
+    try:
+        floor = datetime.fromisoformat(since) if since else None
+    except ValueError:
+        fail(f"--since must be a date such as 2026-11-01, not {since!r}")
+    report = _run(lambda: gap_report(_pipeline(_settings(corpus, index)), floor))
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), ensure_ascii=False))
+        return
+    if not report.groups:
+        typer.echo(f"no knowledge gaps logged ({report.records} records read)")
+        return
+    for g in report.groups:
+        kinds = ", ".join(f"{k} {n}" for k, n in sorted(g.kinds.items()))
+        closest = f"closest entry: {g.closest_title or '-'}"
+        typer.echo(f"{g.count:4}x  {g.example}\n       {kinds} · {closest} · last {g.last_seen}")
+
+
+@app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="bind address")] = None,
     port: Annotated[int | None, typer.Option(help="port")] = None,

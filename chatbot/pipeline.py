@@ -35,6 +35,7 @@ from chatbot.answer_cache import AnswerCache
 from chatbot.chunking import Chunk, Chunker
 from chatbot.config import Settings
 from chatbot.embedding import Embedder, create_embedder, encode_query
+from chatbot.gaps import GapLog
 from chatbot.generate import GenerationError, Generator, create_generator
 from chatbot.index import BuildSummary, IndexStore, IndexUnavailable, LoadedIndex, Progress
 from chatbot.prompt import PromptBuilder
@@ -104,6 +105,7 @@ class Pipeline:
         self._state: _State | None = None
         self.answer_cache = AnswerCache(settings.preset_cache_dir)
         self.last_build: BuildSummary | None = None
+        self.gap_log: GapLog | None = None  # set by the served app: CLI runs are not logged
 
     # ---------------------------------------------------------------------------- index
     def ensure_index(
@@ -237,20 +239,33 @@ class Pipeline:
         assert self._state is not None
         return self._state.retriever.run(q)
 
-    def ask(self, question: str, history: Sequence[str] = ()) -> Answer:
+    def ask(self, question: str, history: Sequence[str] = (), *, record: bool = True) -> Answer:
         final = None
-        for event in self.stream(question, history):
+        for event in self.stream(question, history, record=record):
             if isinstance(event, Answer):
                 final = event
         assert final is not None
         return final
 
-    def stream(self, question: str, history: Sequence[str] = ()) -> Iterator[Partial | Answer]:
+    def stream(
+        self, question: str, history: Sequence[str] = (), *, record: bool = True
+    ) -> Iterator[Partial | Answer]:
         """Yield Partial updates while the model writes, then the final verified Answer.
 
         ``history``: the user's earlier questions, oldest first (capped server-side). Routes are
         tried in the module docstring's order of preference; the first that answers wins.
+        With ``record`` and a ``gap_log`` set (the served app), the final answer is logged for
+        the knowledge-gap report; preset warm-ups and evaluations pass ``record=False``.
         """
+        for event in self._stream(question, history):
+            if record and self.gap_log is not None and isinstance(event, Answer):
+                try:
+                    self.gap_log.observe(event, low_confidence=self.settings.low_confidence_score)
+                except OSError:  # a full disk must not cost the user the answer
+                    log.warning("cannot write the gap log", exc_info=True)
+            yield event
+
+    def _stream(self, question: str, history: Sequence[str]) -> Iterator[Partial | Answer]:
         t_start = time.perf_counter()
         q = clean_question(question, self.settings.max_question_chars)
         self.ensure_index()
@@ -502,7 +517,7 @@ class Pipeline:
                 return answer
             except (TypeError, ValueError):
                 pass  # an entry from another version or a damaged file: recompute it
-        answer = self.ask(q)
+        answer = self.ask(q, record=False)
         self.answer_cache.put(fingerprint, key, answer.to_dict())
         return answer
 
