@@ -22,7 +22,7 @@ LAYERS = [
     {"retrieve", "rewrite"},
     {"verify", "reader", "prompt"},
     {"pipeline"},
-    {"evaluate", "ui_format", "doctor", "insights"},
+    {"evaluate", "ui_format", "doctor", "insights", "watch"},
     {"ui_layout", "bench"},
     {"ui"},
     {"cli"},
