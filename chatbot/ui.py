@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -18,6 +17,8 @@ import gradio as gr
 
 from chatbot.atomic import append_jsonl
 from chatbot.config import Settings, get_settings
+from chatbot.export import ExportTurn, turn_record, write_exports
+from chatbot.gaps import GapLog
 from chatbot.pipeline import (
     Answer,
     InvalidQuestion,
@@ -25,7 +26,6 @@ from chatbot.pipeline import (
     Pipeline,
     clean_question,
 )
-from chatbot.progress import ProgressTracker
 from chatbot.ui_format import (
     CSS,
     PENDING,
@@ -36,8 +36,17 @@ from chatbot.ui_format import (
     format_answer,
     format_sources,
     format_summary,
+    preset_samples,
 )
+from chatbot.ui_index import (
+    refresh,
+    warm_presets_in_background,
+    wire_index,
+    wire_watch,
+)
+from chatbot.ui_insights import insights_allowed, insights_tab, wire_insights
 from chatbot.ui_layout import Layout, chat_tab, index_tab
+from chatbot.watch import CorpusWatcher
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +94,14 @@ def _shown_question(message: str, limit: int) -> str:
 # Module-level so they are tested without a server; create_app only wires them to components.
 
 
-def respond(pipe: Pipeline, message: Any, history: Any) -> Iterator[tuple[Any, Chat, str]]:
+def respond(
+    pipe: Pipeline, message: Any, history: Any, turns: list[ExportTurn] | None = None
+) -> Iterator[tuple[Any, Chat, str]]:
     """Chat handler: yields (textbox update, chat, sources HTML), streaming the answer.
 
     The textbox is disabled while an answer is being written and re-enabled at the end, also
-    when the question is rejected or answering fails; the chat history is never lost.
+    when the question is rejected or answering fails; the chat history is never lost. The
+    final answer is appended to ``turns`` (the session's export record) when given.
     """
     limit = pipe.settings.max_question_chars
     chat = _chat_list(history)
@@ -115,6 +127,8 @@ def respond(pipe: Pipeline, message: Any, history: Any) -> Iterator[tuple[Any, C
                 yield gr.Textbox(value="", interactive=False), reply, PENDING
             else:
                 reply = with_reply(format_answer(event))
+                if turns is not None:
+                    turns.append(turn_record(event))
                 yield gr.Textbox(value="", interactive=True), reply, format_sources(event)
                 return
         failure = "⚠️ Sorry, no answer was produced."
@@ -139,8 +153,10 @@ def preset_answer(pipe: Pipeline, question: Any) -> Answer:
     return pipe.ask(q)
 
 
-def ask_preset(pipe: Pipeline, question: Any, history: Any) -> tuple[Chat, str]:
-    """Preset tap: the question and its (cached) answer appended to the chat."""
+def ask_preset(
+    pipe: Pipeline, question: Any, history: Any, turns: list[ExportTurn] | None = None
+) -> tuple[Chat, str]:
+    """Preset tap: the question and its (cached) answer appended to the chat (and ``turns``)."""
     chat = _chat_list(history)
     shown = _shown_question(question if isinstance(question, str) else "", 300)
     chat.append({"role": "user", "content": shown or "…"})
@@ -156,6 +172,8 @@ def ask_preset(pipe: Pipeline, question: Any, history: Any) -> tuple[Chat, str]:
         )
         return chat, format_sources(None)
     chat.append({"role": "assistant", "content": format_answer(answer)})
+    if turns is not None:
+        turns.append(turn_record(answer))
     return chat, format_sources(answer)
 
 
@@ -166,20 +184,6 @@ def preset_api(pipe: Pipeline, question: Any) -> tuple[str, str]:
     except InvalidQuestion as exc:
         raise gr.Error(str(exc)) from None  # shown to the caller even with show_error=False
     return format_answer(answer), format_sources(answer)
-
-
-def preset_samples(pipe: Pipeline, query: str = "") -> list[list[str]]:
-    """The preset buttons: the first ``presets_shown`` FAQ questions, or those matching a search
-    (a 10,000-entry glossary can hold hundreds of FAQ questions; a wall of buttons helps no one)."""
-    try:
-        questions = pipe.presets()
-    except Exception:
-        log.exception("cannot list presets")
-        return []
-    words = (query or "").lower().split() if isinstance(query, str) else []
-    if words:
-        questions = [q for q in questions if all(w in q.lower() for w in words)]
-    return [[q] for q in questions[: pipe.settings.presets_shown]]
 
 
 def related_questions(pipe: Pipeline, history: Any) -> list[str]:
@@ -200,79 +204,11 @@ def related_samples(pipe: Pipeline, history: Any) -> Any:
     return gr.Dataset(samples=[[q] for q in related], visible=bool(related))
 
 
-def index_view(
-    pipe: Pipeline, status: Any = "all", query: Any = "", page: Any = 1
-) -> tuple[list[list[str]], str]:
-    """The Index tab's table, filtered and paged, and its summary with the matching counts
-    ("showing N of M · page p of q" follows the filter)."""
-    rows, line = file_table(
-        pipe,
-        status if isinstance(status, str) else "all",
-        query if isinstance(query, str) else "",
-        int(page) if isinstance(page, int | float) else 1,
-    )
-    return rows, line + "\n\n" + format_summary(pipe)
-
-
-_WARMING = threading.Lock()
-
-
-def warm_presets_in_background(pipe: Pipeline) -> threading.Thread:
-    """Fill the preset cache off the request path; at most one warm-up runs at a time."""
-
-    def work() -> None:
-        if not _WARMING.acquire(blocking=False):
-            return
-        try:
-            pipe.warm_presets()
-        finally:
-            _WARMING.release()
-
-    thread = threading.Thread(target=work, name="warm-presets", daemon=True)
-    thread.start()
-    return thread
-
-
-def rebuild(
-    pipe: Pipeline, progress: Callable[..., Any] | None = None
-) -> tuple[str, list[list[str]], Any, str]:
-    """Rebuild the index from the corpus folder; on failure the previous index stays live."""
-
-    tracker = ProgressTracker()
-
-    def report(stage: str, done: int, total: int) -> None:
-        if progress is not None:
-            progress(done / max(total, 1), desc=tracker.describe(stage, done, total))
-
-    t0 = time.perf_counter()
-    try:
-        summary = pipe.rebuild(progress=report)
-        status = f"✅ {escape_md(summary.describe())}"
-    except Exception as exc:
-        log.exception("rebuild failed")
-        status = f"❌ Rebuild failed: {escape_md(str(exc))}. The previous index is still in use."
-    status += f" ({time.perf_counter() - t0:.1f} s)"
-    warm_presets_in_background(pipe)
-    rows, line = file_table(pipe)
-    return (
-        status.replace("\n", "  \n") + "\n\n" + line + "\n\n" + format_summary(pipe),
-        rows,
-        gr.Dataset(samples=preset_samples(pipe)),
-        status,
-    )
-
-
-def refresh(pipe: Pipeline) -> tuple[str, list[list[str]], Any]:
-    rows, line = file_table(pipe)
-    return (
-        line + "\n\n" + format_summary(pipe),
-        rows,
-        gr.Dataset(samples=preset_samples(pipe)),
-    )
-
-
-def record_feedback(settings: Settings, index: Any, liked: Any, history: Any) -> None:
-    """Append a like/dislike with the question and answer it was about to the feedback file."""
+def record_feedback(
+    settings: Settings, index: Any, liked: Any, history: Any, gaps: GapLog | None = None
+) -> None:
+    """Append a like/dislike with the question and answer it was about to the feedback file;
+    a thumbs-down also goes to the knowledge-gap log, with the answer it judged."""
     chat = _chat_list(history)
     idx = index[0] if isinstance(index, (list, tuple)) and index else index
     if not isinstance(idx, int) or not 0 <= idx < len(chat):
@@ -287,12 +223,23 @@ def record_feedback(settings: Settings, index: Any, liked: Any, history: Any) ->
             "answer": chat[idx]["content"],
         },
     )
+    if gaps is not None and not liked:
+        gaps.thumbs_down(question, chat[idx]["content"])
 
 
-def create_app(settings: Settings | None = None, pipeline: Pipeline | None = None) -> gr.Blocks:
-    """Build the Blocks (no server, no threads): the handlers above wired to the components."""
+def create_app(
+    settings: Settings | None = None,
+    pipeline: Pipeline | None = None,
+    watcher: CorpusWatcher | None = None,
+) -> gr.Blocks:
+    """Build the Blocks (no server, no threads): the handlers above wired to the components.
+
+    The served app logs knowledge gaps (``pipe.gap_log``); ``watcher``, when given, is polled
+    for "corpus updated" notices (``launch`` starts it)."""
     settings = settings or (pipeline.settings if pipeline is not None else get_settings())
     pipe = pipeline or Pipeline(settings)
+    if pipe.gap_log is None:
+        pipe.gap_log = GapLog.from_settings(settings)
     title, description, placeholder = corpus_blurb(pipe)
     ui = Layout()
     rows, line = file_table(pipe)
@@ -301,8 +248,12 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
         with gr.Tabs():
             chat_tab(settings, placeholder, preset_samples(pipe), ui)
             index_tab(rows, line + "\n\n" + format_summary(pipe), ui)
-        _wire_chat(pipe, settings, ui)
-        _wire_index(pipe, ui)
+            if insights_allowed(settings):
+                wire_insights(pipe, insights_tab())
+        _wire_chat(pipe, settings, ui, title)
+        wire_index(pipe, ui)
+        if watcher is not None:
+            wire_watch(watcher, ui)
         demo.load(
             lambda: refresh(pipe),
             None,
@@ -314,24 +265,32 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
     return demo
 
 
-def _wire_chat(pipe: Pipeline, settings: Settings, ui: Layout) -> None:
-    def on_message(message: str, history: Any) -> Iterator[tuple[Any, Chat, str]]:
-        yield from respond(pipe, message, history)
-
-    def on_preset(evt: gr.SelectData, history: Any) -> tuple[Chat, str]:
-        value = evt.value[0] if isinstance(evt.value, list) and evt.value else evt.value
-        return ask_preset(pipe, value, history)
+def _wire_chat(pipe: Pipeline, settings: Settings, ui: Layout, title: str) -> None:
+    def on_message(message: str, history: Any, turns: Any) -> Iterator[tuple[Any, ...]]:
+        kept = _turn_list(turns)
+        for update in respond(pipe, message, history, kept):
+            yield (*update, kept)
 
     def on_like(data: gr.LikeData, history: Any) -> None:
-        record_feedback(settings, data.index, data.liked, history)
+        record_feedback(settings, data.index, data.liked, history, pipe.gap_log)
 
-    io = {"inputs": [ui.msg, ui.chatbot], "outputs": [ui.msg, ui.chatbot, ui.sources]}
+    io = {
+        "inputs": [ui.msg, ui.chatbot, ui.turns],
+        "outputs": [ui.msg, ui.chatbot, ui.sources, ui.turns],
+    }
     limit = {"concurrency_limit": settings.concurrency}
     submit_evt = ui.msg.submit(on_message, **io, api_name="chat", **limit)
     click_evt = ui.send.click(on_message, **io, api_visibility="private", **limit)
     show_related = {"fn": lambda h: related_samples(pipe, h), "api_visibility": "private"}
+    exports = {
+        "fn": lambda t: export_buttons(t, title),
+        "inputs": [ui.turns],
+        "outputs": [ui.export_md, ui.export_json],
+        "api_visibility": "private",
+    }
     for evt in (submit_evt, click_evt):
         evt.then(inputs=[ui.chatbot], outputs=[ui.related], **show_related)
+        evt.then(**exports)
     ui.stop.click(
         lambda: gr.Textbox(interactive=True),
         None,
@@ -341,16 +300,33 @@ def _wire_chat(pipe: Pipeline, settings: Settings, ui: Layout) -> None:
         api_visibility="private",
     )
     ui.clear.click(
-        lambda: ([], format_sources(None), gr.Dataset(samples=[], visible=False)),
+        lambda: ([], format_sources(None), gr.Dataset(samples=[], visible=False), []),
         None,
-        [ui.chatbot, ui.sources, ui.related],
+        [ui.chatbot, ui.sources, ui.related, ui.turns],
         queue=False,
         api_visibility="private",
-    )
+    ).then(**exports)
+    _wire_presets(pipe, ui, show_related, exports)
+    ui.chatbot.like(on_like, [ui.chatbot], None, api_visibility="private")
+
+
+def _wire_presets(
+    pipe: Pipeline, ui: Layout, show_related: dict[str, Any], exports: dict[str, Any]
+) -> None:
+    """Preset and related-question taps, the preset search, and the preset API endpoint."""
+
+    def on_preset(evt: gr.SelectData, history: Any, turns: Any) -> tuple[Chat, str, list[Any]]:
+        value = evt.value[0] if isinstance(evt.value, list) and evt.value else evt.value
+        kept = _turn_list(turns)
+        return (*ask_preset(pipe, value, history, kept), kept)
+
     for dataset in (ui.presets, ui.related):
         dataset.select(
-            on_preset, [ui.chatbot], [ui.chatbot, ui.sources], api_visibility="private"
-        ).then(inputs=[ui.chatbot], outputs=[ui.related], **show_related)
+            on_preset,
+            [ui.chatbot, ui.turns],
+            [ui.chatbot, ui.sources, ui.turns],
+            api_visibility="private",
+        ).then(inputs=[ui.chatbot], outputs=[ui.related], **show_related).then(**exports)
     ui.preset_search.change(
         lambda q: gr.Dataset(samples=preset_samples(pipe, q)),
         [ui.preset_search],
@@ -363,39 +339,30 @@ def _wire_chat(pipe: Pipeline, settings: Settings, ui: Layout) -> None:
         [gr.Markdown(visible=False), gr.HTML(visible=False)],
         api_name="preset",
     )
-    ui.chatbot.like(on_like, [ui.chatbot], None, api_visibility="private")
 
 
-def _wire_index(pipe: Pipeline, ui: Layout) -> None:
-    def on_rebuild(
-        progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio injects it by this default
-    ) -> tuple[str, list[list[str]], Any, str]:
-        return rebuild(pipe, progress)
+def _turn_list(turns: Any) -> list[ExportTurn]:
+    """The session's export record; anything else a client sends starts a fresh one."""
+    return turns if isinstance(turns, list) else []
 
-    ui.rebuild_btn.click(
-        on_rebuild,
-        None,
-        [ui.summary, ui.files, ui.presets, ui.rebuild_status],
-        api_name="rebuild",
-        concurrency_limit=1,
-        concurrency_id="rebuild",
-    )
-    views = [ui.summary, ui.files, ui.presets]
-    ui.refresh_btn.click(lambda: refresh(pipe), None, views, api_visibility="private")
-    # opening the tab after editing corpus/ shows the files as changed, without a click
-    ui.index_tab.select(lambda: refresh(pipe), None, views, api_visibility="private")
-    filters = [ui.status_filter, ui.file_search, ui.page]
-    for control in filters:
-        control.change(
-            lambda st, q, pg: index_view(pipe, st, q, pg),
-            filters,
-            [ui.files, ui.summary],
-            api_visibility="private",
+
+def export_buttons(turns: Any, title: str) -> tuple[Any, Any]:
+    """Both download buttons pointing at this chat's files, or disabled for an empty chat."""
+    kept = [t for t in _turn_list(turns) if isinstance(t, dict)]
+    if not kept:
+        return gr.DownloadButton(value=None, interactive=False), gr.DownloadButton(
+            value=None, interactive=False
         )
+    md, js = write_exports(kept, title)
+    return gr.DownloadButton(value=str(md), interactive=True), gr.DownloadButton(
+        value=str(js), interactive=True
+    )
 
 
 def launch(settings: Settings | None = None, **kwargs: Any) -> gr.Blocks:
     """Serve the UI: localhost only unless configured, no share link, no file serving."""
+    from chatbot.api import api_routes  # the /v1 API, same app, its own key (not Gradio's login)
+
     settings = settings or get_settings()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     pipe = Pipeline(settings)
@@ -420,6 +387,7 @@ def launch(settings: Settings | None = None, **kwargs: Any) -> gr.Blocks:
         show_error=False,
         theme=gr.themes.Soft(),
         css=CSS,
+        app_kwargs={"routes": api_routes(pipe, settings)},
         **kwargs,
     )
     return demo

@@ -8,11 +8,14 @@ to Gradio components) so each is tested without a browser.
 from __future__ import annotations
 
 import html
+import logging
 import re
 from collections import Counter
 from typing import Any
 
 from chatbot.pipeline import Answer, Pipeline
+
+log = logging.getLogger(__name__)
 
 CSS = """
 .refusal { border-left: 4px solid #d97706; padding-left: 8px; }
@@ -193,3 +196,17 @@ def corpus_blurb(pipeline: Pipeline) -> tuple[str, str, str]:
     example = titles.most_common(1)[0][0] if titles else ""
     placeholder = f"Ask a question, e.g. “What is {example}?”" if example else "Ask a question…"
     return title, description, placeholder
+
+
+def preset_samples(pipe: Pipeline, query: str = "") -> list[list[str]]:
+    """The preset buttons: the first ``presets_shown`` FAQ questions, or those matching a search
+    (a 10,000-entry glossary can hold hundreds of FAQ questions; a wall of buttons helps no one)."""
+    try:
+        questions = pipe.presets()
+    except Exception:
+        log.exception("cannot list presets")
+        return []
+    words = (query or "").lower().split() if isinstance(query, str) else []
+    if words:
+        questions = [q for q in questions if all(w in q.lower() for w in words)]
+    return [[q] for q in questions[: pipe.settings.presets_shown]]

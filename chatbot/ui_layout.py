@@ -34,11 +34,17 @@ class Layout:
     rebuild_btn: Any = None
     refresh_btn: Any = None
     rebuild_status: Any = None
+    notice: Any = None
+    turns: Any = None
+    export_md: Any = None
+    export_json: Any = None
 
 
 def chat_tab(settings: Settings, placeholder: str, presets: list[list[str]], ui: Layout) -> None:
     with gr.Tab("Chat", id="chat"), gr.Row():
         with gr.Column(scale=3):
+            ui.notice = gr.Markdown("", visible=False, elem_id="corpus-notice")
+            ui.turns = gr.State([])  # the answers of this chat, with their sources, for export
             ui.chatbot = gr.Chatbot(
                 label="Chat",
                 show_label=False,  # the label floats over the first message
@@ -59,7 +65,14 @@ def chat_tab(settings: Settings, placeholder: str, presets: list[list[str]], ui:
                 )
                 ui.send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
                 ui.stop = gr.Button("Stop", variant="stop", scale=1, elem_id="stop")
-            ui.clear = gr.Button("Clear chat", size="sm", elem_id="clear")
+            with gr.Row():
+                ui.clear = gr.Button("Clear chat", size="sm", elem_id="clear")
+                ui.export_md = gr.DownloadButton(
+                    "Export Markdown", size="sm", interactive=False, elem_id="export-md"
+                )
+                ui.export_json = gr.DownloadButton(
+                    "Export JSON", size="sm", interactive=False, elem_id="export-json"
+                )
             ui.hidden = gr.Textbox(visible=False)
             ui.related = gr.Dataset(
                 components=[ui.hidden],

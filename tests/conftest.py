@@ -24,6 +24,13 @@ EVAL_FILE = REPO / "tests" / "eval" / "questions.jsonl"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+# Files that Gradio caches and the exports a test downloads go to a folder removed at exit,
+# not to the shared /tmp.
+_TEMP = tempfile.mkdtemp(prefix="glossary-tests-")
+atexit.register(shutil.rmtree, _TEMP, ignore_errors=True)
+os.environ.setdefault("GRADIO_TEMP_DIR", os.path.join(_TEMP, "gradio"))
+tempfile.tempdir = _TEMP
+
 # Hypothesis would write .hypothesis/ into the checkout: keep its files in a temp dir, and keep
 # no example database, so a run never depends on what an earlier run found.
 _HYPOTHESIS_HOME = tempfile.mkdtemp(prefix="hypothesis-")

@@ -27,11 +27,11 @@ from chatbot.ui import (
     format_sources,
     preset_answer,
     preset_api,
-    rebuild,
     record_feedback,
     respond,
 )
 from chatbot.ui_format import file_rows
+from chatbot.ui_index import rebuild
 
 MakePipeline = Callable[..., Pipeline]
 PRESET = "Can you use a base model directly for a chatbot?"
@@ -457,8 +457,9 @@ def test_create_app_builds_blocks_wired_to_the_pipeline(
     fns = by_api_name(demo)
     assert {"chat", "preset", "rebuild"} <= set(fns)
     chat_fn = fns["chat"]
-    # A client can send the message and the history, nothing else: no token or length knobs.
-    assert [type(c).__name__ for c in chat_fn.inputs] == ["Textbox", "Chatbot"]
+    # A client can send the message and the history, nothing else: no token or length knobs
+    # (the export record is session State, held by the server and not part of the API).
+    assert [type(c).__name__ for c in chat_fn.inputs] == ["Textbox", "Chatbot", "State"]
     assert chat_fn.inputs[0].max_length == settings.max_question_chars
     assert chat_fn.inputs[1].sanitize_html is True
     assert fns["preset"].fn is not None and len(fns["preset"].inputs) == 1
@@ -466,9 +467,9 @@ def test_create_app_builds_blocks_wired_to_the_pipeline(
     presets = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "presets")
     assert [PRESET] in presets.samples
     # The wired chat handler is the streaming respond() over this pipeline.
-    updates = list(chat_fn.fn(QUESTION, []))
+    updates = list(chat_fn.fn(QUESTION, [], []))
     assert len(updates) >= 2 and "](#src-1)" in updates[-1][1][-1]["content"]
-    assert settings.queue_size == demo._queue.max_size
+    assert updates[-1][3][0]["question"] == QUESTION  # the answer joined the export record
     # Opening the Index tab refreshes its status (files edited since the page loaded).
     tab = next(b for b in demo.blocks.values() if type(b).__name__ == "Tab" and b.id == "index")
     on_select = [

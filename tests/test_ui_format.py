@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from chatbot.pipeline import Pipeline
-from chatbot.ui import preset_samples, related_questions, related_samples
-from chatbot.ui_format import FILE_PAGE_SIZE, corpus_blurb, file_table
+from chatbot.ui import related_questions, related_samples
+from chatbot.ui_format import FILE_PAGE_SIZE, corpus_blurb, file_table, preset_samples
 
 pytestmark = pytest.mark.unit
 MakePipeline = Callable[..., Pipeline]
@@ -99,7 +99,7 @@ def test_related_questions_follow_the_last_question(make_pipeline: MakePipeline)
 def test_filtering_the_index_tab_updates_its_counts_line(
     tmp_path: Path, make_pipeline: MakePipeline
 ) -> None:
-    from chatbot.ui import index_view
+    from chatbot.ui_index import index_view
 
     corpus = tmp_path / "few"
     corpus.mkdir()
