@@ -137,6 +137,10 @@ class Settings(BaseSettings):
     queue_size: int = Field(16, ge=1, le=1000)
     concurrency: int = Field(1, ge=1, le=64, description="answers generated at once")
     preload: bool = True
+    api: bool = Field(True, description="serve the OpenAI-compatible /v1 API next to the UI")
+    api_key: str = Field(
+        "", description="bearer key the /v1 API requires ('' = none; CHATBOT_AUTH is the UI's)"
+    )
 
     # --- knowledge gaps and auto re-index --------------------------------------------------
     log_questions: bool = Field(

@@ -367,7 +367,10 @@ def launch(settings: Settings | None = None, **kwargs: Any) -> gr.Blocks:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     pipe = Pipeline(settings)
     pipe.ensure_index()  # build or refresh before the first page view
-    demo = create_app(settings, pipe)
+    watcher = CorpusWatcher(pipe, settle_s=settings.watch_settle_s) if settings.watch else None
+    demo = create_app(settings, pipe, watcher=watcher)
+    if watcher is not None:
+        watcher.start()
     if settings.preload:
 
         def warm() -> None:
