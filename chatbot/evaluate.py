@@ -122,7 +122,7 @@ def eval_retrieval(
                 "answerable": item.answerable,
                 "rank": rank,
                 **({"entry_rank": entry_rank(item, r)} if item.entries else {}),
-                "relevant": r.relevant,
+                "relevant": r.covered,
                 "best_dense": round(r.best_dense, 4),
                 "coverage": round(r.lexical_coverage, 3),
                 "ms": round(r.timings.get("total_ms", 0.0), 2),

@@ -163,13 +163,13 @@ class Pipeline:
         return Retriever(
             index,
             self.embedder,
-            s.top_k,
-            s.candidates,
-            mode,  # type: ignore[arg-type]  # validated by Retriever
-            s.rrf_k,
-            s.relevance_threshold,
-            s.dense_weight,
-            s.lexical_coverage,
+            top_k=s.top_k,
+            candidates=s.candidates,
+            mode=mode,
+            rrf_k=s.rrf_k,
+            relevance_threshold=s.relevance_threshold,
+            dense_weight=s.dense_weight,
+            lexical_coverage=s.lexical_coverage,
             terms=terms if s.term_lookup else None,
         )
 
@@ -332,7 +332,7 @@ class Pipeline:
     def _route_refusal(self, turn: _Turn) -> Answer | None:
         """Nothing relevant, or the question names a number (a year, a version) that no passage
         mentions: "Who won the award in 2023?" is not answered from a 1988 entry."""
-        if not turn.retrieval.relevant:
+        if not turn.retrieval.covered:
             return self._refusal(turn)
         texts = [h.chunk.embed_text() for h in turn.hits]
         for number in set(_NUMBER.findall(turn.standalone)):

@@ -11,9 +11,11 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import bm25s
 import numpy as np
@@ -24,8 +26,8 @@ from chatbot.index import LoadedIndex
 from chatbot.terms import Lookup, TermIndex
 from chatbot.text import opening_definition
 
-logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG on import
 Mode = Literal["hybrid", "dense", "bm25"]
+MODES: tuple[Mode, ...] = ("hybrid", "dense", "bm25")
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 _STOPWORDS = frozenset(bm25s.stopwords.STOPWORDS_EN) | {"what", "how", "why", "does", "can"}
 
@@ -75,7 +77,7 @@ class Hit:
 class Retrieval:
     question: str
     hits: list[Hit]
-    relevant: bool
+    covered: bool  # the corpus covers the question: answer it rather than refuse
     best_dense: float
     timings: dict[str, float] = field(default_factory=dict)
     lexical_coverage: float = 0.0
@@ -86,7 +88,7 @@ class Retrieval:
         return {
             "question": self.question,
             "hits": [h.to_dict() for h in self.hits],
-            "relevant": self.relevant,
+            "relevant": self.covered,  # the JSON name the CLI and reports have always used
             "lookup": None
             if lookup is None
             else {"term": lookup.term, "entries": list(lookup.doc_ids), "near": list(lookup.near)},
@@ -96,6 +98,49 @@ class Retrieval:
         }
 
 
+@dataclass(frozen=True)
+class RetrievalSettings:
+    """How a Retriever ranks and when it says the corpus covers a question; checked on creation."""
+
+    top_k: int = 4
+    candidates: int = 20  # hits taken from each retriever before fusion (at least top_k)
+    mode: Mode = "hybrid"
+    rrf_k: int = 60
+    relevance_threshold: float = 0.45  # best dense cosine at or above this: covered
+    dense_weight: float = 1.0  # RRF weight of the dense list against BM25's
+    lexical_coverage: float = 0.75  # or: this share of the question's terms in the best BM25 hit
+
+    def __post_init__(self) -> None:
+        if self.top_k < 1 or self.candidates < 1:
+            raise ValueError("top_k and candidates must be positive")
+        if self.mode not in MODES:
+            raise ValueError(f"unknown retrieval mode {self.mode!r}")
+        if self.rrf_k < 0 or self.dense_weight < 0:
+            raise ValueError("rrf_k and dense_weight must not be negative")
+        if not -1.0 <= self.relevance_threshold <= 1.0:
+            raise ValueError("relevance_threshold is a cosine: between -1 and 1")
+        if not 0.0 <= self.lexical_coverage <= 1.0:
+            raise ValueError("lexical_coverage is a share: between 0 and 1")
+
+
+@dataclass
+class _Ranking:
+    """What the scorers found for one question, before it is cut to top_k."""
+
+    ranked: list[tuple[int, float]]  # (chunk, fused score), best first
+    dense_of: dict[int, float]
+    bm25_of: dict[int, float]
+    best_dense: float
+    best_bm25: int | None  # the chunk BM25 ranked first, for lexical coverage
+
+
+@contextmanager
+def _timed(timings: dict[str, float], key: str) -> Iterator[None]:
+    start = time.perf_counter()
+    yield
+    timings[key] = (time.perf_counter() - start) * 1000
+
+
 class Retriever:
     """Searches one LoadedIndex; build a new Retriever when the index is swapped."""
 
@@ -103,30 +148,32 @@ class Retriever:
         self,
         index: LoadedIndex,
         embedder: Embedder,
+        *,
         top_k: int = 4,
         candidates: int = 20,
-        mode: Mode = "hybrid",
+        mode: str = "hybrid",
         rrf_k: int = 60,
         relevance_threshold: float = 0.45,
         dense_weight: float = 1.0,
         lexical_coverage: float = 0.75,
-        *,
         terms: TermIndex | None = None,
     ) -> None:
-        if top_k < 1 or candidates < 1:
-            raise ValueError("top_k and candidates must be positive")
-        if mode not in ("hybrid", "dense", "bm25"):
-            raise ValueError(f"unknown retrieval mode {mode!r}")
+        self.settings = RetrievalSettings(
+            top_k=top_k,
+            candidates=candidates,
+            mode=cast(Mode, mode),  # checked by RetrievalSettings
+            rrf_k=rrf_k,
+            relevance_threshold=relevance_threshold,
+            dense_weight=dense_weight,
+            lexical_coverage=lexical_coverage,
+        )
         self.index = index
         self.embedder = embedder
-        self.top_k = top_k
-        self.candidates = max(candidates, top_k)
-        self.mode = mode
-        self.rrf_k = rrf_k
-        self.relevance_threshold = relevance_threshold
-        self.dense_weight = dense_weight
-        self.lexical_coverage = lexical_coverage
         self.terms = terms
+
+    @property
+    def mode(self) -> Mode:
+        return self.settings.mode
 
     @cached_property
     def entry_starts(self) -> dict[str, int]:
@@ -162,6 +209,7 @@ class Retriever:
 
     @cached_property
     def bm25(self) -> bm25s.BM25:
+        logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG on import
         corpus_tokens = [tokenize(c.embed_text()) or ["<empty>"] for c in self.index.chunks]
         model = bm25s.BM25()
         if corpus_tokens:
@@ -188,72 +236,84 @@ class Retriever:
         return top, scores[top]
 
     def run(self, question: str, top_k: int | None = None) -> Retrieval:
-        k = top_k or self.top_k
+        """The top_k passages for a question, and whether the corpus covers it at all."""
+        k = top_k or self.settings.top_k
         timings: dict[str, float] = {}
-        t = time.perf_counter()
-        qvec = encode_query(self.embedder, question)
-        timings["embed_ms"] = (time.perf_counter() - t) * 1000
-
-        t = time.perf_counter()
-        d_ids, d_scores = self.dense(qvec, self.candidates)
-        timings["dense_ms"] = (time.perf_counter() - t) * 1000
-        dense_of = {int(i): float(s) for i, s in zip(d_ids, d_scores, strict=True)}
-        best_dense = float(d_scores[0]) if len(d_scores) else -1.0
-
-        b_ids: np.ndarray = np.zeros(0, dtype=np.int64)
-        b_scores: np.ndarray = np.zeros(0, dtype=np.float32)
-        if self.mode != "dense":
-            t = time.perf_counter()
-            b_ids, b_scores = self.lexical(question, self.candidates)
-            timings["bm25_ms"] = (time.perf_counter() - t) * 1000
-        bm25_of = {int(i): float(s) for i, s in zip(b_ids, b_scores, strict=True)}
-
-        t = time.perf_counter()
-        ranked = self.fuse(d_ids, d_scores, b_ids, b_scores)
-        timings["fusion_ms"] = (time.perf_counter() - t) * 1000
-
-        t = time.perf_counter()
-        lookup = self.terms.lookup(question) if self.terms is not None else None
-        if lookup is not None and lookup.found:
-            ranked = self.promote(lookup, ranked, qvec)
-        timings["lookup_ms"] = (time.perf_counter() - t) * 1000
-
-        for i, _ in ranked[:k]:  # BM25-only hits still get a cosine, for display and thresholds
-            if i not in dense_of:
-                dense_of[i] = float(self.index.vectors[i] @ qvec)
-        hits = [
-            Hit(self.index.chunks[i], score, dense_of.get(i), bm25_of.get(i), rank)
-            for rank, (i, score) in enumerate(ranked[:k])
-        ]
+        with _timed(timings, "embed_ms"):
+            qvec = encode_query(self.embedder, question)
+        ranking = self._rank(question, qvec, timings)
+        with _timed(timings, "lookup_ms"):
+            lookup = self.terms.lookup(question) if self.terms is not None else None
+            if lookup is not None and lookup.found:
+                ranking.ranked = self.promote(lookup, ranking.ranked, qvec)
+        hits = self._hits(ranking, qvec, k)
         timings["total_ms"] = sum(v for key, v in timings.items() if key.endswith("_ms"))
-        coverage = self.coverage(question, int(b_ids[0])) if len(b_ids) else 0.0
-        relevant = bool(hits) and (
-            best_dense >= self.relevance_threshold
-            or coverage >= self.lexical_coverage
-            or (lookup is not None and lookup.found)
-        )
+        coverage = 0.0 if ranking.best_bm25 is None else self.coverage(question, ranking.best_bm25)
         return Retrieval(
             question=question,
             hits=hits,
-            relevant=relevant,
-            best_dense=best_dense,
+            covered=self._covers(hits, ranking.best_dense, coverage, lookup),
+            best_dense=ranking.best_dense,
             timings=timings,
             lexical_coverage=coverage,
             lookup=lookup,
+        )
+
+    def _rank(self, question: str, qvec: np.ndarray, timings: dict[str, float]) -> _Ranking:
+        """Dense search, BM25 (unless dense only), and their fusion, each timed."""
+        n = max(self.settings.candidates, self.settings.top_k)
+        with _timed(timings, "dense_ms"):
+            d_ids, d_scores = self.dense(qvec, n)
+        b_ids: np.ndarray = np.zeros(0, dtype=np.int64)
+        b_scores: np.ndarray = np.zeros(0, dtype=np.float32)
+        if self.settings.mode != "dense":
+            with _timed(timings, "bm25_ms"):
+                b_ids, b_scores = self.lexical(question, n)
+        with _timed(timings, "fusion_ms"):
+            ranked = self.fuse(d_ids, d_scores, b_ids, b_scores)
+        return _Ranking(
+            ranked=ranked,
+            dense_of={int(i): float(s) for i, s in zip(d_ids, d_scores, strict=True)},
+            bm25_of={int(i): float(s) for i, s in zip(b_ids, b_scores, strict=True)},
+            best_dense=float(d_scores[0]) if len(d_scores) else -1.0,
+            best_bm25=int(b_ids[0]) if len(b_ids) else None,
+        )
+
+    def _hits(self, ranking: _Ranking, qvec: np.ndarray, k: int) -> list[Hit]:
+        dense_of = ranking.dense_of
+        for i, _ in ranking.ranked[:k]:  # BM25-only hits get a cosine too, for display
+            if i not in dense_of:
+                dense_of[i] = float(self.index.vectors[i] @ qvec)
+        return [
+            Hit(self.index.chunks[i], score, dense_of.get(i), ranking.bm25_of.get(i), rank)
+            for rank, (i, score) in enumerate(ranking.ranked[:k])
+        ]
+
+    def _covers(
+        self, hits: list[Hit], best_dense: float, coverage: float, lookup: Lookup | None
+    ) -> bool:
+        """The corpus covers the question: a close enough passage, one holding most of the
+        question's terms, or an entry titled with the term looked up."""
+        s = self.settings
+        return bool(hits) and (
+            best_dense >= s.relevance_threshold
+            or coverage >= s.lexical_coverage
+            or (lookup is not None and lookup.found)
         )
 
     def fuse(
         self, d_ids: np.ndarray, d_scores: np.ndarray, b_ids: np.ndarray, b_scores: np.ndarray
     ) -> list[tuple[int, float]]:
         """(chunk, score) best first: one retriever's own scores, or weighted RRF of both."""
-        if self.mode == "dense":
-            return [(int(i), float(s)) for i, s in zip(d_ids, d_scores, strict=True)]
-        if self.mode == "bm25":
-            return [(int(i), float(s)) for i, s in zip(b_ids, b_scores, strict=True)]
+        s = self.settings
+        if s.mode == "dense":
+            return [(int(i), float(x)) for i, x in zip(d_ids, d_scores, strict=True)]
+        if s.mode == "bm25":
+            return [(int(i), float(x)) for i, x in zip(b_ids, b_scores, strict=True)]
         fused: dict[int, float] = {}
-        for ids, weight in ((d_ids, self.dense_weight), (b_ids, 1.0)):
+        for ids, weight in ((d_ids, s.dense_weight), (b_ids, 1.0)):
             for rank, i in enumerate(ids):
-                fused[int(i)] = fused.get(int(i), 0.0) + weight / (self.rrf_k + rank + 1)
+                fused[int(i)] = fused.get(int(i), 0.0) + weight / (s.rrf_k + rank + 1)
         return sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
 
     def coverage(self, question: str, i: int) -> float:

@@ -280,20 +280,20 @@ def test_real_index_ranks_the_faq_entry_first(
     retriever = Retriever(
         index,
         minilm,
-        s.top_k,
-        s.candidates,
-        s.retrieval_mode,
-        s.rrf_k,
-        s.relevance_threshold,
-        s.dense_weight,
-        s.lexical_coverage,
+        top_k=s.top_k,
+        candidates=s.candidates,
+        mode=s.retrieval_mode,
+        rrf_k=s.rrf_k,
+        relevance_threshold=s.relevance_threshold,
+        dense_weight=s.dense_weight,
+        lexical_coverage=s.lexical_coverage,
     )
     result = retriever.run(FAQ_Q)
     top = result.hits[0].chunk
     assert (top.doc_id, top.kind, top.question) == ("base-model-insertchat", "faq", FAQ_Q)
     assert "Base models are not ideal for chatbots" in top.text
-    assert result.relevant
-    assert not retriever.run("best pizza in Naples").relevant
+    assert result.covered
+    assert not retriever.run("best pizza in Naples").covered
 
 
 SENTENCES = [

@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import random
 import select
 import signal
 import subprocess
@@ -26,20 +25,19 @@ import faiss
 import numpy as np
 import pytest
 
-from chatbot import index as index_mod
 from chatbot.chunking import Chunker
 from chatbot.corpus import CorpusError, file_sha256
-from chatbot.index import (
-    ARTIFACTS,
+from chatbot.errors import (
     IndexBuildError,
     IndexCorrupt,
     IndexLocked,
     IndexMismatch,
     IndexMissing,
-    IndexStore,
     IndexUnavailable,
-    choose_index_type,
 )
+from chatbot.index import ARTIFACTS, FORMAT_VERSION, IndexStore, choose_index_type, disk
+from chatbot.index import build as build_mod
+from chatbot.index import store as store_mod
 from chatbot.readers import load_corpus
 from tests.fakes import FakeEmbedder
 
@@ -121,7 +119,7 @@ def test_manifest_records_model_chunking_files_time_and_versions(
     built: IndexStore, corpus_dir: Path
 ) -> None:
     m = built.load().manifest
-    assert m["format"] == index_mod.FORMAT_VERSION
+    assert m["format"] == FORMAT_VERSION
     assert m["embedding"]["name"] == "fake-hash"
     assert m["embedding"]["fingerprint"] == FakeEmbedder().fingerprint()
     assert m["embedding"]["dim"] == 256
@@ -317,7 +315,7 @@ def _failing_write(
 ) -> Callable[[], list[str]]:
     """Make writing the file whose name starts with ``target`` fail with errno ``err``."""
     calls: list[str] = []
-    real_write = index_mod._write_bytes
+    real_write = disk.write_bytes
     real_write_index = faiss.write_index
     real_save = np.save
 
@@ -341,9 +339,9 @@ def _failing_write(
             raise OSError(err, os.strerror(err))
         real_save(fh, arr, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(index_mod, "_write_bytes", write_bytes)
-    monkeypatch.setattr(index_mod.faiss, "write_index", write_index)
-    monkeypatch.setattr(index_mod.np, "save", save)
+    monkeypatch.setattr(disk, "write_bytes", write_bytes)
+    monkeypatch.setattr(faiss, "write_index", write_index)
+    monkeypatch.setattr(np, "save", save)
     return lambda: calls
 
 
@@ -392,8 +390,8 @@ CHILD = r"""
 import sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[4])
-from chatbot import index as index_mod
 from chatbot.chunking import Chunker
+from chatbot.index import IndexStore, disk
 from tests.fakes import FakeEmbedder
 
 index_dir, corpus_dir, stage = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
@@ -406,11 +404,9 @@ class Embedder(FakeEmbedder):
     def encode(self, texts):
         if stage == "embed" and self.calls == 2:
             ready()
-        if stage == "loop":
-            time.sleep(0.002)
         return super().encode(texts)
 
-real_write, real_fsync_dir = index_mod._write_bytes, index_mod._fsync_dir
+real_write, real_sync_dir = disk.write_bytes, disk.sync_dir
 
 def write_bytes(path, data):
     if stage == "manifest" and path.name == "manifest.json":
@@ -421,22 +417,26 @@ def write_bytes(path, data):
     if stage == "pointer" and path.name.startswith(".CURRENT."):
         ready()
 
-def fsync_dir(path):
-    real_fsync_dir(path)
+def sync_dir(path):
+    real_sync_dir(path)
     if stage == "renamed" and path.name == "builds":
         ready()  # the build dir has its final name, CURRENT not flipped yet
 
-index_mod._write_bytes, index_mod._fsync_dir = write_bytes, fsync_dir
-store = index_mod.IndexStore(index_dir, Embedder(), Chunker())
+reports = []
+
+def progress(name, done, total):
+    # stage "progress:<name>:<n>" stops at the n-th progress report of that build stage
+    reports.append(name)
+    if stage == f"progress:{name}:{reports.count(name)}":
+        ready(f"AT {name} {done}/{total}")
+
+disk.write_bytes, disk.sync_dir = write_bytes, sync_dir
+store = IndexStore(index_dir, Embedder(), Chunker())
 if stage == "lock":
     with store.lock():
         ready()
 hook = (lambda tmp: ready()) if stage == "before_commit" else None
-print("STARTED", flush=True)
-while True:
-    store.build(corpus_dir, full=True, _before_commit=hook)
-    if stage != "loop":
-        break
+store.build(corpus_dir, full=True, progress=progress, _before_commit=hook)
 print("DONE", flush=True)
 """
 
@@ -465,7 +465,10 @@ def spawn(index_dir: Path, corpus_dir: Path) -> Iterator[Callable[[str], subproc
         proc.stdout.close()
 
 
-def wait_for(proc: subprocess.Popen[str], word: str, timeout: float = 60.0) -> None:
+def wait_for(
+    proc: subprocess.Popen[str], word: str, timeout: float = 60.0, *, prefix: bool = False
+) -> None:
+    """Read the child's output until a line is ``word`` (or starts with it)."""
     assert proc.stdout is not None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -475,7 +478,7 @@ def wait_for(proc: subprocess.Popen[str], word: str, timeout: float = 60.0) -> N
         line = proc.stdout.readline()
         if not line:
             pytest.fail(f"child exited ({proc.wait()}) before printing {word}")
-        if line.strip() == word:
+        if line.strip() == word or (prefix and line.startswith(word)):
             return
     pytest.fail(f"child did not print {word} within {timeout} s")
 
@@ -512,20 +515,33 @@ def test_kill_9_during_rebuild_keeps_old_index(
     assert_recovers(built, corpus_dir, index_dir)
 
 
-def test_kill_9_at_random_moments_never_breaks_the_index(
+@pytest.mark.parametrize(
+    ("stage", "marker"),
+    [
+        ("progress:chunk:1", "AT chunk 5/5"),  # every entry chunked, nothing embedded
+        ("progress:embed:3", "AT embed 24/"),  # three batches embedded and cached
+        ("progress:index:1", "AT index 0/1"),  # every vector ready, no artifact written
+        ("progress:index:2", "AT index 1/1"),  # the build folder complete, not published
+    ],
+)
+def test_kill_9_at_each_build_stage_keeps_old_index(
     built: IndexStore,
     index_dir: Path,
     corpus_dir: Path,
     spawn: Callable[[str], subprocess.Popen[str]],
+    stage: str,
+    marker: str,
 ) -> None:
-    rng = random.Random(1234)
-    for _ in range(3):
-        proc = spawn("loop")  # full rebuilds back to back, slowed down while embedding
-        wait_for(proc, "STARTED")
-        time.sleep(rng.uniform(0.05, 0.5))
-        kill9(proc)
-        idx = built.load()  # whichever build is current, it is whole and verified
-        assert len(idx) == total_chunks(corpus_dir)
+    """The child stops inside its progress callback at the targeted report and is killed
+    there: every run hits the same point, and a stage the build never reports fails."""
+    before = snapshot(built)
+    edit(corpus_dir)
+    proc = spawn(stage)
+    wait_for(proc, marker, prefix=True)
+    unfinished = [p for p in (index_dir / "builds").iterdir() if p.name.startswith(".tmp-")]
+    assert len(unfinished) == 1  # killed mid-build, not before or after it
+    kill9(proc)
+    assert snapshot(built) == before  # readers still get the old, complete index
     assert_recovers(built, corpus_dir, index_dir)
 
 
@@ -540,7 +556,6 @@ def test_lock_held_by_a_live_process_blocks_and_a_dead_one_does_not(
 ) -> None:
     proc = spawn("lock")
     wait_for(proc, "READY")
-    assert (index_dir / ".lock").read_text() == str(proc.pid)
     edit(corpus_dir)
     with pytest.raises(IndexLocked, match="another rebuild"):
         make_store(index_dir, lock_timeout_s=0.3).build(corpus_dir)
@@ -907,8 +922,9 @@ def test_no_op_rebuild_reads_no_file_when_stats_match(
     def no_reading(*_: object) -> object:
         raise AssertionError("a no-op rebuild must not read or hash corpus files")
 
-    monkeypatch.setattr(index_mod, "load_corpus", no_reading)
-    monkeypatch.setattr(index_mod, "file_sha256", no_reading)
+    monkeypatch.setattr(store_mod, "load_corpus", no_reading)
+    monkeypatch.setattr(store_mod, "file_sha256", no_reading)
+    monkeypatch.setattr(build_mod, "file_sha256", no_reading)
     summary = make_store(index_dir).build(corpus_dir)
     assert summary.up_to_date
     # a touched file (same bytes, new mtime) is read, found identical, and still up to date

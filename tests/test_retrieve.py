@@ -149,16 +149,16 @@ def test_candidates_limit_each_retriever() -> None:
 
 
 def test_relevance_gate_on_dense_cosine_or_lexical_coverage() -> None:
-    assert tiny(relevance_threshold=0.9).run("zebra").relevant  # cosine 0.949
+    assert tiny(relevance_threshold=0.9).run("zebra").covered  # cosine 0.949
     # cosine too low and only one term: not relevant
-    assert not tiny(relevance_threshold=0.96).run("zebra").relevant
+    assert not tiny(relevance_threshold=0.96).run("zebra").covered
     # "lion tiger": dense is orthogonal to everything (cosine 0) ...
     r = tiny(relevance_threshold=0.5, lexical_coverage=0.5).run("lion tiger")
     assert r.best_dense == pytest.approx(0.0, abs=1e-6)
     # ... but the best BM25 hit holds half of the terms, which meets lexical_coverage=0.5
     assert r.lexical_coverage == pytest.approx(0.5)
-    assert r.relevant
-    assert not tiny(relevance_threshold=0.5, lexical_coverage=0.75).run("lion tiger").relevant
+    assert r.covered
+    assert not tiny(relevance_threshold=0.5, lexical_coverage=0.75).run("lion tiger").covered
 
 
 def test_empty_index_returns_nothing_and_is_not_relevant() -> None:
@@ -171,15 +171,34 @@ def test_empty_index_returns_nothing_and_is_not_relevant() -> None:
     )
     for mode in ("hybrid", "dense", "bm25"):
         r = Retriever(index, StubEmbedder({"x y": [1, 0, 0, 0]}), mode=mode).run("x y")  # type: ignore[arg-type]
-        assert r.hits == [] and not r.relevant
+        assert r.hits == [] and not r.covered
 
 
 @pytest.mark.parametrize(
-    "kw", [{"top_k": 0}, {"candidates": 0}, {"mode": "sparse"}], ids=["top_k", "cand", "mode"]
+    "kw",
+    [
+        {"top_k": 0},
+        {"candidates": 0},
+        {"mode": "sparse"},
+        {"rrf_k": -1},
+        {"dense_weight": -0.5},
+        {"relevance_threshold": 1.5},
+        {"lexical_coverage": 2.0},
+    ],
+    ids=["top_k", "cand", "mode", "rrf_k", "weight", "threshold", "coverage"],
 )
 def test_invalid_arguments_are_rejected(kw: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         tiny(**kw)
+
+
+def test_settings_are_keyword_only() -> None:
+    index = tiny_index(TINY_TEXTS, TINY_VECS)
+    with pytest.raises(TypeError):
+        Retriever(index, StubEmbedder(TINY_Q), 4)  # type: ignore[arg-type, misc]
+    r = Retriever(index, StubEmbedder(TINY_Q), top_k=2, candidates=1)  # type: ignore[arg-type]
+    assert (r.settings.top_k, r.settings.candidates, r.mode) == (2, 1, "hybrid")
+    assert len(r.run("zebra").hits) == 2  # candidates is raised to top_k when searching
 
 
 # ------------------------------------------------------------------------------ real corpus
@@ -190,7 +209,7 @@ def test_each_mode_finds_the_faq_entry(real_index: LoadedIndex, mode: str) -> No
     result = retriever(real_index, mode=mode).run(FAQ_Q)
     top = result.hits[0].chunk
     assert top.doc_id == FAQ_ID and top.kind == "faq" and top.question == FAQ_Q
-    assert result.relevant
+    assert result.covered
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "dense", "bm25"])
@@ -227,10 +246,10 @@ def test_hybrid_hits_carry_both_scores_when_both_found_them(real_index: LoadedIn
 def test_off_topic_question_is_not_relevant(real_index: LoadedIndex) -> None:
     for mode in ("hybrid", "dense", "bm25"):
         result = retriever(real_index, mode=mode).run("best pizza in Naples")
-        assert not result.relevant, mode
+        assert not result.covered, mode
         assert result.best_dense < 0.2
     on_topic = retriever(real_index).run("Who coined the term foundation model?")
-    assert on_topic.relevant
+    assert on_topic.covered
 
 
 def test_retrieval_serializes_to_json(real_index: LoadedIndex) -> None:

@@ -1,0 +1,347 @@
+"""One build: from the corpus and the previous build to a complete, unpublished build folder.
+
+The steps, each its own function: plan what changed (``plan``), chunk every entry, find each
+chunk's vector (reused from the previous build or the embedding cache by the hash of the exact
+text embedded, embedded afresh otherwise), build the FAISS index, write the artifacts, and last
+the manifest that seals them. Publishing the folder is the store's job.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, NoReturn
+
+import faiss
+import numpy as np
+
+from chatbot.chunking import Chunk, Chunker
+from chatbot.corpus import Corpus, Document, file_sha256, file_stat, path_sha256
+from chatbot.embed_cache import EmbeddingCache, text_key
+from chatbot.embedding import Embedder
+from chatbot.errors import IndexBuildError
+from chatbot.index import disk
+from chatbot.index.loaded import LoadedIndex
+from chatbot.index.manifest import (
+    ARTIFACTS,
+    FORMAT_VERSION,
+    FileRecord,
+    Manifest,
+    SkippedRecord,
+    versions,
+)
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total): chunk, embed, index
+
+
+@dataclass
+class BuildSummary:
+    build_id: str
+    up_to_date: bool
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    chunks: int = 0
+    embedded_chunks: int = 0
+    seconds: float = 0.0
+    embed_seconds: float = 0.0
+    note: str = ""  # e.g. the index was damaged and has been rebuilt: never silent
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def describe(self) -> str:
+        if self.up_to_date:
+            head = "index is up to date"
+        else:
+            head = (
+                f"indexed {self.chunks} chunks: {len(self.added)} added, {len(self.changed)} "
+                f"changed, {len(self.removed)} removed, {len(self.unchanged)} unchanged files"
+            )
+        tail = f" in {self.seconds:.2f} s"
+        skipped = "".join(f"\n  skipped {s['file']}: {s['reason']}" for s in self.skipped)
+        note = f"{self.note}\n" if self.note else ""
+        return note + head + tail + skipped
+
+
+def choose_index_type(index_type: str, n_vectors: int, approx_min_vectors: int) -> str:
+    if index_type == "auto":
+        return "hnsw" if n_vectors >= approx_min_vectors else "flat"
+    return index_type
+
+
+def make_faiss_index(vectors: np.ndarray, index_type: str) -> Any:
+    dim = vectors.shape[1]
+    idx: Any
+    if index_type == "hnsw":
+        idx = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+        idx.hnsw.efConstruction = 80
+        idx.hnsw.efSearch = 64
+    else:
+        idx = faiss.IndexFlatIP(dim)
+    if len(vectors):
+        idx.add(vectors)
+    return idx
+
+
+def document_record(doc: Document) -> dict[str, Any]:
+    """What the term index and citations need of an entry, without its text."""
+    return {
+        "doc_id": doc.doc_id,
+        "title": doc.title,
+        "terms": list(doc.terms),
+        "file": doc.file,
+        "source": doc.source,
+        "url": doc.url,
+    }
+
+
+def new_build_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
+# ------------------------------------------------------------------------------ planning
+
+
+def plan(corpus: Corpus, previous: LoadedIndex | None) -> BuildSummary:
+    """Which files were added, changed, removed or left alone since the previous build.
+
+    ``up_to_date`` stays True only when nothing differs, skipped files included (a skipped file
+    that was fixed, or broke differently, needs a build).
+    """
+    old = previous.manifest if previous is not None else None
+    old_files = old.files if old is not None else {}
+    old_skipped = {s.file: s.sha256 for s in old.skipped} if old is not None else {}
+    summary = BuildSummary(build_id="", up_to_date=True)
+    for f in corpus.files:
+        if f.name not in old_files:
+            summary.added.append(f.name)
+        elif old_files[f.name].sha256 != f.sha256:
+            summary.changed.append(f.name)
+        else:
+            summary.unchanged.append(f.name)
+    for skip in corpus.skipped:
+        sha = _safe_sha(skip.path)
+        summary.skipped.append(
+            {"file": skip.path.name, "reason": skip.reason, "sha256": sha}
+            | {"stat": _safe_stat(skip.path)}
+        )
+        if skip.path.name in old_files or old_skipped.get(skip.path.name) != sha:
+            summary.up_to_date = False
+    current = {f.name for f in corpus.files} | {s.path.name for s in corpus.skipped}
+    summary.removed = sorted(set(old_files) - current)
+    if previous is None or summary.added or summary.changed or summary.removed:
+        summary.up_to_date = False
+    if set(old_skipped) - current:
+        summary.up_to_date = False
+    return summary
+
+
+def _safe_sha(path: Path) -> str:
+    try:
+        return file_sha256(path)
+    except OSError:
+        return ""
+
+
+def _safe_stat(path: Path) -> list[list[int]]:
+    try:
+        return [list(x) for x in file_stat(path)]
+    except OSError:
+        return []
+
+
+# ------------------------------------------------------------------------------ building
+
+
+class Builder:
+    """Writes one build folder; holds what every step needs, so each step stays short."""
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        chunker: Chunker,
+        cache: EmbeddingCache,
+        *,
+        index_type: str,
+        approx_min_vectors: int,
+        cache_flush_chunks: int,
+        progress: Progress | None = None,
+    ) -> None:
+        self.embedder = embedder
+        self.chunker = chunker
+        self.cache = cache
+        self.index_type = index_type
+        self.approx_min_vectors = approx_min_vectors
+        self.cache_flush_chunks = cache_flush_chunks  # a kill loses at most this many vectors
+        self.progress = progress
+
+    def write(
+        self, tmp: Path, corpus: Corpus, previous: LoadedIndex | None, summary: BuildSummary
+    ) -> None:
+        """Chunk, embed, index and write everything into ``tmp``, the manifest last."""
+        tmp.mkdir(parents=True)
+        chunks = self.chunk(corpus.documents)
+        vectors = self.vectors_for(chunks, previous, summary)
+        self._report("index", 0, 1)
+        index_type = choose_index_type(self.index_type, len(vectors), self.approx_min_vectors)
+        write_artifacts(tmp, chunks, corpus.documents, vectors, index_type)
+        summary.build_id = new_build_id()
+        summary.chunks = len(chunks)
+        manifest = self.manifest(tmp, corpus, chunks, summary, index_type, vectors.shape[1])
+        disk.write_bytes(tmp / "manifest.json", manifest.dumps())
+        self._report("index", 1, 1)
+
+    def _report(self, stage: str, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress(stage, done, total)
+
+    def chunk(self, documents: list[Document]) -> list[Chunk]:
+        chunks: list[Chunk] = []
+        for n, doc in enumerate(documents, 1):
+            chunks += self.chunker.run(doc)
+            if n % 2000 == 0 or n == len(documents):
+                self._report("chunk", n, len(documents))
+        return chunks
+
+    def vectors_for(
+        self, chunks: list[Chunk], previous: LoadedIndex | None, summary: BuildSummary
+    ) -> np.ndarray:
+        """One row per chunk: reused from the previous build or the embedding cache by the hash
+        of the exact text embedded, embedded afresh otherwise (and cached as it goes)."""
+        keys = [text_key(c.embed_text()) for c in chunks]
+        known: dict[str, np.ndarray] = {}
+        if previous is not None:
+            for c, v in zip(previous.chunks, previous.vectors, strict=True):
+                known[text_key(c.embed_text())] = v
+        self.cache.load()
+        missing = [i for i, k in enumerate(keys) if k not in known and self.cache.get(k) is None]
+        # one text embedded once, even when two entries share it
+        todo = list({keys[i]: i for i in missing}.values())
+        t0 = time.perf_counter()
+        self.embed([chunks[i] for i in todo], [keys[i] for i in todo])
+        summary.embed_seconds = time.perf_counter() - t0
+        summary.embedded_chunks = len(todo)
+        rows = [known.get(k) if k in known else self.cache.get(k) for k in keys]
+        if not rows:
+            return np.zeros((0, self.embedder.dim), dtype=np.float32)
+        return np.ascontiguousarray(np.vstack(rows), dtype=np.float32)  # type: ignore[arg-type]
+
+    def embed(self, chunks: list[Chunk], keys: list[str]) -> None:
+        """Embed in length-sorted batches (less padding), flushing to the cache as it goes."""
+        if not chunks:
+            return
+        batch = max(1, int(getattr(self.embedder, "batch_size", 32)))
+        order = sorted(range(len(chunks)), key=lambda i: len(chunks[i].embed_text()))
+        flush_every = max(batch, self.cache_flush_chunks)
+        for start in range(0, len(order), batch):
+            part = order[start : start + batch]
+            vecs = self.embedder.encode([chunks[i].embed_text() for i in part])
+            self.cache.add([keys[i] for i in part], np.asarray(vecs, dtype=np.float32))
+            done = min(start + batch, len(order))
+            if done % flush_every < batch or done == len(order):
+                self.cache.flush()
+            self._report("embed", done, len(order))
+
+    def manifest(
+        self,
+        tmp: Path,
+        corpus: Corpus,
+        chunks: list[Chunk],
+        summary: BuildSummary,
+        index_type: str,
+        dim: int,
+    ) -> Manifest:
+        files = file_records(corpus, chunks)
+        return Manifest(
+            format=FORMAT_VERSION,
+            build_id=summary.build_id,
+            created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            fingerprint=self.content_fingerprint(files),
+            embedding={
+                "name": self.embedder.name,
+                "fingerprint": self.embedder.fingerprint(),
+                "dim": int(dim),
+                "normalized": True,
+                "metric": "inner_product",
+            },
+            chunking=self.chunker.params(),
+            index_type=index_type,
+            chunk_count=len(chunks),
+            document_count=len(corpus.documents),
+            files=files,
+            skipped=[SkippedRecord(**s) for s in summary.skipped],
+            artifacts={name: path_sha256(tmp / name) for name in ARTIFACTS},
+            versions=versions(),
+            build={
+                "added": summary.added,
+                "changed": summary.changed,
+                "removed": summary.removed,
+                "embedded_chunks": summary.embedded_chunks,
+                "reused_chunks": summary.chunks - summary.embedded_chunks,
+            },
+        )
+
+    def content_fingerprint(self, files: dict[str, FileRecord]) -> str:
+        """Changes exactly when what is searched changes: files, model or chunking."""
+        content = {
+            "files": {name: f.sha256 for name, f in files.items()},
+            "embedding": self.embedder.fingerprint(),
+            "chunking": self.chunker.params(),
+        }
+        return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def file_records(corpus: Corpus, chunks: list[Chunk]) -> dict[str, FileRecord]:
+    per_file: dict[str, int] = {}
+    for c in chunks:
+        per_file[c.file] = per_file.get(c.file, 0) + 1
+    titles: dict[str, str] = {}
+    for d in corpus.documents:
+        titles.setdefault(d.file, d.title)
+    return {
+        f.name: FileRecord(
+            sha256=f.sha256,
+            stat=[list(x) for x in f.stat],
+            title=titles.get(f.name, ""),
+            entries=f.entries,
+            chunks=per_file.get(f.name, 0),
+        )
+        for f in corpus.files
+    }
+
+
+def write_artifacts(
+    tmp: Path,
+    chunks: list[Chunk],
+    documents: list[Document],
+    vectors: np.ndarray,
+    index_type: str,
+) -> None:
+    faiss_index = make_faiss_index(vectors, index_type)
+    disk.write_jsonl(tmp / "chunks.jsonl", (vars(c) for c in chunks))
+    disk.write_jsonl(tmp / "documents.jsonl", (document_record(d) for d in documents))
+    disk.save_vectors(tmp / "vectors.npy", vectors)
+    disk.save_faiss(faiss_index, tmp / "faiss.index")
+
+
+def raise_build_error(exc: BaseException) -> NoReturn:
+    """Disk and I/O errors become one clear IndexBuildError; anything else propagates."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        raise IndexBuildError(
+            "disk full while writing the index; the previous index is unchanged"
+        ) from exc
+    if isinstance(exc, OSError):
+        raise IndexBuildError(
+            f"could not write the index ({exc}); the previous index is unchanged"
+        ) from exc
+    raise exc
