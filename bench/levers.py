@@ -24,7 +24,11 @@ from typing import Any
 
 import torch
 
-from chatbot import bench
+from chatbot.bench.common import Uncached, run_stream, say, timed
+from chatbot.bench.generation import eval_questions, pick_prompts
+from chatbot.bench.index_stage import bench_index
+from chatbot.bench.machine import loadavg
+from chatbot.bench.stats import decode_rate, median
 from chatbot.config import Settings
 from chatbot.embedding import SentenceTransformerEmbedder
 from chatbot.evaluate import facts_recalled
@@ -110,12 +114,12 @@ LEVERS: list[tuple[str, str, int]] = [
 def measure(
     gen: TransformersGenerator, prompts: list[Any], max_new: int
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    bench.run_stream(gen.stream(prompts[0][1], 4))  # warm up
+    run_stream(gen.stream(prompts[0][1], 4))  # warm up
     rows, texts = [], []
     for _, messages in prompts:
-        ttft, total, text = bench.run_stream(gen.stream(messages, max_new))
+        ttft, total, text = run_stream(gen.stream(messages, max_new))
         n = gen.count_tokens(text)
-        rows.append({"ttft_s": ttft, "decode_tok_s": bench.decode_rate(n, ttft, total)})
+        rows.append({"ttft_s": ttft, "decode_tok_s": decode_rate(n, ttft, total)})
         texts.append(text)
     return rows, texts
 
@@ -133,11 +137,11 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="chatbot-levers-"))
     try:
         embedder = SentenceTransformerEmbedder(settings.embedding_model, settings.embed_batch_size)
-        _, s = bench.bench_index(settings, work, embedder, rounds=1)
+        _, s = bench_index(settings, work, embedder, rounds=1)
         s = s.model_copy(update={"backend": "transformers"})
         base = build("int4", model_dir, 2, s)
-        prompts = bench.pick_prompts(
-            s, bench._Uncached(embedder), base.count_tokens, bench.eval_questions(), args.questions
+        prompts = pick_prompts(
+            s, Uncached(embedder), base.count_tokens, eval_questions(), args.questions
         )
         del base
         results: list[dict[str, Any]] = []
@@ -145,15 +149,13 @@ def main() -> None:
         for name, what, threads in LEVERS:
             if args.only and name not in args.only:
                 continue
-            bench._say(f"lever {name}")
-            load0 = bench._loadavg()
-            load_s, gen = bench._timed(lambda n=name, t=threads: build(n, model_dir, t, s))
+            say(f"lever {name}")
+            load0 = loadavg()
+            load_s, gen = timed(lambda n=name, t=threads: build(n, model_dir, t, s))
             rows, texts = measure(gen, prompts, s.max_new_tokens)
             if reference_texts is None:
                 reference_texts = texts
-            pipe = Pipeline(
-                s, embedder=bench._Uncached(embedder), generator_factory=lambda g=gen: g
-            )
+            pipe = Pipeline(s, embedder=Uncached(embedder), generator_factory=lambda g=gen: g)
             modes: dict[str, int] = {}
             recalled = 0
             for item, _ in prompts:
@@ -170,8 +172,8 @@ def main() -> None:
                     "what": what,
                     "threads": threads,
                     "load_s": round(load_s, 2),
-                    "ttft_p50_s": round(bench.median([r["ttft_s"] for r in rows]) or 0, 3),
-                    "decode_tok_s": round(bench.median(rates) or 0, 1),
+                    "ttft_p50_s": round(median([r["ttft_s"] for r in rows]) or 0, 3),
+                    "decode_tok_s": round(median(rates) or 0, 1),
                     "same_text_as_fp32": sum(
                         a == b for a, b in zip(texts, reference_texts, strict=True)
                     ),
@@ -180,7 +182,7 @@ def main() -> None:
                     "fact_recall": round(recalled / len(prompts), 3),
                     "generated_kept": modes.get("generated", 0),
                     "modes": modes,
-                    "loadavg": [load0, bench._loadavg()],
+                    "loadavg": [load0, loadavg()],
                     "texts": texts,
                 }
             )

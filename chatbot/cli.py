@@ -425,7 +425,7 @@ def bench(
     quick: Annotated[bool, typer.Option(help="small scaling table (CI smoke run)")] = False,
 ) -> None:
     """Measure index, retrieval and generation speed; writes bench/results.json and a table."""
-    from chatbot.bench import run_bench
+    from chatbot.bench.runner import run_bench
 
     run_bench(_settings(), out, reference=not no_reference, n_questions=questions, quick=quick)
 
