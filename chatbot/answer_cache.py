@@ -37,6 +37,13 @@ NOT_ANSWER_SETTINGS = frozenset(
         "title",
         "description",
         "presets_shown",
+        "api",
+        "api_key",
+        "log_questions",
+        "gap_log_max_bytes",
+        "low_confidence_score",
+        "watch",
+        "watch_settle_s",
     }
 )
 

@@ -173,7 +173,7 @@ def group_gaps(
     encode: Encode,
     nearest: Nearest | None = None,
     *,
-    threshold: float = 0.75,
+    threshold: float = 0.7,
 ) -> list[GapGroup]:
     """Cluster the gap questions by embedding (greedy, against running centroids, so the
     result does not depend on a random seed), largest group first."""

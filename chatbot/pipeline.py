@@ -1,14 +1,13 @@
-"""The question-answering pipeline: validate -> rewrite -> retrieve -> (refuse | FAQ | generate
--> verify -> extractive fallback) -> cited Answer.
+"""The question-answering pipeline: validate -> rewrite -> retrieve -> one route -> Answer.
 
-Order of preference, most trustworthy first:
-1. retrieval says the corpus does not cover it: refuse, without calling the model;
-2. the question matches an FAQ entry: answer with that entry's own text;
-3. the model's answer, if every sentence is grounded in the passages it cites;
-4. otherwise the passages' best sentences (extractive), cited.
-The index lives in one immutable ``_State`` object that a rebuild swaps whole, so each answer
-is computed against exactly one index even while a rebuild happens.
-"""
+Routes, most trustworthy first (the first that answers wins):
+1. the question names a glossary entry ("what is X"): that entry's definition (lookup);
+2. the question matches an FAQ entry: that entry's own answer;
+3. retrieval says the corpus does not cover it, or names a number no passage has: refuse;
+4. the model's answer, streamed a sentence at a time, each sentence verified before it shows;
+5. otherwise the passages' best sentences (extractive), cited.
+The index lives in one immutable ``_State`` that a rebuild swaps whole: each answer is computed
+against exactly one index even while a rebuild happens."""
 
 from __future__ import annotations
 
@@ -103,7 +102,8 @@ class Pipeline:
         self._gen_lock = threading.Lock()
         self._rebuild_lock = threading.Lock()
         self._state: _State | None = None
-        self.answer_cache = AnswerCache(settings.preset_cache_dir)
+        self.answer_cache = AnswerCache(settings.preset_cache_dir)  # read by chatbot.presets
+        self.warm_lock = threading.Lock()  # one preset warm-up at a time
         self.last_build: BuildSummary | None = None
         self.gap_log: GapLog | None = None  # set by the served app: CLI runs are not logged
 
@@ -498,35 +498,3 @@ class Pipeline:
             mode=mode,
             standalone_question=turn.standalone,
         )
-
-    # ---------------------------------------------------------------------------- presets
-    def cached_answer(self, question: str) -> Answer:
-        """A preset's answer from the on-disk cache, computed and stored on a miss."""
-        from chatbot.prompt import Templates
-
-        self.ensure_index()
-        q = clean_question(question, self.settings.max_question_chars)
-        assert self._state is not None
-        fingerprint = self._state.index.fingerprint
-        key = self.answer_cache.key(fingerprint, self.settings, Templates.load().version, q)
-        data = self.answer_cache.get(fingerprint, key)
-        if data is not None:
-            try:
-                answer = Answer.from_dict(data)
-                answer.timings["cached"] = 1.0
-                return answer
-            except (TypeError, ValueError):
-                pass  # an entry from another version or a damaged file: recompute it
-        answer = self.ask(q, record=False)
-        self.answer_cache.put(fingerprint, key, answer.to_dict())
-        return answer
-
-    def warm_presets(self) -> int:
-        done = 0
-        for q in self.presets():
-            try:
-                self.cached_answer(q)
-                done += 1
-            except Exception:
-                log.exception("warming preset %r failed", q)
-        return done

@@ -26,6 +26,7 @@ from chatbot.pipeline import (
     Pipeline,
     clean_question,
 )
+from chatbot.presets import cached_answer
 from chatbot.ui_format import (
     CSS,
     PENDING,
@@ -149,7 +150,7 @@ def preset_answer(pipe: Pipeline, question: Any) -> Answer:
     """
     q = question if isinstance(question, str) else ""
     if q in pipe.presets():
-        return pipe.cached_answer(q)
+        return cached_answer(pipe, q)
     return pipe.ask(q)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import gradio as gr
 
 from chatbot.pipeline import Pipeline
+from chatbot.presets import warm_presets
 from chatbot.progress import ProgressTracker
 from chatbot.ui_format import escape_md, file_table, format_summary, preset_samples
 from chatbot.ui_layout import Layout
@@ -38,19 +39,11 @@ def index_view(
     return rows, line + "\n\n" + format_summary(pipe)
 
 
-_WARMING = threading.Lock()
-
-
 def warm_presets_in_background(pipe: Pipeline) -> threading.Thread:
     """Fill the preset cache off the request path; at most one warm-up runs at a time."""
 
     def work() -> None:
-        if not _WARMING.acquire(blocking=False):
-            return
-        try:
-            pipe.warm_presets()
-        finally:
-            _WARMING.release()
+        warm_presets(pipe)  # returns at once when another warm-up is running
 
     thread = threading.Thread(target=work, name="warm-presets", daemon=True)
     thread.start()

@@ -578,3 +578,27 @@ def test_memory_is_flat_over_200_requests(fast_app: Server, load_report: dict[st
     )
     print(f"memory: {json.dumps(load_report)}")
     assert abs(growth) <= 0.10, load_report
+
+
+# ----------------------------------------------------------------------------- auto re-index
+def test_a_corpus_edit_is_answered_without_a_click(
+    fast_app: Server, load_report: dict[str, Any]
+) -> None:
+    """The watcher rebuilds after the edit settles; the next answers use the new text."""
+    question = "What is a quibblefrotz?"
+    page = (
+        "---\ntitle: Quibblefrotz\n---\n# Quibblefrotz\n\n"
+        "A quibblefrotz is a seven-sided lookup table used only in glossary tests.\n"
+    )
+    client = client_for(fast_app, AUTH)
+    before = last_message(client.predict(question, [], api_name="/chat")[1])
+    assert "seven-sided" not in before
+    (fast_app.corpus / "quibblefrotz.md").write_text(page, encoding="utf-8")
+    edited = time.monotonic()
+    deadline = edited + 90  # a generous bound for a busy CI machine; the time is reported
+    text = before
+    while time.monotonic() < deadline and "seven-sided" not in text:
+        text = last_message(client.predict(question, [], api_name="/chat")[1])
+    assert "seven-sided" in text, fast_app.log_text()[-2000:]
+    load_report["auto_reindex_s"] = round(time.monotonic() - edited, 2)
+    assert "corpus changed" in fast_app.log_text()

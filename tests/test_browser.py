@@ -245,3 +245,56 @@ def test_streamed_states_are_prefixes_of_the_final_answer(page: Any) -> None:
     for state in shown:
         assert final_text.startswith(state), (state, final_text)
     assert page.errors == []
+
+
+OFF_TOPIC = [
+    "What is the weather in Paris tomorrow?",
+    "Will it rain in Paris tomorrow?",
+    "Paris weather forecast for tomorrow?",
+]
+
+
+def test_insights_tab_groups_refusals_and_thumbs_down(page: Any, server: Server) -> None:
+    from tests.test_app_live import client_for
+
+    client = client_for(server)
+    for q in OFF_TOPIC:
+        client.predict(q, [], api_name="/chat")
+    page.locator("#presets").get_by_text(PRESET, exact=True).click()
+    answer = wait_for_final_answer(page, 1)
+    answer.hover()
+    page.locator("#chat button[aria-label='Dislike'], #chat button[title='Dislike']").last.click()
+    page.get_by_role("tab", name="Insights").click()
+    page.wait_for_function(
+        "document.querySelector('#insights-gaps').innerText.includes('thumbs down')"
+    )
+    table = page.locator("#insights-gaps").inner_text()
+    assert "refusal 3" in table and PRESET in table, table
+    assert any(q in table for q in OFF_TOPIC)
+    assert "👎 1" in page.locator("#insights-summary").inner_text()
+    assert page.errors == []
+
+
+def test_export_downloads_every_answer_with_its_sources(page: Any) -> None:
+    box = page.locator("#question textarea")
+    page.locator("#presets").get_by_text(PRESET, exact=True).click()
+    wait_for_final_answer(page, 1)
+    for n, q in enumerate(["What is a foundation model?", "How are base models trained?"], 2):
+        page.wait_for_function("!document.querySelector('#question textarea').disabled")
+        box.fill(q)
+        box.press("Enter")
+        wait_for_final_answer(page, n)
+    answers = [page.locator(BOT).nth(i).inner_text().strip() for i in range(3)]
+    button = page.locator("#export-md")
+    page.wait_for_function("!document.querySelector('#export-md').disabled")
+    with page.expect_download() as info:
+        button.click()
+    text = Path(info.value.path()).read_text(encoding="utf-8")
+    assert text.count("## ") == 3 and text.count("**Sources**") == 3
+    for q in (PRESET, "What is a foundation model?", "How are base models trained?"):
+        assert q in text
+    for shown in answers:  # each answer as read on screen, citations as [n]
+        first_words = shown.split("[")[0].strip()[:40]
+        assert first_words in text, (first_words, text[:2000])
+    assert "> " in text  # the cited passages themselves
+    assert page.errors == []

@@ -24,6 +24,7 @@ from chatbot import prompt as prompt_mod
 from chatbot.config import Settings
 from chatbot.generate import GenerationError
 from chatbot.pipeline import REFUSAL, Answer, InvalidQuestion, Partial, Pipeline, clean_question
+from chatbot.presets import cached_answer, warm_presets
 from chatbot.verify import parse_citations, split_sentences
 from tests.fakes import FakeEmbedder, FakeGenerator
 
@@ -323,7 +324,12 @@ def test_invalid_questions_raise_a_clear_error(
 ) -> None:
     gen = Gen(grounded())
     pipe = build(settings, gen)
-    for call in (pipe.ask, lambda q: list(pipe.stream(q)), pipe.retrieve, pipe.cached_answer):
+    for call in (
+        pipe.ask,
+        lambda q: list(pipe.stream(q)),
+        pipe.retrieve,
+        lambda q: cached_answer(pipe, q),
+    ):
         with pytest.raises(InvalidQuestion, match=re.escape(message)) as info:
             call(question)
         assert "\n" not in str(info.value)
@@ -498,14 +504,14 @@ def test_preset_answers_are_cached_and_invalidated_by_a_rebuild(
 ) -> None:
     gen = Gen(grounded())
     pipe = build(settings, gen)
-    first = pipe.cached_answer(GENERAL)
+    first = cached_answer(pipe, GENERAL)
     assert len(gen.calls) == 1
     files = list(settings.preset_cache_dir.glob("*/*.json"))
     assert len(files) == 1
     assert files[0].parent.name == pipe.index.fingerprint
     assert json.loads(files[0].read_text())["answer"] == first.answer
 
-    second = pipe.cached_answer(GENERAL)
+    second = cached_answer(pipe, GENERAL)
     assert len(gen.calls) == 1, "a cached preset must not call the model"
     assert second.timings.get("cached") == 1.0
     assert (second.answer, second.citations, second.sources) == (
@@ -516,7 +522,7 @@ def test_preset_answers_are_cached_and_invalidated_by_a_rebuild(
 
     # a fresh pipeline (app restart) is served from the same cache
     other_gen = Gen(grounded())
-    build(settings, other_gen).cached_answer(GENERAL)
+    cached_answer(build(settings, other_gen), GENERAL)
     assert other_gen.calls == []
 
     (corpus_dir / "foundation-model-concept.md").write_text(
@@ -524,7 +530,7 @@ def test_preset_answers_are_cached_and_invalidated_by_a_rebuild(
     )
     pipe.rebuild()
     assert not files[0].exists(), "a rebuild must drop answers cached for the old index"
-    pipe.cached_answer(GENERAL)
+    cached_answer(pipe, GENERAL)
     assert len(gen.calls) == 2
     assert [p.parent.name for p in settings.preset_cache_dir.glob("*/*.json")] == [
         pipe.index.fingerprint
@@ -536,20 +542,20 @@ def test_preset_cache_is_keyed_by_prompt_version(
 ) -> None:
     gen = Gen(grounded())
     pipe = build(settings, gen)
-    pipe.cached_answer(GENERAL)
+    cached_answer(pipe, GENERAL)
     real = prompt_mod._template
     monkeypatch.setattr(prompt_mod, "_template", lambda name: real(name) + " ")
-    pipe.cached_answer(GENERAL)
+    cached_answer(pipe, GENERAL)
     assert len(gen.calls) == 2
 
 
 def test_corrupted_cache_entry_is_recomputed(settings: Settings) -> None:
     gen = Gen(grounded())
     pipe = build(settings, gen)
-    pipe.cached_answer(GENERAL)
+    cached_answer(pipe, GENERAL)
     (path,) = settings.preset_cache_dir.glob("*/*.json")
     path.write_text("{not json")
-    answer = pipe.cached_answer(GENERAL)
+    answer = cached_answer(pipe, GENERAL)
     assert len(gen.calls) == 2 and answer.mode == "generated"
     assert json.loads(path.read_text())["answer"] == answer.answer
 
@@ -557,7 +563,7 @@ def test_corrupted_cache_entry_is_recomputed(settings: Settings) -> None:
 def test_warm_presets_caches_every_faq_question(settings: Settings) -> None:
     gen = Gen(grounded())
     pipe = build(settings, gen)
-    n = pipe.warm_presets()
+    n = warm_presets(pipe)
     assert n == len(pipe.presets()) > 0
     assert len(list(settings.preset_cache_dir.glob("*/*.json"))) == n
 
@@ -623,10 +629,10 @@ def test_question_longer_than_the_model_context_is_an_invalid_question(
 
 def test_preset_cache_is_keyed_by_answer_settings(settings: Settings) -> None:
     gen = Gen(grounded())
-    build(settings, gen).cached_answer(GENERAL)
-    build(settings, gen, support_threshold=0.6).cached_answer(GENERAL)
+    cached_answer(build(settings, gen), GENERAL)
+    cached_answer(build(settings, gen, support_threshold=0.6), GENERAL)
     assert len(gen.calls) == 2, "a setting that changes answers must miss the cache"
-    build(settings, gen, port=9999).cached_answer(GENERAL)
+    cached_answer(build(settings, gen, port=9999), GENERAL)
     assert len(gen.calls) == 2, "a server setting must not invalidate cached answers"
 
 
