@@ -32,8 +32,8 @@ def backend_bars(label: str, fig: dict[str, Any]) -> list[Bar]:
 
 
 def latency_bars(results: dict[str, Any]) -> list[tuple[Bar, str]]:
-    """(bar, colour) of every measured stage, slowest last within each group; none measured:
-    an empty list."""
+    """(bar, colour) of every measured stage: retrieval, then each backend that ran, then the
+    preset cache; an empty list when nothing was measured."""
     ret = results.get("retrieval") or {}
     bars: list[tuple[Bar, str]] = []
     grey = "#8c8c8c"

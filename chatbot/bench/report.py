@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import jinja2
+
 from chatbot.bench.common import DIM
 from chatbot.bench.generation import BACKENDS, LLAMA_CPP
 from chatbot.bench.targets import check_targets
@@ -20,8 +22,6 @@ LABELS = {LLAMA_CPP: "llama.cpp"}
 
 def fmt(value: Any, digits: int = 3) -> str:
     """One table cell: 3 significant digits, thousands separators, yes/no, "–" for nothing."""
-    import jinja2
-
     if value is None or isinstance(value, jinja2.Undefined):
         return MISSING
     if isinstance(value, bool):
@@ -65,9 +65,7 @@ def backend_columns(results: dict[str, Any]) -> list[dict[str, Any]]:
     return columns
 
 
-def environment() -> Any:
-    import jinja2
-
+def environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("chatbot.bench", "templates"),
         undefined=jinja2.ChainableUndefined,
