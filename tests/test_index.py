@@ -38,6 +38,7 @@ from chatbot.errors import (
 from chatbot.index import ARTIFACTS, FORMAT_VERSION, IndexStore, choose_index_type, disk
 from chatbot.index import build as build_mod
 from chatbot.index import store as store_mod
+from chatbot.index.manifest import FileRecord, Manifest
 from chatbot.readers import load_corpus
 from tests.fakes import FakeEmbedder
 
@@ -136,6 +137,19 @@ def test_manifest_records_model_chunking_files_time_and_versions(
     for name in ARTIFACTS:
         assert m["artifacts"][name] == file_sha256(path / name)
     assert len(m["fingerprint"]) == 16
+
+
+def test_manifest_is_a_typed_record_that_round_trips(built: IndexStore) -> None:
+    m = built.load().manifest
+    assert isinstance(m, Manifest)
+    assert all(isinstance(f, FileRecord) for f in m.files.values())
+    assert m.chunk_count == m["chunk_count"] == sum(f.chunks for f in m.files.values())
+    path = built.current_path()
+    assert path is not None
+    on_disk = json.loads((path / "manifest.json").read_text())
+    assert m.to_dict() == on_disk == dict(m)  # the mapping view is the JSON as written
+    assert Manifest.parse(m.dumps()) == m
+    assert built.read_manifest() == on_disk
 
 
 def test_no_op_rebuild_embeds_nothing_and_keeps_the_build(
@@ -691,6 +705,11 @@ CORRUPTIONS: dict[str, tuple[Callable[[IndexStore], None], type[IndexUnavailable
         lambda s: _rewrite_manifest(s, lambda m: m.pop("artifacts")),
         IndexCorrupt,
         "artifacts",
+    ),
+    "file record without its hash": (
+        lambda s: _rewrite_manifest(s, lambda m: next(iter(m["files"].values())).pop("sha256")),
+        IndexCorrupt,
+        "invalid: files",
     ),
     "manifest with bad chunk count": (
         lambda s: _rewrite_manifest(s, lambda m: m.__setitem__("chunk_count", "many")),

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import types
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields, is_dataclass
 from functools import cached_property
 from importlib import metadata
@@ -147,25 +147,32 @@ def _hints(cls: type) -> dict[str, Any]:
 
 
 def _matches(value: object, kind: Any) -> bool:
-    """Whether a JSON value fits an annotation: the few shapes a manifest uses."""
+    """Whether a JSON value fits an annotation."""
+    return _checker(kind)(value)
+
+
+@functools.cache
+def _checker(kind: Any) -> Callable[[object], bool]:
+    """A check for the few annotation shapes a manifest uses, built once per annotation (a
+    manifest can list 10,000 files: the no-op rebuild reads it every time)."""
     origin, args = get_origin(kind), get_args(kind)
     if kind is Any:
-        return True
+        return lambda v: True
     if origin in (Union, types.UnionType):
-        return any(_matches(value, a) for a in args)
+        alternatives = [_checker(a) for a in args]
+        return lambda v: any(check(v) for check in alternatives)
     if origin is list:
-        return isinstance(value, list) and all(_matches(v, args[0]) for v in value)
+        item = _checker(args[0])
+        return lambda v: isinstance(v, list) and all(item(x) for x in v)
     if origin is dict:
-        return isinstance(value, dict) and all(
-            _matches(k, args[0]) and _matches(v, args[1]) for k, v in value.items()
-        )
+        key, val = _checker(args[0]), _checker(args[1])
+        return lambda v: isinstance(v, dict) and all(key(k) and val(x) for k, x in v.items())
     if is_dataclass(kind):
         hints = _hints(kind)  # type: ignore[arg-type]
-        return (
-            isinstance(value, dict)
-            and set(value) == set(hints)
-            and all(_matches(value[k], t) for k, t in hints.items())
+        names, checks = set(hints), [(k, _checker(t)) for k, t in hints.items()]
+        return lambda v: (
+            isinstance(v, dict) and v.keys() == names and all(c(v[k]) for k, c in checks)
         )
     if kind is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, kind)
+        return lambda v: isinstance(v, int) and not isinstance(v, bool)
+    return lambda v: isinstance(v, kind)
