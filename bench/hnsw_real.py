@@ -18,7 +18,7 @@ from chatbot.embedding import SentenceTransformerEmbedder
 idx_dir = Path(sys.argv[1]) / "builds"
 build = sorted(p for p in idx_dir.iterdir() if not p.name.startswith("."))[-1]
 base = np.load(build / "vectors.npy")
-lookups = Path(__file__).resolve().parent.parent / "tests/eval/foldoc_lookups.jsonl"
+lookups = Path(__file__).resolve().parent.parent / "eval/foldoc_lookups.jsonl"
 qs = [json.loads(line)["question"] for line in lookups.read_text().splitlines()]
 emb = SentenceTransformerEmbedder()
 xq = emb.encode(qs[:200]).astype(np.float32)

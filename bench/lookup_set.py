@@ -5,7 +5,7 @@ terms such as "memory" or "Unix", which lose to compounds without a term index) 
 (seeded). Each is asked in one of several phrasings, rotated, so no phrasing dominates. The
 expected entries are every document whose title or alias is the headword (homonyms included).
 
-    python bench/lookup_set.py /usr/share/dictd/foldoc.index tests/eval/foldoc_lookups.jsonl
+    python bench/lookup_set.py /usr/share/dictd/foldoc.index eval/foldoc_lookups.jsonl
 """
 
 from __future__ import annotations

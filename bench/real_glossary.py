@@ -86,9 +86,9 @@ def queries(corpus: Path, index: Path, cache: Path) -> dict[str, Any]:
     pipe = Pipeline(s)
     pipe.ensure_index(auto_build=False)
     sets = {
-        "bundled": ROOT / "tests/eval/questions.jsonl",
-        "foldoc": ROOT / "tests/eval/foldoc_questions.jsonl",
-        "lookups": ROOT / "tests/eval/foldoc_lookups.jsonl",
+        "bundled": ROOT / "eval/questions.jsonl",
+        "foldoc": ROOT / "eval/foldoc_questions.jsonl",
+        "lookups": ROOT / "eval/foldoc_lookups.jsonl",
     }
     out: dict[str, Any] = {}
     ms: list[float] = []

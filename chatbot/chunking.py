@@ -71,14 +71,6 @@ class Chunk:
         return self.text.strip()
 
 
-@dataclass(frozen=True)
-class FaqEntry:
-    doc_id: str
-    title: str
-    question: str
-    answer: str
-
-
 def parse_sections(doc: Document) -> list[Section]:
     text = doc.text
     headings: list[tuple[int, int, str]] = []  # (offset, level, title)
@@ -104,17 +96,6 @@ def parse_sections(doc: Document) -> list[Section]:
         end = headings[i + 1][0] if i + 1 < len(headings) else len(text)
         sections.append(Section(level, tuple(t for _, t in stack), offset, end))
     return sections
-
-
-def faq_entries(doc: Document) -> list[FaqEntry]:
-    entries = []
-    for sec in parse_sections(doc):
-        if sec.is_faq_entry():
-            body = doc.text[sec.start : sec.end].split("\n", 1)
-            answer = body[1].strip() if len(body) > 1 else ""
-            if answer:
-                entries.append(FaqEntry(doc.doc_id, doc.title, sec.title, answer))
-    return entries
 
 
 def _split_units(text: str, start: int, end: int, size: int) -> list[tuple[int, int]]:

@@ -1,4 +1,4 @@
-"""Evaluation on ``tests/eval/questions.jsonl``: retrieval hit@k/MRR and answer quality.
+"""Evaluation on ``eval/questions.jsonl``: retrieval hit@k/MRR and answer quality.
 
 Each line: ``{"id", "question", "answerable", "evidence": [phrases], "facts": [[alternatives]]}``.
 A retrieved chunk "hits" when it contains any evidence phrase; an answer "recalls" a question's
@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from chatbot.answer import Answer
+from chatbot.config import PROJECT_ROOT
 from chatbot.pipeline import Pipeline
 from chatbot.retrieve import Retrieval, tokenize
 from chatbot.text import CITATION, split_sentences
 
-DEFAULT_EVAL_FILE = Path(__file__).resolve().parent.parent / "tests" / "eval" / "questions.jsonl"
+DEFAULT_EVAL_FILE = PROJECT_ROOT / "eval" / "questions.jsonl"  # the checkout's own eval set
 
 
 def _norm(text: str) -> str:

@@ -20,7 +20,7 @@ apply_runtime_env()  # as the CLI and the UI do at start-up: offline, no telemet
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO / "corpus"
-EVAL_FILE = REPO / "tests" / "eval" / "questions.jsonl"
+EVAL_FILE = REPO / "eval" / "questions.jsonl"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

@@ -21,7 +21,6 @@ from chatbot.chunking import (
     Chunk,
     Chunker,
     Section,
-    faq_entries,
     parse_sections,
 )
 from chatbot.corpus import Document
@@ -203,7 +202,6 @@ def test_question_heading_outside_an_faq_section_is_plain_text() -> None:
     kinds = {c.heading: c.kind for c in check_invariants(doc, Chunker())}
     assert kinds["T > Overview > Why bother?"] == "text"
     assert kinds["T > FAQ > How?"] == "faq"
-    assert [(e.question, e.answer) for e in faq_entries(doc)] == [("How?", "So.")]
 
 
 def test_params_identify_the_chunking() -> None:
