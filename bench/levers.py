@@ -6,7 +6,9 @@ Each lever is one generator configuration. For each: model load seconds, time to
 (p50), decode tokens/s (p50), tokens identical to the float32 `model.generate` baseline, and
 answer quality through the real pipeline (share of questions whose facts the answer recalls,
 and how many answers the verifier kept as generated). Writes levers.json and levers.md.
-Not part of `make bench` (it takes ~10 minutes): the figures back the defaults in generate.py.
+Not part of `make bench` (it takes ~10 minutes): the figures back the defaults of
+chatbot/generate/transformers_backend.py (the int4 levers went with the hand-written forward;
+onnx-genai is measured against transformers by `make bench`).
 """
 
 from __future__ import annotations
@@ -32,13 +34,7 @@ from chatbot.bench.stats import decode_rate, median
 from chatbot.config import Settings
 from chatbot.embedding import SentenceTransformerEmbedder
 from chatbot.evaluate import facts_recalled
-from chatbot.generate import (
-    BLOCKS_FILE,
-    TransformersGenerator,
-    bundled_gguf_path,
-    ensure_gguf_blocks,
-    resolve_model_dir,
-)
+from chatbot.generate import TransformersGenerator, resolve_model_dir
 from chatbot.pipeline import Pipeline
 
 
@@ -72,26 +68,20 @@ def hf_generate_stream(gen: TransformersGenerator) -> Callable[..., Iterator[str
 
 def build(name: str, model_dir: Path, threads: int, settings: Settings) -> TransformersGenerator:
     torch.set_num_threads(threads)
-    blocks = model_dir / BLOCKS_FILE if "int4" in name else None
     gen = TransformersGenerator(
         model_dir,
         settings.temperature,
         settings.repetition_penalty,
         threads,
         name,
-        blocks,
         decode_threads=2 if "decode2" in name else 1,
     )
-    if "noleanfwd" in name:
-        gen.runner = None
     if "bf16" in name:
         gen.model.to(torch.bfloat16)
-        gen.runner = None
     if "int8dyn" in name:
         gen.model = torch.ao.quantization.quantize_dynamic(
             gen.model, {torch.nn.Linear}, dtype=torch.qint8
         )
-        gen.runner = None
     if "hfgenerate" in name:
         gen.stream = hf_generate_stream(gen)  # type: ignore[method-assign]
     return gen
@@ -104,10 +94,6 @@ LEVERS: list[tuple[str, str, int]] = [
     ("fp32-loop", "float32, own decode loop, prefill 2 threads / decode 1", 2),
     ("bf16-loop", "bfloat16 weights and activations, own loop", 2),
     ("int8dyn-loop", "torch int8 dynamic quantization (weights+activations), own loop", 2),
-    ("int4-noleanfwd", "GGUF Q4_1 blocks on the int4 kernel, transformers forward", 2),
-    ("int4-decode2", "int4 + lean forward, decode on 2 threads", 2),
-    ("int4-prefill1", "int4 + lean forward, prefill and decode on 1 thread", 1),
-    ("int4", "kept: int4 + lean forward (fused projections, RoPE as a matmul), 2/1 threads", 2),
 ]
 
 
@@ -133,13 +119,12 @@ def main() -> None:
 
     settings = Settings()
     model_dir = Path(resolve_model_dir(settings))
-    ensure_gguf_blocks(bundled_gguf_path(), model_dir)
     work = Path(tempfile.mkdtemp(prefix="chatbot-levers-"))
     try:
         embedder = SentenceTransformerEmbedder(settings.embedding_model, settings.embed_batch_size)
         _, s = bench_index(settings, work, embedder, rounds=1)
         s = s.model_copy(update={"backend": "transformers"})
-        base = build("int4", model_dir, 2, s)
+        base = build("fp32-loop", model_dir, 2, s)
         prompts = pick_prompts(
             s, Uncached(embedder), base.count_tokens, eval_questions(), args.questions
         )

@@ -94,7 +94,9 @@ class Settings(BaseSettings):
 
     # --- generation ------------------------------------------------------------------------
     model: str = Field(BUNDLED_MODEL, description="'smollm2' (bundled), an HF id or a local path")
-    backend: Literal["auto", "transformers", "llama-cpp", "openai", "extractive"] = "auto"
+    backend: Literal["auto", "onnx-genai", "transformers", "llama-cpp", "openai", "extractive"] = (
+        "auto"
+    )
     openai_base_url: str = ""
     openai_model: str = ""
     openai_api_key: str = ""
@@ -103,13 +105,10 @@ class Settings(BaseSettings):
     max_answer_sentences: int = Field(
         2, ge=1, le=20, description="stop decoding once the answer has this many sentences"
     )
-    quantized_weights: bool = Field(
-        True, description="bundled model: run its own 4-bit GGUF blocks (3x faster decode)"
-    )
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     repetition_penalty: float = Field(1.15, ge=1.0, le=2.0)
     context_tokens: int = Field(2048, ge=256, le=131072, description="prompt + answer token budget")
-    threads: int = Field(0, ge=0, description="CPU threads for torch/llama.cpp; 0 = all cores")
+    threads: int = Field(0, ge=0, description="CPU threads of the model; 0 = all cores")
     reader_lm: bool = Field(
         False,
         description="re-rank extractive sentences by the model's query likelihood (measured: "

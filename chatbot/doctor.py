@@ -3,15 +3,14 @@
 Each check prints one line, ``ok`` / ``warn`` / ``FAIL``, what was checked and, when something is
 wrong, the command that fixes it. It must stay quick and side-effect free, so nothing is loaded:
 the embedding model's fingerprint is a hash of its weight files (exactly what the index manifest
-records), the instruct model is checked by its files and the converted cache by its marker, and
-the index is verified with the same checksums ``chatbot index`` writes. Nothing is written: the
-converted-cache location is computed the way ``chatbot.generate`` computes it, without updating
-its hash file.
+records), the instruct model is checked by its files and the converted caches by their markers,
+and the index is verified with the same checksums ``chatbot index`` writes. The backend checked
+is the one ``chatbot.generate.choose_backend`` picks for answers. Nothing is written: the cache
+locations come from ``chatbot.generate.expected_cache_dir``, which does not update the hash file.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,16 @@ from typing import cast
 import httpx
 
 from chatbot.config import BUNDLED_MODEL, Settings
+from chatbot.errors import GenerationError
+from chatbot.generate import (
+    bundled_gguf_path,
+    cache_complete,
+    choose_backend,
+    expected_cache_dir,
+    llama_cpp_available,
+    onnx_cache_dir,
+    onnx_genai_available,
+)
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 Echo = Callable[[str], object]
@@ -99,20 +108,6 @@ def check_embedding(settings: Settings) -> list[Check]:
     return [Check(OK, f"embedding model files present: {folder}")]
 
 
-def expected_cache_dir(gguf: Path, cache_root: Path) -> Path:
-    """Where ``generate.converted_cache_dir`` keeps this GGUF's conversion, computed read-only."""
-    from chatbot.corpus import path_sha256
-    from chatbot.generate import _quick_key
-
-    try:
-        known = json.loads((cache_root / "gguf-hashes.json").read_text())
-        entry = known.get(str(gguf)) or {}
-    except (OSError, ValueError, AttributeError):
-        entry = {}
-    sha = entry.get("sha256") if entry.get("quick") == _quick_key(gguf) else None
-    return cache_root / f"{gguf.stem}-{(sha or path_sha256(gguf))[:16]}"
-
-
 def _check_own_model(model: str) -> list[Check]:
     path = Path(model).expanduser()
     if path.exists():
@@ -131,47 +126,58 @@ def _check_own_model(model: str) -> list[Check]:
 
 def _check_converted_cache(gguf: Path, settings: Settings) -> list[Check]:
     """The bundled GGUF converted once into the model cache: present and complete?"""
-    from chatbot.generate import _cache_complete
-
-    out: list[Check] = []
     try:
         folder = expected_cache_dir(gguf, settings.model_cache_dir)
     except OSError as exc:
         return [Check(FAIL, f"cannot read the bundled GGUF: {exc}", "run `make setup`")]
+    return [_check_cache_folder(folder, "converted model cache", "~30 s")]
+
+
+def _check_cache_folder(folder: Path, what: str, duration: str) -> Check:
     if not folder.exists():
-        out.append(
-            Check(
-                WARN,
-                f"converted model cache missing ({folder})",
-                "nothing to do: the first answer converts it once, ~30 s "
-                '(or run `chatbot ask "What is a base model?"` now)',
-            )
+        return Check(
+            WARN,
+            f"{what} missing ({folder})",
+            f"nothing to do: the first answer builds it once, {duration} "
+            '(or run `chatbot ask "What is a base model?"` now)',
         )
-    elif not _cache_complete(folder):
-        out.append(
+    if not cache_complete(folder):
+        return Check(
+            FAIL,
+            f"{what} is incomplete or corrupted: {folder}",
+            f"delete it (`rm -rf {folder}`); the next answer builds it again ({duration})",
+        )
+    return Check(OK, f"{what} complete: {folder.name}")
+
+
+def _check_onnx(gguf: Path, settings: Settings) -> list[Check]:
+    """onnxruntime-genai imports, and its ONNX build of the GGUF (or what it is built from)."""
+    if not onnx_genai_available():
+        return [
             Check(
                 FAIL,
-                f"converted model cache is incomplete or corrupted: {folder}",
-                f"delete it (`rm -rf {folder}`); the next answer converts it again (~30 s)",
+                "backend=onnx-genai but onnxruntime-genai does not import",
+                "pip install 'onnxruntime-genai>=0.18' or set CHATBOT_BACKEND=auto",
             )
-        )
-    else:
-        out.append(Check(OK, f"converted model cache complete: {folder.name}"))
-    return out
+        ]
+    try:
+        onnx = onnx_cache_dir(expected_cache_dir(gguf, settings.model_cache_dir))
+    except OSError as exc:
+        return [Check(FAIL, f"cannot read the bundled GGUF: {exc}", "run `make setup`")]
+    if cache_complete(onnx):  # all a start needs: the float32 conversion is not read
+        return [Check(OK, f"ONNX model cache complete: {onnx.name}")]
+    return [
+        *_check_converted_cache(gguf, settings),
+        _check_cache_folder(onnx, "ONNX model cache", "~15 s"),
+    ]
 
 
 def check_instruct_model(settings: Settings) -> list[Check]:
     """The language model the settings select is available, without loading it."""
-    from chatbot.generate import (
-        GenerationError,
-        bundled_gguf_path,
-        llama_cpp_available,
-    )
-
-    backend = settings.backend
+    backend = choose_backend(settings)
     if backend == "extractive":
         return [Check(OK, "language model: none (backend=extractive, answers quote passages)")]
-    if backend == "openai" or (backend == "auto" and settings.openai_base_url):
+    if backend == "openai":
         return []  # covered by check_openai
     if settings.model != BUNDLED_MODEL:
         return _check_own_model(settings.model)
@@ -179,19 +185,18 @@ def check_instruct_model(settings: Settings) -> list[Check]:
         gguf = bundled_gguf_path()
     except GenerationError as exc:
         return [Check(FAIL, f"language model: {exc}", "run `make setup`")]
-    out = [Check(OK, f"bundled SmolLM2 GGUF present: {gguf.name}")]
-    if backend == "llama-cpp" or (backend == "auto" and llama_cpp_available()):
+    out = [Check(OK, f"bundled SmolLM2 GGUF present: {gguf.name} (backend {backend})")]
+    if backend == "onnx-genai":
+        return [*out, *_check_onnx(gguf, settings)]
+    if backend == "llama-cpp":
         if not llama_cpp_available():
-            out.append(
-                Check(
-                    FAIL,
-                    "backend=llama-cpp but llama-cpp-python is not installed",
-                    "pip install -e '.[llama-cpp]' or set CHATBOT_BACKEND=auto",
-                )
-            )
-        else:
-            out.append(Check(OK, "llama-cpp-python installed: the GGUF is used as is"))
-        return out  # llama.cpp reads the GGUF itself: no converted cache involved
+            fix = "pip install -e '.[llama-cpp]' or set CHATBOT_BACKEND=auto"
+            return [
+                *out,
+                Check(FAIL, "backend=llama-cpp but llama-cpp-python is not installed", fix),
+            ]
+        # llama.cpp reads the GGUF itself: no converted cache involved
+        return [*out, Check(OK, "llama-cpp-python installed: the GGUF is used as is")]
     return [*out, *_check_converted_cache(gguf, settings)]
 
 

@@ -92,7 +92,8 @@ def link_model_cache(cache_dir: Path, shared_models: Path) -> None:
     folder, so the conversion (~30 s) happens at most once per test session.
     """
     from chatbot.doctor import expected_cache_dir
-    from chatbot.generate import _cache_complete, bundled_gguf_path, converted_cache_dir
+    from chatbot.generate import bundled_gguf_path, converted_cache_dir
+    from chatbot.generate import cache_complete as _cache_complete
 
     models = cache_dir / "models"
     cache_dir.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ from chatbot.cli import app
 from chatbot.config import Settings
 from chatbot.doctor import FAIL, OK, WARN, Check, collect_checks, run_checks
 from chatbot.embedding import SentenceTransformerEmbedder
-from chatbot.generate import bundled_gguf_path, converted_cache_dir
+from chatbot.generate import bundled_gguf_path, choose, converted_cache_dir, onnx_cache_dir
 from chatbot.pipeline import Pipeline
 from tests.fakes import FakeEmbedder
 
@@ -248,30 +248,81 @@ def test_complete_converted_cache_is_ok(transformers_settings: Settings, gguf: P
     assert "complete" in checks[1].what
 
 
+@pytest.fixture
+def available(monkeypatch: pytest.MonkeyPatch) -> dict[str, bool]:
+    """Which optional backends import, for the backend choice and the doctor's own checks."""
+    found = {"onnx-genai": False, "llama-cpp": False}
+    for module in (choose, doctor):
+        monkeypatch.setattr(module, "onnx_genai_available", lambda: found["onnx-genai"])
+        monkeypatch.setattr(module, "llama_cpp_available", lambda: found["llama-cpp"])
+    return found
+
+
 def test_auto_backend_with_llama_cpp_needs_no_converted_cache(
-    settings: Settings, gguf: Path, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, gguf: Path, available: dict[str, bool]
 ) -> None:
-    monkeypatch.setattr("chatbot.generate.llama_cpp_available", lambda: True)
+    available["llama-cpp"] = True
     checks = doctor.check_instruct_model(settings)  # backend=auto, cache folder missing
     assert [c.status for c in checks] == [OK, OK], checks
     assert "llama-cpp-python installed" in checks[1].what
 
 
 def test_llama_cpp_backend_without_the_package_fails(
-    settings: Settings, gguf: Path, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, gguf: Path, available: dict[str, bool]
 ) -> None:
-    monkeypatch.setattr("chatbot.generate.llama_cpp_available", lambda: False)
     checks = doctor.check_instruct_model(settings.model_copy(update={"backend": "llama-cpp"}))
     assert [c.status for c in checks] == [OK, FAIL], checks
     assert "llama-cpp" in checks[1].fix
 
 
-def test_auto_backend_without_llama_cpp_checks_the_converted_cache(
-    settings: Settings, gguf: Path, monkeypatch: pytest.MonkeyPatch
+def test_auto_backend_without_onnx_or_llama_cpp_checks_the_converted_cache(
+    settings: Settings, gguf: Path, available: dict[str, bool]
 ) -> None:
-    monkeypatch.setattr("chatbot.generate.llama_cpp_available", lambda: False)
     checks = doctor.check_instruct_model(settings)
     assert [c.status for c in checks] == [OK, WARN], checks
+    assert "backend transformers" in checks[0].what
+
+
+def test_auto_backend_checks_the_onnx_build_it_will_use(
+    settings: Settings, gguf: Path, available: dict[str, bool]
+) -> None:
+    """auto picks onnxruntime-genai when it imports: both caches missing are warnings (the
+    first answer builds them); a complete ONNX build is all a start needs."""
+    available["onnx-genai"] = True
+    checks = doctor.check_instruct_model(settings)
+    assert [c.status for c in checks] == [OK, WARN, WARN], checks
+    assert "backend onnx-genai" in checks[0].what
+    assert "converted model cache missing" in checks[1].what
+    assert "ONNX model cache missing" in checks[2].what and "~15 s" in checks[2].fix
+
+    converted = converted_cache_dir(gguf, settings.model_cache_dir)
+    onnx = onnx_cache_dir(converted)
+    _fake_conversion(onnx, {"model.onnx": 4}, {"model.onnx": b"full"})
+    checks = doctor.check_instruct_model(settings)
+    assert [c.status for c in checks] == [OK, OK], checks
+    assert "ONNX model cache complete" in checks[1].what
+
+
+def test_corrupted_onnx_build_fails_with_fix(
+    settings: Settings, gguf: Path, available: dict[str, bool]
+) -> None:
+    available["onnx-genai"] = True
+    converted = converted_cache_dir(gguf, settings.model_cache_dir)
+    _fake_conversion(converted, {"model.safetensors": 5}, {"model.safetensors": b"12345"})
+    onnx = onnx_cache_dir(converted)
+    _fake_conversion(onnx, {"model.onnx.data": 1000}, {"model.onnx.data": b"trunc"})
+    checks = doctor.check_instruct_model(settings)
+    assert [c.status for c in checks] == [OK, OK, FAIL], checks
+    assert "ONNX model cache is incomplete or corrupted" in checks[2].what
+    assert f"rm -rf {onnx}" in checks[2].fix
+
+
+def test_onnx_backend_without_the_package_fails(
+    settings: Settings, gguf: Path, available: dict[str, bool]
+) -> None:
+    checks = doctor.check_instruct_model(settings.model_copy(update={"backend": "onnx-genai"}))
+    assert [c.status for c in checks] == [OK, FAIL], checks
+    assert "onnxruntime-genai" in checks[1].what and "CHATBOT_BACKEND=auto" in checks[1].fix
 
 
 def test_extractive_backend_needs_no_model(settings: Settings) -> None:
