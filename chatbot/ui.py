@@ -250,7 +250,8 @@ def create_app(
             chat_tab(settings, placeholder, preset_samples(pipe), ui)
             index_tab(rows, line + "\n\n" + format_summary(pipe), ui)
             if insights_allowed(settings):
-                wire_insights(pipe, insights_tab())
+                insights_tab(ui)
+                wire_insights(pipe, ui)
         _wire_chat(pipe, settings, ui, title)
         wire_index(pipe, ui)
         if watcher is not None:

@@ -8,7 +8,6 @@ machine alone; a public, open server never renders it.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
@@ -17,6 +16,7 @@ from chatbot.config import Settings
 from chatbot.insights import gap_report
 from chatbot.pipeline import Pipeline
 from chatbot.ui_format import escape_md
+from chatbot.ui_layout import Layout
 
 log = logging.getLogger(__name__)
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -24,33 +24,22 @@ MODES = ("lookup", "faq", "generated", "extractive", "refusal")
 GROUP_HEADERS = ["count", "example question", "kinds", "closest entry", "last asked"]
 
 
-@dataclass
-class InsightsLayout:
-    tab: Any = None
-    summary: Any = None
-    groups: Any = None
-    modes: Any = None
-    refresh: Any = None
-
-
 def insights_allowed(settings: Settings) -> bool:
     return bool(settings.auth) or settings.host in LOOPBACK
 
 
-def insights_tab() -> InsightsLayout:
-    ui = InsightsLayout()
-    with gr.Tab("Insights", id="insights") as ui.tab:
-        ui.summary = gr.Markdown("", elem_id="insights-summary")
+def insights_tab(ui: Layout) -> None:
+    with gr.Tab("Insights", id="insights") as ui.insights_tab:
+        ui.insights_summary = gr.Markdown("", elem_id="insights-summary")
         gr.Markdown("### Questions the glossary could not answer well")
-        ui.groups = gr.Dataframe(
+        ui.insights_groups = gr.Dataframe(
             headers=GROUP_HEADERS, value=[], interactive=False, elem_id="insights-gaps"
         )
         gr.Markdown("### Answers per day, by mode")
-        ui.modes = gr.Dataframe(
+        ui.insights_modes = gr.Dataframe(
             headers=["day", *MODES], value=[], interactive=False, elem_id="insights-modes"
         )
-        ui.refresh = gr.Button("Refresh", size="sm", elem_id="insights-refresh")
-    return ui
+        ui.insights_refresh = gr.Button("Refresh", size="sm", elem_id="insights-refresh")
 
 
 def insights_view(pipe: Pipeline) -> tuple[str, list[list[Any]], list[list[Any]]]:
@@ -80,7 +69,7 @@ def insights_view(pipe: Pipeline) -> tuple[str, list[list[Any]], list[list[Any]]
     return f"{head} {feedback} {gaps}", groups, modes
 
 
-def wire_insights(pipe: Pipeline, ui: InsightsLayout) -> None:
-    outputs = [ui.summary, ui.groups, ui.modes]
-    for event in (ui.tab.select, ui.refresh.click):
+def wire_insights(pipe: Pipeline, ui: Layout) -> None:
+    outputs = [ui.insights_summary, ui.insights_groups, ui.insights_modes]
+    for event in (ui.insights_tab.select, ui.insights_refresh.click):
         event(lambda: insights_view(pipe), None, outputs, api_visibility="private")

@@ -38,6 +38,11 @@ class Layout:
     turns: Any = None
     export_md: Any = None
     export_json: Any = None
+    insights_tab: Any = None
+    insights_summary: Any = None
+    insights_groups: Any = None
+    insights_modes: Any = None
+    insights_refresh: Any = None
 
 
 def chat_tab(settings: Settings, placeholder: str, presets: list[list[str]], ui: Layout) -> None:

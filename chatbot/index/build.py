@@ -163,6 +163,15 @@ def _safe_stat(path: Path) -> list[list[int]]:
 # ------------------------------------------------------------------------------ building
 
 
+@dataclass(frozen=True)
+class BuildOptions:
+    """How vectors are indexed and how often the embedding cache is flushed during a build."""
+
+    index_type: str = "auto"
+    approx_min_vectors: int = 100_000
+    cache_flush_chunks: int = 1024  # a kill loses at most this many vectors
+
+
 class Builder:
     """Writes one build folder; holds what every step needs, so each step stays short."""
 
@@ -171,18 +180,11 @@ class Builder:
         embedder: Embedder,
         chunker: Chunker,
         cache: EmbeddingCache,
-        *,
-        index_type: str,
-        approx_min_vectors: int,
-        cache_flush_chunks: int,
+        options: BuildOptions,
         progress: Progress | None = None,
     ) -> None:
-        self.embedder = embedder
-        self.chunker = chunker
-        self.cache = cache
-        self.index_type = index_type
-        self.approx_min_vectors = approx_min_vectors
-        self.cache_flush_chunks = cache_flush_chunks  # a kill loses at most this many vectors
+        self.embedder, self.chunker, self.cache = embedder, chunker, cache
+        self.options = options
         self.progress = progress
 
     def write(
@@ -193,7 +195,9 @@ class Builder:
         chunks = self.chunk(corpus.documents)
         vectors = self.vectors_for(chunks, previous, summary)
         self._report("index", 0, 1)
-        index_type = choose_index_type(self.index_type, len(vectors), self.approx_min_vectors)
+        index_type = choose_index_type(
+            self.options.index_type, len(vectors), self.options.approx_min_vectors
+        )
         write_artifacts(tmp, chunks, corpus.documents, vectors, index_type)
         summary.build_id = new_build_id()
         summary.chunks = len(chunks)
@@ -242,7 +246,7 @@ class Builder:
             return
         batch = max(1, int(getattr(self.embedder, "batch_size", 32)))
         order = sorted(range(len(chunks)), key=lambda i: len(chunks[i].embed_text()))
-        flush_every = max(batch, self.cache_flush_chunks)
+        flush_every = max(batch, self.options.cache_flush_chunks)
         for start in range(0, len(order), batch):
             part = order[start : start + batch]
             vecs = self.embedder.encode([chunks[i].embed_text() for i in part])

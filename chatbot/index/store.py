@@ -32,7 +32,14 @@ from chatbot.errors import (
     IndexUnavailable,
 )
 from chatbot.index import disk
-from chatbot.index.build import Builder, BuildSummary, Progress, plan, raise_build_error
+from chatbot.index.build import (
+    Builder,
+    BuildOptions,
+    BuildSummary,
+    Progress,
+    plan,
+    raise_build_error,
+)
 from chatbot.index.loaded import LoadedIndex, artifacts_intact, consistent, read_build
 from chatbot.index.manifest import Manifest
 from chatbot.readers import load_corpus
@@ -62,12 +69,9 @@ class IndexStore:
         cache_flush_chunks: int = 1024,
     ) -> None:
         self.dir = Path(index_dir)
-        self.embedder = embedder
-        self.chunker = chunker
-        self.index_type = index_type
-        self.approx_min_vectors = approx_min_vectors
+        self.embedder, self.chunker = embedder, chunker
         self.lock_timeout_s = lock_timeout_s
-        self.cache_flush_chunks = cache_flush_chunks  # a kill loses at most this many vectors
+        self.options = BuildOptions(index_type, approx_min_vectors, cache_flush_chunks)
 
     # ----------------------------------------------------------------------------- reading
     @property
@@ -270,9 +274,7 @@ class IndexStore:
             self.embedder,
             self.chunker,
             EmbeddingCache(self.dir / "embcache", self.embedder.fingerprint()),
-            index_type=self.index_type,
-            approx_min_vectors=self.approx_min_vectors,
-            cache_flush_chunks=self.cache_flush_chunks,
+            self.options,
             progress=progress,
         )
 
