@@ -106,6 +106,11 @@ class Settings(BaseSettings):
     max_answer_sentences: int = Field(
         2, ge=1, le=20, description="stop decoding once the answer has this many sentences"
     )
+    onnx_precision: Literal["int4", "int8"] = Field(
+        "int4",
+        description="onnx-genai weights of the bundled model, rebuilt from the GGUF: int4 decodes "
+        "fastest; int8 is 3x larger and slower but tracks the GGUF's own outputs closely",
+    )
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     repetition_penalty: float = Field(1.15, ge=1.0, le=2.0)
     context_tokens: int = Field(2048, ge=256, le=131072, description="prompt + answer token budget")

