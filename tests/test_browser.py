@@ -8,6 +8,7 @@ of the finished chat is copied to ``$CHATBOT_ARTIFACTS_DIR/screenshot.png`` when
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -290,7 +291,7 @@ def test_export_downloads_every_answer_with_its_sources(page: Any) -> None:
     with page.expect_download() as info:
         button.click()
     text = Path(info.value.path()).read_text(encoding="utf-8")
-    assert text.count("## ") == 3 and text.count("**Sources**") == 3
+    assert len(re.findall(r"^## \d\. ", text, re.M)) == 3 and text.count("**Sources**") == 3
     for q in (PRESET, "What is a foundation model?", "How are base models trained?"):
         assert q in text
     for shown in answers:  # each answer as read on screen, citations as [n]
