@@ -61,7 +61,7 @@ def _pipeline(settings: Settings) -> Pipeline:
 def _known_errors() -> tuple[type[BaseException], ...]:
     from chatbot.corpus import CorpusError
     from chatbot.embedding import EmbeddingError
-    from chatbot.generate import GenerationError
+    from chatbot.errors import GenerationError
     from chatbot.index import IndexBuildError, IndexUnavailable
     from chatbot.pipeline import InvalidQuestion
 

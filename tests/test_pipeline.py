@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from chatbot import prompt as prompt_mod
 from chatbot.config import Settings
-from chatbot.generate import GenerationError
+from chatbot.errors import GenerationError
 from chatbot.pipeline import REFUSAL, Answer, InvalidQuestion, Partial, Pipeline, clean_question
 from chatbot.presets import cached_answer, warm_presets
 from chatbot.verify import parse_citations, split_sentences
