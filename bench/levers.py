@@ -74,7 +74,6 @@ def build(name: str, model_dir: Path, threads: int, settings: Settings) -> Trans
         settings.repetition_penalty,
         threads,
         name,
-        decode_threads=2 if "decode2" in name else 1,
     )
     if "bf16" in name:
         gen.model.to(torch.bfloat16)

@@ -37,12 +37,11 @@ class TransformersGenerator:
         repetition_penalty: float = 1.15,
         threads: int = 0,
         name: str | None = None,
-        decode_threads: int = 1,
     ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        if threads:
+        if threads:  # once, at load: never changed per answer (it is process-wide)
             torch.set_num_threads(threads)
         self.name = name or Path(str(model_dir)).name
         self.temperature = temperature
@@ -56,7 +55,6 @@ class TransformersGenerator:
         self.model.eval()
         self.weights = "float32"
         self.load_seconds = time.perf_counter() - t0
-        self.decode_threads = decode_threads
         self._cache_arg = (
             "cache"
             if "cache" in inspect.signature(self.model.forward).parameters
@@ -146,9 +144,8 @@ class TransformersGenerator:
     def _decode(self, ids: Any, max_new_tokens: int, stop: threading.Event) -> Iterator[str]:
         """Prefill, then one token per step, yielding the new text as soon as it is whole.
 
-        A plain loop rather than ``model.generate``: it lets prefill (a few big matmuls) use
-        every thread and decoding (hundreds of tiny ops per token, where thread hand-offs cost
-        more than they save) use ``decode_threads``. Greedy decoding with the repetition
+        A plain loop rather than ``model.generate``, so a stop request ends it before the next
+        token and text is yielded as soon as it is whole. Greedy decoding with the repetition
         penalty over prompt and answer, as ``generate`` does; temperature > 0 samples with
         top-p 0.9.
         """
@@ -159,25 +156,19 @@ class TransformersGenerator:
         seen = ids[0].clone()
         text = IncrementalText(lambda t: str(self.tokenizer.decode(t, skip_special_tokens=True)))
         x = ids
-        threads = torch.get_num_threads()
-        try:
-            with torch.inference_mode():
-                for step in range(max_new_tokens):
-                    if stop.is_set():
-                        return
-                    logits = self._next_logits(x, cache)
-                    if step == 0 and self.decode_threads:
-                        torch.set_num_threads(self.decode_threads)
-                    token = self._pick(self._penalise(logits, seen))
-                    if token in self._eos:
-                        break
-                    seen = torch.cat([seen, torch.tensor([token])])
-                    x = torch.tensor([[token]])
-                    piece = text.add(token)
-                    if piece:
-                        yield piece
-        finally:
-            torch.set_num_threads(threads)
+        with torch.inference_mode():
+            for _ in range(max_new_tokens):
+                if stop.is_set():
+                    return
+                logits = self._next_logits(x, cache)
+                token = self._pick(self._penalise(logits, seen))
+                if token in self._eos:
+                    break
+                seen = torch.cat([seen, torch.tensor([token])])
+                x = torch.tensor([[token]])
+                piece = text.add(token)
+                if piece:
+                    yield piece
         rest = text.flush()
         if rest:
             yield rest
