@@ -39,6 +39,7 @@ class EvalItem:
     must_not_contain: tuple[str, ...] = ()
     entries: tuple[str, ...] = ()  # lookups: the entries that *are* the asked term
     forbidden: tuple[str, ...] = ()  # yes/no: phrases stating the wrong polarity
+    split: str = ""  # "dev" (tuned on) or "test" (held out): reported apart
 
 
 def load_items(path: Path) -> list[EvalItem]:
@@ -59,6 +60,7 @@ def load_items(path: Path) -> list[EvalItem]:
                     must_not_contain=tuple(d.get("must_not_contain", [])),
                     entries=tuple(d.get("entries", [])),
                     forbidden=tuple(d.get("forbidden", [])),
+                    split=str(d.get("split", "")),
                 )
             )
         except (ValueError, KeyError, TypeError) as exc:
@@ -174,6 +176,7 @@ def _answer_row(item: EvalItem, answer: Answer, seconds: float) -> dict[str, Any
         "echo": not answer.refused and len(said) <= 1,
         "seconds": round(seconds, 3),
         "answer": answer.answer,
+        "split": item.split,
     }
     if item.entries:
         first = answer.citations[0] if answer.citations else None
@@ -194,6 +197,23 @@ def _per_mode(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             if ans
             else None,
             "seconds_per_answer": round(sum(r["seconds"] for r in mine) / len(mine), 3),
+        }
+    return out
+
+
+def _per_split(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Fact recall and refusals on the dev questions (tuned on) and the held-out ones apart."""
+    out: dict[str, dict[str, Any]] = {}
+    for split in sorted({r["split"] for r in rows if r["split"]}):
+        mine = [r for r in rows if r["split"] == split]
+        ans = [r for r in mine if r["answerable"]]
+        una = [r for r in mine if not r["answerable"]]
+        out[split] = {
+            "questions": len(mine),
+            "fact_recall": round(sum(bool(r["facts_recalled"]) for r in ans) / max(1, len(ans)), 4),
+            "false_refusals": round(sum(r["refused"] for r in ans) / max(1, len(ans)), 4),
+            "refused_unanswerable": round(sum(r["refused"] for r in una) / max(1, len(una)), 4),
+            "contradictions": sum(bool(r["contradiction"]) for r in mine),
         }
     return out
 
@@ -223,6 +243,7 @@ def eval_answers(pipeline: Pipeline, items: Iterable[EvalItem]) -> dict[str, Any
         "echoes": sum(r["echo"] for r in rows),
         "modes": modes,
         "per_mode": _per_mode(rows),
+        "per_split": _per_split(rows),
         "seconds_per_answer": round(sum(r["seconds"] for r in rows) / max(1, len(rows)), 3),
         **_cited_first_summary(rows),
         "rows": rows,

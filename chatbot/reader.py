@@ -1,11 +1,17 @@
 """Answers composed from the passages' own sentences: FAQ answers, lookups, and the
 extractive answer that states the asked fact.
 
-A 135M model invents names and flips yes/no answers when it writes, but it ranks well: how likely
-the question is after a sentence (query likelihood, as in UPR) finds the sentence that answers
-it. So the extractive answer picks sentences by embedding similarity and word overlap first,
-then re-ranks the best few with the model when one is loaded, and prefers a sentence holding the
-kind of fact asked for (a name for "who", a year for "when", a number for "how many").
+The extractive answer reads each sentence of the top passages with its entry's title and
+section ("It was written by Robert Corbett" is about Bison), scores it by cosine, shared words,
+passage rank, whether the question names its entry, and whether it holds the kind of fact asked
+for (a name for "who", a year for "when", a quantity for "how many", a reason for "why"). A
+sentence *stating* that fact ("written by X", "in 1964") answers first. A second sentence is
+added only when it adds an asked-for fact: another kind the question asks for ("..., and by
+whom?"), the definition for "what is X and why ...", or question words the first lacks.
+
+A 135M model invents names and flips yes/no answers when it writes, but it can rank: how likely
+the question is after a sentence (query likelihood, as in UPR) re-ranks the candidates when a
+scorer is given (``CHATBOT_READER_LM=1``; measured, not the default).
 """
 
 from __future__ import annotations
@@ -22,12 +28,27 @@ from chatbot.embedding import Embedder
 from chatbot.retrieve import tokenize
 from chatbot.text import opening_definition, split_sentences, strip_markup
 
-AnswerType = Literal["person", "time", "number", "reason", "yesno", "other"]
+AnswerType = Literal["person", "time", "number", "reason", "yesno", "definition", "other"]
+_DEFINITION = re.compile(r"^what (?:is|are|was|were) (?:a |an |the )?\w", re.I)
 _TYPE_PATTERNS: list[tuple[AnswerType, re.Pattern[str]]] = [
-    ("person", re.compile(r"^(?:who|whom|whose)\b|\b(?:by whom|which (?:person|company))\b", re.I)),
+    (
+        "person",
+        re.compile(
+            r"^(?:who|whom|whose|by whom)\b|^(?:in |at |for |from |of )?which (?:person|people|"
+            r"company|companies|firm|organi[sz]ation|author|scientist|university)\b",
+            re.I,
+        ),
+    ),
     ("time", re.compile(r"^(?:when|(?:in )?what year|(?:in )?which year|since when)\b", re.I)),
     ("number", re.compile(r"^(?:how (?:many|much|big|large|long|fast|old|wide))\b", re.I)),
-    ("reason", re.compile(r"^(?:why|what (?:is|was) the reason|how come)\b", re.I)),
+    (
+        "reason",
+        re.compile(
+            r"^(?:why|what (?:is|was) the reason|how come|where does .* name come from)\b|"
+            r"^what (?:usually |typically |often )?causes?\b",
+            re.I,
+        ),
+    ),
     (
         "yesno",
         re.compile(
@@ -35,26 +56,70 @@ _TYPE_PATTERNS: list[tuple[AnswerType, re.Pattern[str]]] = [
         ),
     ),
 ]
+# later clauses of a question ("..., and by whom?") ask for more kinds of fact
+_CLAUSE = re.compile(
+    r"\s*(?:[,;]\s*(?:and\s+)?|\s+and\s+(?=(?:who|whom|by whom|when|why|what|"
+    r"which|how|in what|in which)\b))",
+    re.I,
+)
+_YEAR = re.compile(r"\b(?:1[5-9]\d\d|20\d\d)(?:-\d\d){0,2}s?\b")
 _HAS_TYPE: dict[AnswerType, re.Pattern[str]] = {
     "person": re.compile(
-        r"\b(?:by|from|of|at|with)\s+[A-Z][\w.-]+|(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+\s+[A-Z][a-z]+"
+        r"\b(?:by|from|of|at|with)\s+(?:the\s+)?[A-Z][\w.-]+|(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+\s+"
+        r"[A-Z][a-z]+|^(?!(?:The|A|An|In|It|Its|This|These|As|On|At|For|If|When|Unlike)\b)"
+        r"[A-Z][a-z]+\s+(?:[A-Z]\.\s*)?[A-Z][a-z]+"
     ),
     "time": re.compile(
         r"\b(?:1[5-9]\d\d|20\d\d)s?\b|\b(?:January|February|March|April|May|June|July|August|"
         r"September|October|November|December)\b"
     ),
+    # a quantity: a number (not a year or a date) followed by what it counts or measures
     "number": re.compile(
-        r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|sixteen|"
-        r"thirty-two|sixty-four|hundred|thousand|million|billion|dozen|single|double|half)\b",
+        r"(?<![\w.-])(?:\d+(?:[.,]\d+)*|two|three|four|five|six|seven|eight|nine|ten|eleven|"
+        r"twelve|sixteen|twenty|thirty-two|sixty-four|hundred|thousand|million|billion|dozen|"
+        r"double|half)(?:\s+(?:to|or|and)\s+\d+(?:[.,]\d+)*)?(?:\s+[a-zA-Z/]+|\s*%|[a-zA-Z]{1,3}\b)",
         re.I,
     ),
     "reason": re.compile(
-        r"\b(?:because|since|so that|due to|named after|in order to|as a result|reason|"
-        r"caused by|results? from|comes? from|derived from|after the)\b",
+        r"\b(?:because|since|so that|due to|owing to|named (?:after|for|from)|in order to|"
+        r"as a result|reason|caused by|results? from|comes? from|derived from|after (?:the|a|an)|"
+        r"hence|thus|therefore|so called|so-called|stands? for|play on|by analogy)\b",
         re.I,
     ),
 }
-TYPE_BONUS = 1.0  # in standard deviations of the candidates' scores
+# the fact stated as an answer: "written by Robert Corbett", "first delivered in 1964"
+_STRONG_TYPE: dict[AnswerType, re.Pattern[str]] = {
+    "person": re.compile(
+        r"\b(?:written|developed|designed|invented|created|coined|founded|built|implemented|"
+        r"introduced|proposed|produced|made|started|popularised|popularized|devised|conceived|"
+        r"defined|named|published|released|maintained|funded|led|run|owned|commissioned)\s+"
+        r"(?:[\w,-]+\s+){0,3}?by\s+(?:the\s+|a\s+)?(?:[a-z]+\s+)?[A-Z]"
+    ),
+    "time": re.compile(
+        r"\b(?:in|since|from|around|about|circa|ca\.|on|during|until|by|of)\s+(?:about\s+|"
+        r"early\s+|late\s+|mid-?|the\s+)?(?:(?:January|February|March|April|May|June|July|"
+        r"August|September|October|November|December)\s+)?(?:1[5-9]\d\d|20\d\d)"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Weights:
+    """How the cheap sentence features add up (cosine units); chosen on the dev questions."""
+
+    lexical: float = 0.5  # share of the question's words in the sentence (and its entry title)
+    lexical_yesno: float = 1.0  # a yes/no question is answered by the sentence stating it
+    rank: float = 0.06  # per rank of the passage in retrieval
+    opening: float = 0.04  # the passage's first sentence
+    named: float = 0.15  # the sentence's entry is named in the question
+    best: float = 0.0  # the sentence's entry is the best retrieved passage's
+    typed: float = 0.1  # the sentence states the asked kind of fact (half when it only holds one)
+    lm: float = 0.5  # query likelihood, in standard deviations, when a scorer is given
+    close: float = 0.15  # a second sentence scoring within this of the first is "close"
+    stated_first: bool = True  # a sentence stating the asked kind of fact answers first
+
+
+WEIGHTS = Weights()
 
 
 @runtime_checkable
@@ -64,14 +129,62 @@ class Scorer(Protocol):
     def score(self, prefixes: list[str], continuation: str) -> list[float]: ...
 
 
+_REQUEST = re.compile(
+    r"^(?:can|could|would|will) you (?:please )?(?:give|tell|explain|list|name|describe|show|"
+    r"say|summari[sz]e|define)\b",
+    re.I,
+)
+
+
+# "In functional programming, can every ...?", "Back in the 1990s, were ...?": a leading phrase
+_LEAD_PHRASE = re.compile(
+    r"^[^,?]{1,80},\s+(?=(?:is|are|was|were|can|could|does|do|did|should|will|would|has|have|"
+    r"who|whom|whose|when|why|how|what|which|in what|in which)\b)",
+    re.I,
+)
+
+
 def answer_type(question: str) -> AnswerType:
-    q = question.strip()
+    """The kind of fact asked for, read from the question sentence ("MySQL is named after
+    somebody's daughter. Whose?" asks "Whose?") after any leading phrase."""
+    sentences = [s for s in re.split(r"(?<=[.?!])\s+", question.strip()) if s]
+    q = next((s for s in sentences if s.endswith("?")), question.strip())
+    q = _LEAD_PHRASE.sub("", q)
+    if _REQUEST.match(q):  # "Could you give some examples ...?" asks for the examples
+        return "other"
     return next((t for t, p in _TYPE_PATTERNS if p.search(q)), "other")
+
+
+def asked_types(question: str) -> list[AnswerType]:
+    """Every kind of fact the question asks for, the main one first: "When was X coined, and by
+    whom?" asks for a time and a person."""
+    clauses = [c for c in _CLAUSE.split(question.strip()) if c and c.strip()]
+    kinds = [answer_type(question)]
+    for clause in clauses[1:]:
+        kind = answer_type(clause)
+        if kind not in ("yesno", "other") and kind not in kinds:
+            kinds.append(kind)
+    if len(kinds) > 1 and any(_DEFINITION.match(_LEAD_PHRASE.sub("", c)) for c in clauses):
+        kinds.append("definition")  # "What is X, and why ...?": X's definition is asked for too
+    return kinds
+
+
+def type_strength(sentence: str, kind: AnswerType) -> float:
+    """1 when the sentence states the asked kind of fact as an answer ("written by X", "in
+    1964"), 0.5 when it only holds one (a name, a year), else 0."""
+    if not holds_type(sentence, kind):
+        return 0.0
+    strong = _STRONG_TYPE.get(kind)
+    return 1.0 if strong is None or strong.search(sentence) else 0.5
 
 
 def holds_type(sentence: str, kind: AnswerType) -> bool:
     pattern = _HAS_TYPE.get(kind)
-    return True if pattern is None else bool(pattern.search(sentence))
+    if pattern is None:
+        return True
+    if kind == "number":  # "in 1985" or "1997-05-15" is a date, not an asked quantity
+        sentence = _YEAR.sub("", sentence)
+    return bool(pattern.search(sentence))
 
 
 @dataclass(frozen=True)
@@ -119,21 +232,99 @@ class _Candidate:
     pos: int  # sentence position in the passage
     text: str
     title: str
+    focus: bool  # the passage is an entry the question names
+    context: str = ""  # what the sentence is about: its entry and section ("Bison", "X, Why?")
+    best: bool = False  # from the entry of the best retrieved passage
 
 
-def _candidates(passages: Sequence[Chunk], max_passages: int) -> list[_Candidate]:
+# a lead note that is prose: "(Named from the authors' initials) An interpreted language ..."
+_LEAD_NOTE = re.compile(
+    r"^\s*(?:<[^<>]*>\s*)?\((?=[^()]*\b(?:from|after|named|analogy|play on|"
+    r"short for|stands? for)\b)([^()]{10,200})\)\s+(?=[A-Z])",
+    re.I,
+)
+_REFERENCE = re.compile(
+    r"^(?:see also|see|compare|e-mail|ftp|version|home page|unix manual page|usenet newsgroup|"
+    r"mailing list|source code|latest version)\b",
+    re.I,
+)
+
+
+# irregular verb forms the stemmer leaves apart: "Who wrote X?" is answered by "written by"
+_LEMMA = {
+    "wrote": "write", "written": "write", "made": "make", "built": "build", "began": "begin",
+    "begun": "begin", "ran": "run", "took": "take", "taken": "take", "gave": "give",
+    "given": "give", "came": "come", "chose": "choos", "chosen": "choos", "grew": "grow",
+    "grown": "grow", "sold": "sell", "bought": "buy", "led": "lead", "meant": "mean",
+    "known": "know", "knew": "know", "drew": "draw", "drawn": "draw", "held": "hold",
+}  # fmt: skip
+
+
+def _words(text: str) -> set[str]:
+    return {_LEMMA.get(t, t) for t in tokenize(text)}
+
+
+def named_in(question: str, title: str) -> bool:
+    """Does the question name this entry ("Who wrote Bison?" names "Bison", not "Bison++")?"""
+    t = " ".join(title.lower().split())
+    if len(t) < 2 or not re.search(r"\w", t):
+        return False
+    pattern = rf"(?<![\w+/-]){re.escape(t)}(?:s|es)?(?![\w+/-])"
+    return bool(re.search(pattern, " ".join(question.lower().split())))
+
+
+def _candidates(question: str, passages: Sequence[Chunk], max_passages: int) -> list[_Candidate]:
     out = []
     for i, chunk in enumerate(passages[:max_passages]):
-        for pos, s in enumerate(split_sentences(chunk.body_without_heading() or chunk.text)):
-            s = strip_markup(s)
-            if len(s.split()) >= 5 and not s.endswith("?"):
-                out.append(_Candidate(i + 1, pos, s, chunk.title))
+        focus = named_in(question, chunk.title)
+        best = chunk.doc_id == passages[0].doc_id
+        section = chunk.heading.rsplit(" > ", 1)[-1]
+        context = chunk.title if section in ("", chunk.title) else f"{chunk.title}, {section}"
+        for pos, raw in enumerate(split_sentences(chunk.body_without_heading() or chunk.text)):
+            if note := _LEAD_NOTE.match(raw):  # an etymology is an answer to "why"
+                text = note.group(1).strip().rstrip(".") + "."
+                if len(text.split()) >= 4:
+                    out.append(_Candidate(i + 1, pos, text, chunk.title, focus, context, best))
+            s = strip_markup(raw)
+            if len(s.split()) >= 5 and not s.endswith("?") and not _REFERENCE.match(s):
+                out.append(_Candidate(i + 1, pos, s, chunk.title, focus, context, best))
     return out
 
 
 def _zscore(values: np.ndarray) -> np.ndarray:
     spread = float(values.std())
     return (values - values.mean()) / spread if spread > 1e-9 else values * 0.0
+
+
+def _base_scores(
+    question: str, cands: list[_Candidate], embedder: Embedder | None, kind: AnswerType, w: Weights
+) -> np.ndarray:
+    """Cheap scores: cosine of the sentence read with its entry's title and section, shared
+    words (the title's count as the sentence's: "It was written by ..." is about the entry),
+    the passage's retrieval rank, whether the question names the sentence's entry, and whether
+    the sentence holds the asked kind of fact."""
+    q_tokens = _words(_LEAD_PHRASE.sub("", question.strip()))
+    lexical = np.array(
+        [len(q_tokens & _words(f"{c.context} {c.text}")) / max(1, len(q_tokens)) for c in cands]
+    )
+    if embedder is not None:
+        vecs = embedder.encode([question] + [f"{c.context}: {c.text}" for c in cands])
+        semantic = vecs[1:] @ vecs[0]
+    else:
+        semantic = np.zeros(len(cands))
+    last = max(c.n for c in cands)
+    prior = np.array(
+        [
+            w.rank * (last - c.n)
+            + w.opening * (c.pos == 0)
+            + w.named * c.focus
+            + w.best * c.best
+            + w.typed * type_strength(c.text, kind)
+            for c in cands
+        ]
+    )
+    lex_weight = w.lexical_yesno if kind == "yesno" else w.lexical
+    return np.asarray(semantic + lex_weight * lexical + prior, dtype=float)
 
 
 def extractive_answer(
@@ -143,60 +334,64 @@ def extractive_answer(
     max_sentences: int = 2,
     max_passages: int = 3,
     scorer: Scorer | None = None,
-    rerank: int = 6,
+    rerank: int = 8,
+    weights: Weights | None = None,
 ) -> Extract:
-    """The passage sentences that best answer the question, each with its citation.
+    """The passage sentence that answers the question, then one more only when it adds an
+    asked-for fact, each with its citation.
 
-    Cheap scores (cosine, shared words, passage rank) pick ``rerank`` candidates; the model's
-    query likelihood re-ranks them when a scorer is given. A second sentence is added only when
-    it scores close to the first, or holds the asked kind of fact the first lacks.
+    Cheap scores (cosine, shared words, passage rank, the named entry, the asked kind of fact)
+    pick ``rerank`` candidates; the model's query likelihood re-ranks them when a scorer is
+    given.
     """
-    cands = _candidates(passages, max_passages)
+    w = weights or WEIGHTS
+    cands = _candidates(question, passages, max_passages)
     if not cands:
         return Extract("", [])
-    q_tokens = set(tokenize(question))
-    lexical = np.array(
-        [len(q_tokens & set(tokenize(c.text))) / max(1, len(q_tokens)) for c in cands]
-    )
-    if embedder is not None:
-        vecs = embedder.encode([question] + [c.text for c in cands])
-        semantic = vecs[1:] @ vecs[0]
-    else:
-        semantic = np.zeros(len(cands))
-    rank_bonus = np.array(
-        [0.06 * (max_passages - c.n) + (0.04 if c.pos == 0 else 0) for c in cands]
-    )
-    base = semantic + 0.5 * lexical + rank_bonus
-    kind = answer_type(question)
+    kinds = asked_types(question)
+    base = _base_scores(question, cands, embedder, kinds[0], w)
     top = [int(i) for i in np.argsort(-base, kind="stable")[: max(1, rerank)]]
-    if kind in _HAS_TYPE:  # the sentence holding the asked kind of fact may rank low on words
-        top += [
-            i for i, c in enumerate(cands) if c.n <= 2 and i not in top and holds_type(c.text, kind)
-        ]
-    score = _zscore(base[top])
+    score = base[top]
     if scorer is not None and len(top) > 1:
         prefixes = [f"Passage ({cands[i].title}): {cands[i].text}\nQuestion:" for i in top]
         lm = np.array(scorer.score(prefixes, " " + question))
-        score = 0.5 * score + _zscore(lm)
-    typed = np.array([holds_type(cands[i].text, kind) for i in top])
-    if kind in _HAS_TYPE and typed.any():
-        score = score + TYPE_BONUS * typed
-    chosen = _choose(score, typed, [cands[i].text for i in top], max_sentences)
-    picked = sorted((cands[top[c]] for c in chosen), key=lambda c: (c.n, c.pos))
+        spread = max(float(score.std()), 0.05)  # the model's z-score in the cheap scores' units
+        score = score + w.lm * spread * _zscore(lm)
+    chosen = _choose(question, [cands[i] for i in top], score, kinds, max_sentences, w)
+    picked = [cands[top[c]] for c in chosen]
     parts = [f"{c.text} [{c.n}]" for c in picked]
     return Extract(" ".join(parts), list(dict.fromkeys(c.n for c in picked)))
 
 
-def _choose(score: np.ndarray, typed: np.ndarray, texts: list[str], limit: int) -> list[int]:
+def _choose(
+    question: str,
+    cands: list[_Candidate],
+    score: np.ndarray,
+    kinds: list[AnswerType],
+    limit: int,
+    w: Weights,
+) -> list[int]:
+    """The best sentence, then another only when it adds what the first lacks: a kind of fact
+    the question asks for, or (scoring close to the first) question words the first lacks."""
     order = [int(i) for i in np.argsort(-score, kind="stable")]
-    chosen = [order[0]]
-    for idx in order[1:]:
+    pool = order
+    if w.stated_first and kinds[0] in _STRONG_TYPE:  # "written by X" answers "who" first
+        pool = [i for i in order if type_strength(cands[i].text, kinds[0]) == 1.0] or order
+    first = cands[pool[0]]
+    chosen = [pool[0]]
+    asked = _words(question) - _words(first.title)
+    covered = asked & _words(first.text)
+    for idx in order:
         if len(chosen) >= limit:
             break
-        if texts[idx] in (texts[c] for c in chosen):
+        c = cands[idx]
+        if c.text in (cands[i].text for i in chosen):
             continue
-        close = score[idx] >= score[chosen[0]] - 1.0
-        fills_type = bool(typed[idx]) and not any(typed[c] for c in chosen)
-        if close or fills_type:
+        adds_kind = any(
+            k in _HAS_TYPE and holds_type(c.text, k) and not holds_type(first.text, k)
+            for k in kinds
+        ) or ("definition" in kinds and c.pos == 0 < first.pos and c.title == first.title)
+        adds_words = bool((asked & _words(c.text)) - covered)
+        if adds_kind or (score[idx] >= score[chosen[0]] - w.close and adds_words):
             chosen.append(idx)
     return chosen

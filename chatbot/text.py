@@ -14,10 +14,10 @@ CITATION = re.compile(r"\[(\s*\d+\s*(?:[,;]\s*\d+\s*)*)\]")
 LEADING_CITATIONS = re.compile(r"^(?:\[\s*\d+\s*(?:[,;]\s*\d+\s*)*\]\s*)+")
 # A sentence ends at . ! ? (plus closing quotes/brackets) before a capital, digit or quote; a
 # blank line or a list item / heading line also ends one. Other newlines are soft wraps.
-# Abbreviations ("e.g.", "i.e.", an initial such as "J.") do not end a sentence.
+# Abbreviations ("e.g.", "i.e.", an initial such as "J." or "D.A.", "U.S.") do not end a sentence.
 _SENTENCE = re.compile(
     r"(?<!\be\.g\.)(?<!\bi\.e\.)(?<!\bcf\.)(?<!\bvs\.)(?<!\bc\.f\.)(?<!\bDr\.)(?<!\bMr\.)"
-    r"(?<!\bSt\.)(?<!\bNo\.)(?<!\s[A-Z]\.)(?<=[.!?])[\"')\]]*\s+(?=[A-Z0-9\"'(\[])"
+    r"(?<!\bSt\.)(?<!\bNo\.)(?<!\s[A-Z]\.)(?<![A-Z]\.[A-Z]\.)(?<=[.!?])[\"')\]]*\s+(?=[A-Z0-9\"'(\[])"
     r"|\n\s*\n+|\n(?=\s*(?:[-*•]\s|\d+\.\s|#))"
 )
 _SOFT_WRAP = re.compile(r"(?<!\n)\n(?![\n\s]*(?:[-*•]\s|\d+\.\s|#|\n))")
@@ -29,6 +29,9 @@ _LEADING_ABBREVIATION = re.compile(r"^\s*\([^()]{1,200}\)\s+(?=[A-Z])")
 _DATE_NOTE = re.compile(r"\(\d{4}-\d{2}-\d{2}\)")
 _CROSS_REFERENCE = re.compile(r"\{([A-Za-z0-9][^{}\n]{0,80}?)\}")  # FOLDOC's "{Java}" -> "Java"
 _SOURCE_NOTE = re.compile(r"\[(?:[A-Z][\w .,'&-]{1,60})\]\.?")
+# contact and download notes: "<dongarra@cs.utk.edu>", "(ftp://netlib.att.com/...)"
+_EMAIL = re.compile(r"\s*<[^<>\s@]+@[^<>\s]+>")
+_LINK = re.compile(r"\s*\((?:https?|ftp)://[^()\s]*\)|\s*\b(?:https?|ftp)://\S+")
 _MD_PREFIX = re.compile(r"^\s*(?:[-*•]\s+|\d+\.\s+|#+\s+)")
 
 
@@ -61,15 +64,18 @@ def parse_citations(text: str) -> list[int]:
 
 
 def strip_markup(text: str) -> str:
-    """Prose only: no category tags, pronunciations, source notes, dates or Markdown emphasis."""
+    """Prose only: no category tags, pronunciations, source notes, dates, e-mail addresses, links
+    or Markdown emphasis."""
     text = _CATEGORY.sub("", text)
     text = _PRONUNCIATION.sub("", text)
     text = _LEADING_ABBREVIATION.sub("", text)
     text = _DATE_NOTE.sub("", text)
     text = _CROSS_REFERENCE.sub(r"\1", text)
     text = _SOURCE_NOTE.sub("", text)
+    text = _LINK.sub("", _EMAIL.sub("", text))
     text = _MD_PREFIX.sub("", text).replace("**", "")
-    return re.sub(r"[ \t]{2,}", " ", text).strip()
+    text = re.sub(r"[ \t]{2,}", " ", text)
+    return re.sub(r"\s+([.,;:!?])", r"\1", text).strip()
 
 
 def without_headings(text: str) -> str:

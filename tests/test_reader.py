@@ -1,0 +1,195 @@
+"""The extractive answer states the asked fact: typed questions, the answering sentence first, a
+second sentence only when it adds an asked-for fact, and no dictionary markup in the answer.
+
+Passages are small hand-made glossary entries; the embedder is the hashed bag of words (or none),
+so what is pinned is the composition, not a model's judgement.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from chatbot.chunking import Chunk
+from chatbot.reader import (
+    Weights,
+    answer_type,
+    asked_types,
+    extractive_answer,
+    holds_type,
+    named_in,
+    type_strength,
+)
+from chatbot.text import split_sentences, strip_markup
+from tests.fakes import FakeEmbedder
+
+
+def entry(title: str, body: str, n: int = 0, heading: str = "") -> Chunk:
+    text = f"# {title}\n\n{body}"
+    return Chunk(f"{title}#{n}", title, title, heading or title, text, 0, len(text), "text")
+
+
+BISON = entry(
+    "Bison",
+    "<tool> GNU's replacement for the yacc parser generator. Bison runs under Unix and on "
+    "Atari computers. It was written by Robert Corbett. You can use the output files without "
+    "restriction. FTP GNU.org (ftp://ftp.gnu.org/gnu/bison/). E-mail: <bug-bison@gnu.org>.",
+)
+BISON_PP = entry("Bison++", "GNU's Yacc parser generator retargeted to C++ by Alain Coetmeur.", n=1)
+
+
+# ------------------------------------------------------------------------------ question kinds
+@pytest.mark.parametrize(
+    ("question", "kinds"),
+    [
+        ("Who wrote Bison?", ["person"]),
+        ("Which companies came up with the ACPI standard?", ["person"]),
+        ("When was refuctoring coined, and by whom?", ["time", "person"]),
+        ("Who coined the word, and why did he not use the old term?", ["person", "reason"]),
+        ("MySQL is named after somebody's daughter. Whose?", ["person"]),
+        ("In functional programming, can every function be listless?", ["yesno"]),
+        ("Back in the mid-1990s, were mind mice accurate enough?", ["yesno"]),
+        ("As of 1997, how much data could a DLT cartridge hold?", ["number"]),
+        ("Could you give some examples of open-weight models?", ["other"]),
+        ("What is a space leak and what usually causes one?", ["other", "reason", "definition"]),
+        ("What is a space leak?", ["other"]),
+    ],
+)
+def test_the_kinds_of_fact_a_question_asks_for(question: str, kinds: list[str]) -> None:
+    assert asked_types(question) == kinds
+    assert answer_type(question) == kinds[0]
+
+
+def test_a_stated_fact_is_stronger_than_a_held_one() -> None:
+    assert type_strength("It was written by Robert Corbett.", "person") == 1.0
+    assert (
+        type_strength("Bison will no longer apply the GNU General Public License.", "person") == 0.5
+    )
+    assert type_strength("Bison runs under Unix.", "person") == 0.0
+    assert type_strength("A mainframe first delivered in 1964.", "time") == 1.0
+    assert type_strength("Gene Amdahl is acknowledged as the chief architect.", "person") == 0.5
+
+
+def test_a_year_or_a_date_is_not_an_asked_quantity() -> None:
+    assert not holds_type("A standard from December 1985, revised on 1997-05-15.", "number")
+    assert holds_type("It has 64 KB of RAM.", "number")
+    assert holds_type("There are four levels, A, B, C and D.", "number")
+    assert holds_type("It stores 35 gigabytes on a single cartridge.", "number")
+
+
+def test_an_entry_is_named_only_by_its_whole_title() -> None:
+    assert named_in("Who wrote Bison, the parser generator?", "Bison")
+    assert not named_in("Who wrote Bison, the parser generator?", "Bison++")
+    assert named_in("Who invented Petri nets?", "Petri net")
+    assert not named_in("Is C-Prolog free?", "C")
+
+
+# ------------------------------------------------------------------------------ composition
+@pytest.mark.parametrize("embedder", [None, FakeEmbedder()])
+def test_who_is_answered_by_the_sentence_naming_the_author(embedder: FakeEmbedder | None) -> None:
+    """The definition shares most words with the question ("GNU parser generator ... yacc"),
+    but only "It was written by Robert Corbett" answers "who"; the irregular "wrote"/"written"
+    count as the same word."""
+    question = "Who wrote Bison, the GNU parser generator meant to replace yacc?"
+    ext = extractive_answer(question, [BISON, BISON_PP], embedder)
+    assert ext.text.startswith("It was written by Robert Corbett. [1]")
+    assert "Coetmeur" not in ext.text
+
+
+def test_the_answering_sentence_comes_first_even_when_it_comes_later() -> None:
+    kc = entry(
+        "KC85/4",
+        "The KC85/4 was the last commercial home computer from East Germany. "
+        "It was sold to schools and hobbyists across the country for years. "
+        "It runs at 1.77 MHz, has 64 KB of RAM and uses a Z80 clone CPU.",
+    )
+    ext = extractive_answer("How much RAM did the KC85/4 have?", [kc], FakeEmbedder())
+    assert ext.text.startswith("It runs at 1.77 MHz, has 64 KB of RAM")
+
+
+def test_a_second_sentence_only_when_it_adds_an_asked_for_fact() -> None:
+    word = entry(
+        "refuctoring",
+        "A joke word for making code worse while claiming to improve it. "
+        "The word was first heard in a London pub in 2002. "
+        "It was coined by Jason Gorman, a software trainer. "
+        "Refuctoring is popular in talks about code quality and maintenance.",
+    )
+    both = extractive_answer("When was refuctoring coined, and by whom?", [word], FakeEmbedder())
+    assert "2002" in both.text and "Gorman" in both.text
+    assert both.text.index("2002") < both.text.index("Gorman")  # the main kind first
+    one = extractive_answer("When was the word refuctoring first heard?", [word], FakeEmbedder())
+    assert one.text == "The word was first heard in a London pub in 2002. [1]"
+
+
+def test_what_is_x_and_why_adds_the_definition() -> None:
+    leak = entry(
+        "space leak",
+        "A data structure which grows bigger, or lives longer, than might be expected. "
+        "Such unexpected memory use can make a program run out of heap. "
+        "Space leaks in functional programs usually result from excessive laziness.",
+    )
+    question = "In functional programming, what is a space leak and what usually causes one?"
+    ext = extractive_answer(question, [leak], FakeEmbedder())
+    assert "laziness" in ext.text and "grows bigger" in ext.text
+    assert ext.text.startswith("Space leaks in functional programs usually result")
+
+
+def test_a_lead_etymology_note_can_answer_why() -> None:
+    term = entry(
+        "zorp",
+        "<language> (Named from the inventors' initials) A text processing language with "
+        "associative arrays and field-oriented processing of input lines.",
+    )
+    ext = extractive_answer("Why is the zorp language called zorp?", [term], FakeEmbedder())
+    assert "Named from the inventors' initials. [1]" in ext.text
+    assert "(Named" not in ext.text
+
+
+def test_the_section_heading_is_read_with_the_sentence() -> None:
+    """Two sections with the same sentence shapes: the heading tells which one is asked."""
+    faq = entry(
+        "Base Model",
+        "They give researchers full flexibility to adapt models to their own needs.",
+        n=1,
+        heading="Base Model > FAQ > Why do companies release base models?",
+    )
+    other = entry(
+        "Base Model",
+        "They give teams a way to explain why a system behaves the way it does.",
+        n=2,
+        heading="Base Model > Explained",
+    )
+    question = "Why would a company release its base model?"
+    ext = extractive_answer(question, [other, faq], FakeEmbedder(), max_sentences=1)
+    assert "flexibility" in ext.text
+
+
+def test_reference_lines_links_and_addresses_never_answer() -> None:
+    ext = extractive_answer("Where can I download Bison by FTP?", [BISON], None)
+    assert "ftp://" not in ext.text and "@" not in ext.text
+    assert not ext.text.startswith("FTP")
+
+
+def test_weights_are_a_parameter() -> None:
+    """A scorer-free, typed-bonus-free reader falls back to shared words and rank."""
+    flat = Weights(typed=0.0, named=0.0)
+    ext = extractive_answer("Who wrote Bison?", [BISON], None, weights=flat, max_sentences=1)
+    assert ext.text.startswith("It was written by Robert Corbett")  # "wrote" ~ "written"
+
+
+# ------------------------------------------------------------------------------ text helpers
+def test_initials_and_abbreviations_do_not_end_a_sentence() -> None:
+    text = "Developed by D. Weinreb and D.A. Moon in 1980. An arm of the U.S. Army. Done."
+    assert split_sentences(text) == [
+        "Developed by D. Weinreb and D.A. Moon in 1980.",
+        "An arm of the U.S. Army.",
+        "Done.",
+    ]
+
+
+def test_addresses_and_links_are_not_prose() -> None:
+    assert (
+        strip_markup("Written by Jack Dongarra <dongarra@cs.utk.edu> in Fortran.")
+        == "Written by Jack Dongarra in Fortran."
+    )
+    assert strip_markup("Mesa (http://mesa3d.org/) is a free OpenGL.") == "Mesa is a free OpenGL."
