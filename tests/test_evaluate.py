@@ -226,3 +226,33 @@ def test_answer_rows_count_contradictions_questions_and_echoes() -> None:
     assert good["facts_recalled"] and not good["echo"] and not good["contradiction"]
     modes = _per_mode([wrong, asked, good])
     assert modes["extractive"]["fact_recall"] == 0.5 and modes["generated"]["answers"] == 1
+
+
+def test_dev_and_held_out_questions_are_reported_apart(tmp_path: Path) -> None:
+    from chatbot.answer import Answer
+    from chatbot.evaluate import _answer_row, _per_split
+
+    path = write_jsonl(
+        tmp_path / "e.jsonl",
+        [
+            {"id": "d", "question": "Who?", "answerable": True, "facts": [["Ada"]], "split": "dev"},
+            {
+                "id": "t",
+                "question": "When?",
+                "answerable": True,
+                "facts": [["1964"]],
+                "split": "test",
+            },
+            {"id": "u", "question": "Huh?", "answerable": False, "split": "test"},
+        ],
+    )
+    dev, test, una = load_items(path)
+    assert (dev.split, test.split, una.split) == ("dev", "test", "test")
+
+    def row(it: EvalItem, text: str, refused: bool = False) -> dict[str, Any]:
+        return _answer_row(it, Answer(it.question, text, refused, [], [], {}, "extractive"), 0.1)
+
+    rows = [row(dev, "Written by Ada [1]."), row(test, "In 1970 [1]."), row(una, "", True)]
+    splits = _per_split(rows)
+    assert splits["dev"]["fact_recall"] == 1.0 and splits["test"]["fact_recall"] == 0.0
+    assert splits["test"]["refused_unanswerable"] == 1.0 and splits["dev"]["questions"] == 1
