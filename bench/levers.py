@@ -35,6 +35,7 @@ from chatbot.config import Settings
 from chatbot.embedding import SentenceTransformerEmbedder
 from chatbot.evaluate import facts_recalled
 from chatbot.generate import TransformersGenerator, resolve_model_dir
+from chatbot.generate.base import GenerationOptions
 from chatbot.pipeline import Pipeline
 
 
@@ -68,13 +69,8 @@ def hf_generate_stream(gen: TransformersGenerator) -> Callable[..., Iterator[str
 
 def build(name: str, model_dir: Path, threads: int, settings: Settings) -> TransformersGenerator:
     torch.set_num_threads(threads)
-    gen = TransformersGenerator(
-        model_dir,
-        settings.temperature,
-        settings.repetition_penalty,
-        threads,
-        name,
-    )
+    options = GenerationOptions(settings.temperature, settings.repetition_penalty, threads)
+    gen = TransformersGenerator(model_dir, options, name=name)
     if "bf16" in name:
         gen.model.to(torch.bfloat16)
     if "int8dyn" in name:

@@ -46,7 +46,12 @@ from chatbot.generate import (
     onnx_genai,
     resolve_model_dir,
 )
-from chatbot.generate.base import IncrementalText, mean_logprob, threaded_stream
+from chatbot.generate.base import (
+    GenerationOptions,
+    IncrementalText,
+    mean_logprob,
+    threaded_stream,
+)
 from chatbot.generate.onnx_genai import resolve_onnx_dir
 
 MESSAGES = [{"role": "user", "content": "What is a base model?"}]
@@ -334,7 +339,7 @@ class Recorder:
     fail_from_settings: ClassVar[bool] = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        Recorder.calls.append(args)
+        Recorder.calls.append((*args, *kwargs.values()))
         self.name = "recorder"
 
     @classmethod
@@ -373,9 +378,9 @@ def test_auto_prefers_llama_cpp_over_transformers_on_the_bundled_gguf(
 ) -> None:
     available["llama-cpp"] = True
     create_generator(make_settings(tmp_path, context_tokens=1024))
-    ((gguf, n_ctx, *_),) = recorder.calls
+    ((gguf, options, n_ctx),) = recorder.calls
     assert gguf == bundled_gguf_path()
-    assert n_ctx == 1024
+    assert n_ctx == 1024 and options.threads >= 1
 
 
 def test_explicit_llama_cpp_with_a_custom_gguf(tmp_path: Path, recorder: type[Recorder]) -> None:
@@ -749,7 +754,7 @@ class FakeOg(types.ModuleType):
 def fake_onnx(monkeypatch: pytest.MonkeyPatch, reply: str, **kw: Any) -> tuple[Any, FakeOg]:
     og = FakeOg(reply)
     monkeypatch.setitem(sys.modules, "onnxruntime_genai", og)
-    return OnnxGenaiGenerator(Path("/models/x"), **kw), og
+    return OnnxGenaiGenerator(Path("/models/x"), GenerationOptions(**kw)), og
 
 
 def test_onnx_generator_streams_the_reply_and_stops_at_eos(
@@ -869,7 +874,9 @@ def test_transformers_decoding_equals_model_generate(tiny_model_dir: Path) -> No
     produces exactly what transformers' greedy ``generate`` produces."""
     import torch
 
-    gen = TransformersGenerator(tiny_model_dir, repetition_penalty=1.3, name="tiny")
+    gen = TransformersGenerator(
+        tiny_model_dir, GenerationOptions(repetition_penalty=1.3), name="tiny"
+    )
     ids = gen.tokenizer(gen.render(MESSAGES), return_tensors="pt").input_ids
     with torch.inference_mode():
         out = gen.model.generate(

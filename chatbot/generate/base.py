@@ -10,14 +10,30 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from chatbot.config import Settings
 from chatbot.errors import GenerationError
 
 Message = dict[str, str]
 BUNDLED_NAME = "SmolLM2-135M-Instruct"
 STALL_SECONDS = 120.0  # no piece for this long: the generation is given up
 SCORE_PREFIX_TOKENS = 400  # a scored prefix keeps its last this many tokens
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    """The settings every local backend decodes with; one object, so no backend takes a row
+    of floats side by side."""
+
+    temperature: float = 0.0
+    repetition_penalty: float = 1.15
+    threads: int = 0  # 0 = every core; set once, when the model is loaded
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GenerationOptions:
+        return cls(settings.temperature, settings.repetition_penalty, settings.effective_threads())
 
 
 @runtime_checkable

@@ -12,7 +12,7 @@ from typing import Literal
 
 from chatbot.config import BUNDLED_MODEL, Settings
 from chatbot.errors import GenerationError
-from chatbot.generate.base import Generator
+from chatbot.generate.base import GenerationOptions, Generator
 from chatbot.generate.llamacpp_backend import LlamaCppGenerator, llama_cpp_available
 from chatbot.generate.model_cache import bundled_gguf_path
 from chatbot.generate.onnx_genai import OnnxGenaiGenerator, onnx_genai_available
@@ -49,19 +49,14 @@ def create_generator(settings: Settings) -> Generator | None:
         return OpenAIGenerator(
             settings.openai_base_url,
             settings.openai_model,
-            settings.openai_api_key,
-            settings.temperature,
-            settings.openai_timeout_s,
+            api_key=settings.openai_api_key,
+            temperature=settings.temperature,
+            timeout_s=settings.openai_timeout_s,
         )
     if backend == "llama-cpp":
         gguf = bundled_gguf_path() if settings.model == BUNDLED_MODEL else Path(settings.model)
-        return LlamaCppGenerator(
-            gguf,
-            settings.context_tokens,
-            settings.effective_threads(),
-            settings.temperature,
-            settings.repetition_penalty,
-        )
+        options = GenerationOptions.from_settings(settings)
+        return LlamaCppGenerator(gguf, options, n_ctx=settings.context_tokens)
     if backend == "onnx-genai":
         try:
             return OnnxGenaiGenerator.from_settings(settings)

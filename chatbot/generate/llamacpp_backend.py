@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from chatbot.errors import GenerationError
-from chatbot.generate.base import Message
+from chatbot.generate.base import GenerationOptions, Message
 
 
 class LlamaCppGenerator:
@@ -20,23 +20,25 @@ class LlamaCppGenerator:
     def __init__(
         self,
         gguf: Path,
+        options: GenerationOptions | None = None,
+        *,
         n_ctx: int = 2048,
-        threads: int = 0,
-        temperature: float = 0.0,
-        repetition_penalty: float = 1.15,
     ) -> None:
+        opts = options or GenerationOptions()
         from llama_cpp import Llama
 
         t0 = time.perf_counter()
         # typed Any: llama-cpp-python's stubs exist only when it is installed, and this file
         # must type-check either way
         self.llm: Any = Llama(
-            model_path=str(gguf), n_ctx=n_ctx, n_threads=threads or os.cpu_count(), verbose=False
+            model_path=str(gguf),
+            n_ctx=n_ctx,
+            n_threads=opts.threads or os.cpu_count(),
+            verbose=False,
         )
         self.load_seconds = time.perf_counter() - t0
         self.name = f"llama.cpp:{gguf.stem}"
-        self.temperature = temperature
-        self.repetition_penalty = repetition_penalty
+        self.temperature, self.repetition_penalty = opts.temperature, opts.repetition_penalty
         self._lock = threading.Lock()
 
     def count_tokens(self, text: str) -> int:

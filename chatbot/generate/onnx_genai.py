@@ -35,6 +35,7 @@ from chatbot.errors import GenerationError
 from chatbot.generate.base import (
     BUNDLED_NAME,
     SCORE_PREFIX_TOKENS,
+    GenerationOptions,
     Message,
     mean_logprob,
     threaded_stream,
@@ -43,6 +44,7 @@ from chatbot.generate.model_cache import (
     bundled_gguf_path,
     cache_complete,
     converted_cache_dir,
+    load_or_rebuild,
     onnx_cache_dir,
     publish_folder,
     resolve_model_dir,
@@ -128,20 +130,21 @@ class OnnxGenaiGenerator:
     def __init__(
         self,
         folder: Path,
-        temperature: float = 0.0,
-        repetition_penalty: float = 1.15,
-        threads: int = 0,
+        options: GenerationOptions | None = None,
+        *,
         name: str | None = None,
         weights: str = "onnx",
     ) -> None:
+        opts = options or GenerationOptions()
+        threads = opts.threads
         t0 = time.perf_counter()
         try:
             import onnxruntime_genai as og
 
             config = og.Config(str(folder))
             if threads:  # once, for the session: every later call runs on this pool
-                options = {"intra_op_num_threads": threads, "inter_op_num_threads": 1}
-                config.overlay(json.dumps({"model": {"decoder": {"session_options": options}}}))
+                pool = {"intra_op_num_threads": threads, "inter_op_num_threads": 1}
+                config.overlay(json.dumps({"model": {"decoder": {"session_options": pool}}}))
             self.model: Any = og.Model(config)
             self.tokenizer: Any = og.Tokenizer(self.model)
         except Exception as exc:  # missing/damaged files, a foreign folder
@@ -150,8 +153,7 @@ class OnnxGenaiGenerator:
         self.load_seconds = time.perf_counter() - t0
         self.name = name or folder.name
         self.weights = weights
-        self.temperature = temperature
-        self.repetition_penalty = repetition_penalty
+        self.temperature, self.repetition_penalty = opts.temperature, opts.repetition_penalty
         self._eos = {int(t) for t in self.tokenizer.eos_token_ids}
         self._bos = int(self.tokenizer.bos_token_id)
         self._lock = threading.Lock()  # one generation at a time: 2 cores, no gain from more
@@ -161,26 +163,13 @@ class OnnxGenaiGenerator:
         bundled = settings.model == BUNDLED_MODEL
         name = BUNDLED_NAME if bundled else settings.model
 
-        def load(folder: Path) -> OnnxGenaiGenerator:
-            return cls(
-                folder,
-                settings.temperature,
-                settings.repetition_penalty,
-                settings.effective_threads(),
-                name,
-                f"onnx-{settings.onnx_precision}" if bundled else "onnx",
-            )
+        weights = f"onnx-{settings.onnx_precision}" if bundled else "onnx"
+        options = GenerationOptions.from_settings(settings)
 
-        folder = resolve_onnx_dir(settings)
-        try:
-            return load(folder)
-        except GenerationError:
-            if not bundled:
-                raise
-            # a build that passed the size check but fails to load: build it again, once
-            log.warning("ONNX model cache %s failed to load: building it again", folder)
-            shutil.rmtree(folder, ignore_errors=True)
-            return load(resolve_onnx_dir(settings))
+        def load(folder: Path | str) -> OnnxGenaiGenerator:
+            return cls(Path(folder), options, name=name, weights=weights)
+
+        return load_or_rebuild(load, lambda: resolve_onnx_dir(settings), bundled=bundled)
 
     def _encode(self, text: str) -> list[int]:
         return [int(t) for t in self.tokenizer.encode(text)]

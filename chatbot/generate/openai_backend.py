@@ -19,6 +19,7 @@ class OpenAIGenerator:
         self,
         base_url: str,
         model: str,
+        *,
         api_key: str = "",
         temperature: float = 0.0,
         timeout_s: float = 60.0,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -18,11 +17,12 @@ from chatbot.errors import GenerationError
 from chatbot.generate.base import (
     BUNDLED_NAME,
     SCORE_PREFIX_TOKENS,
+    GenerationOptions,
     IncrementalText,
     Message,
     threaded_stream,
 )
-from chatbot.generate.model_cache import resolve_model_dir
+from chatbot.generate.model_cache import load_or_rebuild, resolve_model_dir
 
 log = logging.getLogger(__name__)
 
@@ -33,19 +33,18 @@ class TransformersGenerator:
     def __init__(
         self,
         model_dir: Path | str,
-        temperature: float = 0.0,
-        repetition_penalty: float = 1.15,
-        threads: int = 0,
+        options: GenerationOptions | None = None,
+        *,
         name: str | None = None,
     ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        if threads:  # once, at load: never changed per answer (it is process-wide)
-            torch.set_num_threads(threads)
+        opts = options or GenerationOptions()
+        if opts.threads:  # once, at load: never changed per answer (it is process-wide)
+            torch.set_num_threads(opts.threads)
         self.name = name or Path(str(model_dir)).name
-        self.temperature = temperature
-        self.repetition_penalty = repetition_penalty
+        self.temperature, self.repetition_penalty = opts.temperature, opts.repetition_penalty
         t0 = time.perf_counter()
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
@@ -74,25 +73,12 @@ class TransformersGenerator:
         bundled = settings.model == BUNDLED_MODEL
         name = BUNDLED_NAME if bundled else settings.model
 
-        def load(folder: Path | str) -> TransformersGenerator:
-            return cls(
-                folder,
-                settings.temperature,
-                settings.repetition_penalty,
-                settings.effective_threads(),
-                name,
-            )
+        options = GenerationOptions.from_settings(settings)
 
-        model_dir = resolve_model_dir(settings)
-        try:
-            return load(model_dir)
-        except GenerationError:
-            if not bundled:
-                raise
-            # a cache that passed the size check but fails to load: convert again, once
-            log.warning("model cache %s failed to load: converting again", model_dir)
-            shutil.rmtree(model_dir, ignore_errors=True)
-            return load(resolve_model_dir(settings))
+        def load(folder: Path | str) -> TransformersGenerator:
+            return cls(folder, options, name=name)
+
+        return load_or_rebuild(load, lambda: resolve_model_dir(settings), bundled=bundled)
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=False))
