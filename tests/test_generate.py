@@ -927,21 +927,25 @@ def test_transformers_score_prefers_the_prefix_the_model_continues(tiny_model_di
 # ------------------------------------------------------------------------ real SmolLM2
 @pytest.fixture(scope="module")
 def smol_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tmp cache dir whose ``models`` holds the float32 conversion: the checkout's, linked
-    file by file when it is complete (only read), else the session-wide one the live-server
-    tests share, so the ~30 s conversion happens at most once per session."""
+    """A tmp cache dir whose ``models`` holds only the float32 conversion, linked file by file
+    (only read): the checkout's when it is complete, else the session-wide one the live-server
+    tests share (converted there first if needed), so the ~30 s conversion happens at most once
+    per session while the ONNX build below always starts from an empty folder of its own."""
     cache = tmp_path_factory.mktemp("smol-cache")
     gguf = bundled_gguf_path()
-    repo = expected_cache_dir(gguf, REPO / ".cache" / "models")
-    if cache_complete(repo):
-        local = converted_cache_dir(gguf, cache / "models")
-        local.mkdir()
-        for item in repo.iterdir():
-            (local / item.name).symlink_to(item)
-    else:
+    source = expected_cache_dir(gguf, REPO / ".cache" / "models")
+    if not cache_complete(source):
+        root = tmp_path_factory.getbasetemp() / "shared-cache-root"
         shared = tmp_path_factory.getbasetemp() / "shared-model-cache"
         shared.mkdir(parents=True, exist_ok=True)
-        (cache / "models").symlink_to(shared, target_is_directory=True)
+        if not (root / "models").exists():
+            root.mkdir(exist_ok=True)
+            (root / "models").symlink_to(shared, target_is_directory=True)
+        source = Path(resolve_model_dir(Settings(cache_dir=root, _env_file=None)))  # type: ignore[call-arg]
+    local = converted_cache_dir(gguf, cache / "models")
+    local.mkdir()
+    for item in source.iterdir():
+        (local / item.name).symlink_to(item)
     return cache
 
 
