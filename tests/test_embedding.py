@@ -4,8 +4,10 @@ The fingerprint is what keeps an index from being searched with vectors of anoth
 must follow the weights' bytes. The slow tests load the bundled all-MiniLM-L6-v2 itself and
 check, end to end, that the real index ranks the right FAQ entry first.
 
-The ONNX backend shares the torch fingerprint, so its vectors must match torch's; its export is
-made once into the cache (atomically) and any failure on that path must fall back to torch.
+The fp32 ONNX backend shares the torch fingerprint, so its vectors must match torch's; the int8
+one has a fingerprint of its own, so an index built with one is never searched with the other.
+Exports are made once into the cache (atomically) and a failure to make one falls back to torch
+(with torch's fingerprint).
 """
 
 from __future__ import annotations
@@ -28,14 +30,18 @@ from chatbot.embedding import (
     ONNX_EXPORT_FORMAT,
     ONNX_FILE,
     ONNX_META_FILE,
+    WEIGHTS_HASH_MEMO,
     Embedder,
     EmbeddingError,
     SentenceTransformerEmbedder,
     bundled_model_path,
     encode_query,
     hash_weights,
+    memo_weights_hash,
     onnx_export_folder,
 )
+from chatbot.embedding import onnx_export as onnx_mod
+from chatbot.errors import IndexMismatch
 from chatbot.index import IndexStore
 from chatbot.retrieve import Retriever
 from tests.fakes import FakeEmbedder
@@ -143,10 +149,12 @@ def test_encode_query_helper_uses_the_cache_when_there_is_one(tmp_path: Path) ->
 # --------------------------------------------------------------------- backend choice (fast)
 
 
-def fake_export(out_dir: Path, fmt: int = ONNX_EXPORT_FORMAT, tag: str = "new") -> None:
+def fake_export(
+    out_dir: Path, fmt: int = ONNX_EXPORT_FORMAT, tag: str = "new", precision: str = "fp32"
+) -> None:
     """What export_onnx leaves behind, minus a real graph: enough for the cache logic."""
     (out_dir / ONNX_FILE).write_text(tag)
-    (out_dir / ONNX_META_FILE).write_text(json.dumps({"format": fmt}))
+    (out_dir / ONNX_META_FILE).write_text(json.dumps({"format": fmt, "precision": precision}))
 
 
 def refuse_export(model_path: Path, out_dir: Path) -> None:
@@ -165,7 +173,7 @@ def test_torch_and_cacheless_auto_never_export(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Without a place to keep the export, auto stays on torch instead of exporting per start."""
-    monkeypatch.setattr(embedding_mod, "export_onnx", refuse_export)
+    monkeypatch.setattr(onnx_mod, "export_onnx", refuse_export)
     folder = fake_model_dir(tmp_path)
     cache = tmp_path / "cache"
     assert SentenceTransformerEmbedder(folder, backend="torch", cache_dir=cache).onnx is None
@@ -183,7 +191,7 @@ def test_failed_export_falls_back_to_torch_and_leaves_nothing(
         raise RuntimeError("exporter exploded")
 
     monkeypatch.setattr(embedding_mod, "onnx_available", lambda: True)
-    monkeypatch.setattr(embedding_mod, "export_onnx", broken)
+    monkeypatch.setattr(onnx_mod, "export_onnx", broken)
     cache = tmp_path / "cache"
     emb = SentenceTransformerEmbedder(fake_model_dir(tmp_path), backend="onnx", cache_dir=cache)
     with caplog.at_level(logging.WARNING, logger="chatbot.embedding"):
@@ -199,12 +207,12 @@ def test_complete_export_is_reused_and_stale_one_replaced(
     target = tmp_path / ONNX_CACHE_FOLDER / "abc123"
     target.mkdir(parents=True)
     fake_export(target, tag="kept")
-    monkeypatch.setattr(embedding_mod, "export_onnx", refuse_export)
+    monkeypatch.setattr(onnx_mod, "export_onnx", refuse_export)
     assert onnx_export_folder(tmp_path / "model", tmp_path, "abc123") == target
     assert (target / ONNX_FILE).read_text() == "kept"
 
     fake_export(target, fmt=ONNX_EXPORT_FORMAT - 1, tag="stale")  # an older exporter's output
-    monkeypatch.setattr(embedding_mod, "export_onnx", lambda m, out: fake_export(out))
+    monkeypatch.setattr(onnx_mod, "export_onnx", lambda m, out: fake_export(out))
     assert onnx_export_folder(tmp_path / "model", tmp_path, "abc123") == target
     assert (target / ONNX_FILE).read_text() == "new"
     assert [p.name for p in target.parent.iterdir()] == ["abc123"]  # no temp folders left
@@ -221,10 +229,90 @@ def test_losing_an_export_race_keeps_the_winner(
         fake_export(target, tag="winner")
         fake_export(out_dir, tag="loser")
 
-    monkeypatch.setattr(embedding_mod, "export_onnx", racing)
+    monkeypatch.setattr(onnx_mod, "export_onnx", racing)
     assert onnx_export_folder(tmp_path / "model", tmp_path, "abc123") == target
     assert (target / ONNX_FILE).read_text() == "winner"
     assert [p.name for p in target.parent.iterdir()] == ["abc123"]
+
+
+def test_weights_hash_is_remembered_by_file_stats(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hashing 90 MB of weights was most of a no-op rebuild: it is done once per file version."""
+    folder, cache = fake_model_dir(tmp_path), tmp_path / "cache"
+    first = memo_weights_hash(folder, cache)
+    assert first == hash_weights(folder)
+    assert (cache / WEIGHTS_HASH_MEMO).is_file()
+    calls: list[Path] = []
+    monkeypatch.setattr(
+        embedding_mod, "hash_weights", lambda f: calls.append(f) or "rehashed00000000"
+    )
+    assert memo_weights_hash(folder, cache) == first and calls == []
+    (folder / "model.safetensors").write_bytes(b"weights-v2, another size")
+    assert memo_weights_hash(folder, cache) == "rehashed00000000" and len(calls) == 1
+    assert memo_weights_hash(folder, None) == "rehashed00000000" and len(calls) == 2
+    (cache / WEIGHTS_HASH_MEMO).write_text("{not json")  # damaged memo
+    assert memo_weights_hash(folder, cache) == "rehashed00000000" and len(calls) == 3
+
+
+def test_int8_backend_has_its_own_fingerprint_and_export_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[tuple[str, ...]] = []
+
+    def export(model_path: Path, out_dir: Path, *precision: str) -> None:
+        made.append(precision)
+        fake_export(out_dir, precision=precision[0] if precision else "fp32")
+
+    monkeypatch.setattr(embedding_mod, "onnx_available", lambda: True)
+    monkeypatch.setattr(onnx_mod, "export_onnx", export)
+    folder, cache = fake_model_dir(tmp_path), tmp_path / "cache"
+    torch_fp = SentenceTransformerEmbedder(folder, backend="torch").fingerprint()
+    fp32 = SentenceTransformerEmbedder(folder, backend="onnx", cache_dir=cache)
+    int8 = SentenceTransformerEmbedder(folder, backend="onnx-int8", cache_dir=cache)
+    assert fp32.fingerprint() == torch_fp  # same vectors, checked at export
+    assert int8.fingerprint() != torch_fp and "int8" in int8.fingerprint()
+    assert fp32.export is not None and int8.export is not None
+    assert int8.export.name == fp32.export.name + "-int8"
+    assert sorted(made) == [(), ("int8",)]
+    # a cached fp32 export is not taken for an int8 one, nor the other way round
+    assert onnx_export_folder(folder, cache, int8._weights_hash, "int8") == int8.export
+    assert len(made) == 2
+    assert Settings(embedding_backend="onnx-int8").embedding_backend == "onnx-int8"
+
+
+def test_int8_without_an_export_is_torch_with_torch_fingerprint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A fallback must not leave int8 in the fingerprint: the vectors would be torch's."""
+
+    def broken(model_path: Path, out_dir: Path, *precision: str) -> None:
+        raise RuntimeError("no quantizer here")
+
+    monkeypatch.setattr(embedding_mod, "onnx_available", lambda: True)
+    monkeypatch.setattr(onnx_mod, "export_onnx", broken)
+    folder = fake_model_dir(tmp_path)
+    emb = SentenceTransformerEmbedder(folder, backend="onnx-int8", cache_dir=tmp_path / "c")
+    with caplog.at_level(logging.WARNING, logger="chatbot.embedding"):
+        assert emb.fingerprint() == SentenceTransformerEmbedder(folder).fingerprint()
+        assert emb.backend == "torch"
+    assert "no quantizer here" in caplog.text
+
+
+def test_int8_export_that_cannot_be_loaded_is_an_error_not_torch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the fingerprint says int8, silently encoding with torch would mix vectors."""
+    monkeypatch.setattr(embedding_mod, "onnx_available", lambda: True)
+    monkeypatch.setattr(
+        onnx_mod, "export_onnx", lambda m, out, *p: fake_export(out, precision="int8")
+    )
+    emb = SentenceTransformerEmbedder(
+        fake_model_dir(tmp_path), backend="onnx-int8", cache_dir=tmp_path / "c"
+    )
+    assert "int8" in emb.fingerprint()
+    with pytest.raises(EmbeddingError, match="CHATBOT_EMBEDDING_BACKEND=torch"):
+        _ = emb.onnx  # the fake export is no ONNX graph: loading fails twice
 
 
 # ------------------------------------------------------------------------------ slow
@@ -340,7 +428,7 @@ def test_second_start_loads_the_cached_export_without_exporting(
 ) -> None:
     folder = export_dir(onnx_cache)
     before = (folder.stat().st_mtime_ns, (folder / ONNX_FILE).stat().st_mtime_ns)
-    monkeypatch.setattr(embedding_mod, "export_onnx", refuse_export)
+    monkeypatch.setattr(onnx_mod, "export_onnx", refuse_export)
     emb = SentenceTransformerEmbedder(cache_dir=onnx_cache)  # auto picks the cached export
     assert emb.backend == "onnx"
     assert emb.onnx is not None and emb.onnx.folder == folder
@@ -362,7 +450,7 @@ def test_damaged_cached_export_is_made_again(
         exports.append(out_dir)
         shutil.copytree(good, out_dir, dirs_exist_ok=True)
 
-    monkeypatch.setattr(embedding_mod, "export_onnx", copy_good_export)
+    monkeypatch.setattr(onnx_mod, "export_onnx", copy_good_export)
     emb = SentenceTransformerEmbedder(backend="onnx", cache_dir=tmp_path)
     assert emb.backend == "onnx" and len(exports) == 1
     assert (damaged / ONNX_FILE).read_bytes() == (good / ONNX_FILE).read_bytes()
@@ -375,8 +463,49 @@ def test_broken_export_of_the_real_model_falls_back_to_torch(
     def broken(model_path: Path, out_dir: Path) -> None:
         raise RuntimeError("torch.onnx could not trace the model")
 
-    monkeypatch.setattr(embedding_mod, "export_onnx", broken)
+    monkeypatch.setattr(onnx_mod, "export_onnx", broken)
     emb = SentenceTransformerEmbedder(backend="onnx", cache_dir=tmp_path)
     assert emb.backend == "torch"
     np.testing.assert_allclose(emb.encode(SENTENCES), minilm.encode(SENTENCES), atol=1e-5)
     assert emb.fingerprint() == minilm.fingerprint()
+
+
+@pytest.fixture(scope="module")
+def int8_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One real int8 export for the module, under pytest's temp dir."""
+    cache = tmp_path_factory.mktemp("onnx-int8-cache")
+    assert SentenceTransformerEmbedder(backend="onnx-int8", cache_dir=cache).backend == "onnx-int8"
+    return cache
+
+
+@pytest.mark.slow
+def test_int8_vectors_stay_close_to_torch_under_their_own_fingerprint(
+    minilm: SentenceTransformerEmbedder, int8_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(onnx_mod, "export_onnx", refuse_export)  # the cached one is used
+    emb = SentenceTransformerEmbedder(backend="onnx-int8", cache_dir=int8_cache)
+    assert emb.backend == "onnx-int8" and emb.dim == 384
+    assert emb.fingerprint() == f"{minilm.fingerprint()}:{embedding_mod.INT8_RECIPE}"
+    got, ref = emb.encode(SENTENCES), minilm.encode(SENTENCES)
+    cosines = np.sum(got * ref, axis=1)
+    assert cosines.min() > 0.97 and cosines.mean() > 0.985
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-4)
+    # one text alone or beside a 256-token one: the same vector (int8 activation scales are
+    # per call, so the int8 graph runs one text per call)
+    np.testing.assert_allclose(emb.encode(SENTENCES[:1])[0], got[0], atol=1e-6)
+
+
+@pytest.mark.slow
+def test_an_index_built_with_int8_is_refused_by_torch_and_rebuilt(
+    minilm: SentenceTransformerEmbedder, int8_cache: Path, tmp_path: Path, corpus_dir: Path
+) -> None:
+    int8 = SentenceTransformerEmbedder(backend="onnx-int8", cache_dir=int8_cache)
+    chunker = Chunker()
+    IndexStore(tmp_path / "index", int8, chunker).build(corpus_dir)
+    torch_store = IndexStore(tmp_path / "index", minilm, chunker)
+    with pytest.raises(IndexMismatch, match="different embedding model"):
+        torch_store.load()
+    assert torch_store.stale_reasons(corpus_dir)
+    summary = torch_store.build(corpus_dir)
+    assert summary.embedded_chunks == summary.chunks  # no int8 vector is reused by torch
+    assert torch_store.load().manifest.embedding_fingerprint == minilm.fingerprint()

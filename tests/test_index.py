@@ -969,3 +969,28 @@ def test_a_damaged_index_is_rebuilt_and_said_so(
     assert summary.note.startswith("index was damaged (") and summary.note.endswith("); rebuilt")
     assert summary.describe().startswith("index was damaged")
     make_store(index_dir).load()
+
+
+def test_rows_from_previous_build_cache_and_fresh_embedding_stay_aligned(
+    tmp_path: Path, index_dir: Path
+) -> None:
+    """The vectors array is filled row by row from three sources; each row must be the
+    vector of its own chunk, and a text shared by two entries is embedded once."""
+    corpus = tmp_path / "csv"
+    _csv_corpus(corpus, 60)
+    make_store(index_dir).build(corpus)
+    lines = (corpus / "export.csv").read_text().splitlines()
+    for i in range(20, 60):  # 40 changed rows: 20 stay as they were
+        lines[1 + i] = f"Term {i},Edited definition {i}, now about topic {i % 5}."
+    lines.append(lines[-1])  # the same entry twice: one text, one embedding
+    (corpus / "export.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(KeyboardInterrupt):  # 2 batches of 8 reach the cache, then a "kill"
+        make_store(index_dir, _DiesAfter(batches=2), cache_flush_chunks=8).build(corpus)
+    emb = FakeEmbedder()
+    summary = make_store(index_dir, emb).build(corpus)
+    assert summary.chunks == 61
+    assert emb.encoded == summary.embedded_chunks == 40 - 16
+    idx = make_store(index_dir).load()
+    expected = FakeEmbedder().encode([c.embed_text() for c in idx.chunks])
+    np.testing.assert_array_equal(idx.vectors, expected)
+    assert idx.vectors.flags["C_CONTIGUOUS"] and idx.vectors.dtype == np.float32

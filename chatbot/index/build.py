@@ -8,7 +8,9 @@ the manifest that seals them. Publishing the folder is the store's job.
 
 from __future__ import annotations
 
+import ctypes
 import errno
+import functools
 import hashlib
 import json
 import time
@@ -221,27 +223,44 @@ class Builder:
         self, chunks: list[Chunk], previous: LoadedIndex | None, summary: BuildSummary
     ) -> np.ndarray:
         """One row per chunk: reused from the previous build or the embedding cache by the hash
-        of the exact text embedded, embedded afresh otherwise (and cached as it goes)."""
+        of the exact text embedded, embedded afresh otherwise (and cached as it goes).
+
+        Rows are copied once into a preallocated array; the previous build's vectors are only
+        indexed (no per-row copies), and each text is embedded once even if entries share it.
+        """
         keys = [text_key(c.embed_text()) for c in chunks]
-        known: dict[str, np.ndarray] = {}
-        if previous is not None:
-            for c, v in zip(previous.chunks, previous.vectors, strict=True):
-                known[text_key(c.embed_text())] = v
+        reuse = previous_rows(previous)
         self.cache.load()
-        missing = [i for i, k in enumerate(keys) if k not in known and self.cache.get(k) is None]
-        # one text embedded once, even when two entries share it
-        todo = list({keys[i]: i for i in missing}.values())
+        todo: dict[str, int] = {}  # key -> first chunk with that text
+        for i, k in enumerate(keys):
+            if k not in reuse and k not in todo and self.cache.get(k) is None:
+                todo[k] = i
         t0 = time.perf_counter()
-        self.embed([chunks[i] for i in todo], [keys[i] for i in todo])
+        self.embed([chunks[i] for i in todo.values()], list(todo))
         summary.embed_seconds = time.perf_counter() - t0
         summary.embedded_chunks = len(todo)
-        rows = [known.get(k) if k in known else self.cache.get(k) for k in keys]
-        if not rows:
+        if not keys:
             return np.zeros((0, self.embedder.dim), dtype=np.float32)
-        return np.ascontiguousarray(np.vstack(rows), dtype=np.float32)  # type: ignore[arg-type]
+        out: np.ndarray | None = None
+        for i, k in enumerate(keys):
+            j = reuse.get(k)
+            row = (
+                previous.vectors[j] if j is not None and previous is not None else self.cache.get(k)
+            )
+            if row is None:  # the embedder returned fewer rows than asked: never misalign
+                raise IndexBuildError(f"no vector for chunk {chunks[i].chunk_id}")
+            if out is None:
+                out = np.empty((len(keys), row.shape[0]), dtype=np.float32)
+            out[i] = row
+        assert out is not None
+        return out
 
     def embed(self, chunks: list[Chunk], keys: list[str]) -> None:
-        """Embed in length-sorted batches (less padding), flushing to the cache as it goes."""
+        """Embed in length-sorted batches (less padding), flushing to the cache as it goes.
+
+        After each flush the C heap is trimmed: torch's variable-shape tensors otherwise leave
+        freed memory in glibc's arenas, and a torch build of dict-foldoc grew to 1.9 GB.
+        """
         if not chunks:
             return
         batch = max(1, int(getattr(self.embedder, "batch_size", 32)))
@@ -254,6 +273,7 @@ class Builder:
             done = min(start + batch, len(order))
             if done % flush_every < batch or done == len(order):
                 self.cache.flush()
+                release_heap()
             self._report("embed", done, len(order))
 
     def manifest(
@@ -303,6 +323,31 @@ class Builder:
             "chunking": self.chunker.params(),
         }
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def previous_rows(previous: LoadedIndex | None) -> dict[str, int]:
+    """Text key -> row of the previous build's vectors (an index, not a copy of the row)."""
+    if previous is None:
+        return {}
+    rows: dict[str, int] = {}
+    for j, c in enumerate(previous.chunks):
+        rows.setdefault(text_key(c.embed_text()), j)
+    return rows
+
+
+def release_heap() -> None:
+    """Give freed C-heap memory back to the OS (glibc ``malloc_trim``); a no-op elsewhere."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
 
 
 def file_records(corpus: Corpus, chunks: list[Chunk]) -> dict[str, FileRecord]:
