@@ -244,9 +244,12 @@ def test_weights_hash_is_remembered_by_file_stats(
     assert first == hash_weights(folder)
     assert (cache / WEIGHTS_HASH_MEMO).is_file()
     calls: list[Path] = []
-    monkeypatch.setattr(
-        embedding_mod, "hash_weights", lambda f: calls.append(f) or "rehashed00000000"
-    )
+
+    def counting_hash(folder: Path) -> str:
+        calls.append(folder)
+        return "rehashed00000000"
+
+    monkeypatch.setattr(embedding_mod, "hash_weights", counting_hash)
     assert memo_weights_hash(folder, cache) == first and calls == []
     (folder / "model.safetensors").write_bytes(b"weights-v2, another size")
     assert memo_weights_hash(folder, cache) == "rehashed00000000" and len(calls) == 1

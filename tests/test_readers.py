@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from chatbot.corpus import corpus_files
-from chatbot.readers import load_corpus, read_dictd
+from chatbot import readers as readers_mod
+from chatbot.corpus import Document, corpus_files
+from chatbot.readers import KnownFile, load_corpus, read_dictd
 
 pytestmark = pytest.mark.unit
 _B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
@@ -113,6 +114,41 @@ def test_editing_one_csv_row_changes_only_that_entry(tmp_path: Path) -> None:
     path.write_text("term,definition\n" + "\n".join(rows) + "\n", encoding="utf-8")
     after = {d.doc_id: d.sha256 for d in load_corpus(tmp_path).documents}
     assert [k for k in before if before[k] != after[k]] == ["big:t7"]
+
+
+def test_known_unchanged_files_are_hashed_but_not_parsed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rebuild reuses an unchanged file's chunks, so its 12,000 entries need not be parsed."""
+    write_dictd(tmp_path, "mini", [(["compiler"], COMPILER), (["byte"], BYTE_MAG)], True)
+    (tmp_path / "page.md").write_text("# Page\n\nSome text.\n", encoding="utf-8")
+    first = load_corpus(tmp_path)
+    assert first.reused == set()
+    ids = {d.doc_id for d in first.documents if d.file == "mini.index"}
+    by_name = {f.name: f for f in first.files}
+    known = {
+        name: KnownFile(f.sha256, f.entries, frozenset(ids if name == "mini.index" else ()))
+        for name, f in by_name.items()
+    }
+    (tmp_path / "page.md").write_text("# Page\n\nEdited text.\n", encoding="utf-8")
+    parsed: list[str] = []
+    real = readers_mod.read_corpus_file
+
+    def recording(path: Path) -> list[Document]:
+        parsed.append(path.name)
+        return real(path)
+
+    monkeypatch.setattr(readers_mod, "read_corpus_file", recording)
+    again = load_corpus(tmp_path, known)
+    assert parsed == ["page.md"] and again.reused == {"mini.index"}
+    assert [d.file for d in again.documents] == ["page.md"]
+    assert again.files[0] == by_name["mini.index"]  # same hash, stats and entry count
+    # a new file whose entry ids clash with a known file's: the same file is refused as
+    # without reuse (page.markdown is read first and keeps the id "page")
+    known["page.md"] = KnownFile(again.files[1].sha256, 1, frozenset({"page"}))
+    (tmp_path / "page.markdown").write_text("# Page\n\nAnother page.\n", encoding="utf-8")
+    skipped = [s.path.name for s in load_corpus(tmp_path, known).skipped]
+    assert skipped == [s.path.name for s in load_corpus(tmp_path).skipped] == ["page.md"]
 
 
 def test_tsv_json_and_jsonl_exports(tmp_path: Path) -> None:

@@ -39,6 +39,7 @@ from chatbot.index.manifest import (
     SkippedRecord,
     versions,
 )
+from chatbot.readers import LoadedCorpus
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total): chunk, embed, index
 
@@ -190,26 +191,53 @@ class Builder:
         self.progress = progress
 
     def write(
-        self, tmp: Path, corpus: Corpus, previous: LoadedIndex | None, summary: BuildSummary
+        self, tmp: Path, corpus: LoadedCorpus, previous: LoadedIndex | None, summary: BuildSummary
     ) -> None:
         """Chunk, embed, index and write everything into ``tmp``, the manifest last."""
         tmp.mkdir(parents=True)
-        chunks = self.chunk(corpus.documents)
+        chunks, records = self.gather(corpus, previous)
         vectors = self.vectors_for(chunks, previous, summary)
         self._report("index", 0, 1)
         index_type = choose_index_type(
             self.options.index_type, len(vectors), self.options.approx_min_vectors
         )
-        write_artifacts(tmp, chunks, corpus.documents, vectors, index_type)
+        write_artifacts(tmp, chunks, records, vectors, index_type)
         summary.build_id = new_build_id()
         summary.chunks = len(chunks)
-        manifest = self.manifest(tmp, corpus, chunks, summary, index_type, vectors.shape[1])
+        manifest = self.manifest(
+            tmp, corpus, chunks, records, summary, index_type, vectors.shape[1]
+        )
         disk.write_bytes(tmp / "manifest.json", manifest.dumps())
         self._report("index", 1, 1)
 
     def _report(self, stage: str, done: int, total: int) -> None:
         if self.progress is not None:
             self.progress(stage, done, total)
+
+    def gather(
+        self, corpus: LoadedCorpus, previous: LoadedIndex | None
+    ) -> tuple[list[Chunk], list[dict[str, Any]]]:
+        """Chunks and document records in corpus file order, as a full build makes them: a
+        reused file's are the previous build's, the other files are chunked now."""
+        chunks: dict[str, list[Chunk]] = {}
+        records: dict[str, list[dict[str, Any]]] = {}
+        for c in self.chunk(corpus.documents):
+            chunks.setdefault(c.file, []).append(c)
+        for d in corpus.documents:
+            records.setdefault(d.file, []).append(document_record(d))
+        if corpus.reused:
+            assert previous is not None, "files are only reused from a previous build"
+            for c in previous.chunks:
+                if c.file in corpus.reused:
+                    chunks.setdefault(c.file, []).append(c)
+            for r in previous.documents:
+                if r["file"] in corpus.reused:
+                    records.setdefault(r["file"], []).append(r)
+        names = [f.name for f in corpus.files]
+        return (
+            [c for name in names for c in chunks.get(name, [])],
+            [r for name in names for r in records.get(name, [])],
+        )
 
     def chunk(self, documents: list[Document]) -> list[Chunk]:
         chunks: list[Chunk] = []
@@ -281,11 +309,12 @@ class Builder:
         tmp: Path,
         corpus: Corpus,
         chunks: list[Chunk],
+        records: list[dict[str, Any]],
         summary: BuildSummary,
         index_type: str,
         dim: int,
     ) -> Manifest:
-        files = file_records(corpus, chunks)
+        files = file_records(corpus, chunks, records)
         return Manifest(
             format=FORMAT_VERSION,
             build_id=summary.build_id,
@@ -301,7 +330,7 @@ class Builder:
             chunking=self.chunker.params(),
             index_type=index_type,
             chunk_count=len(chunks),
-            document_count=len(corpus.documents),
+            document_count=len(records),
             files=files,
             skipped=[SkippedRecord(**s) for s in summary.skipped],
             artifacts={name: path_sha256(tmp / name) for name in ARTIFACTS},
@@ -350,13 +379,15 @@ def _malloc_trim() -> Callable[[int], int] | None:
         return None
 
 
-def file_records(corpus: Corpus, chunks: list[Chunk]) -> dict[str, FileRecord]:
+def file_records(
+    corpus: Corpus, chunks: list[Chunk], records: list[dict[str, Any]]
+) -> dict[str, FileRecord]:
     per_file: dict[str, int] = {}
     for c in chunks:
         per_file[c.file] = per_file.get(c.file, 0) + 1
     titles: dict[str, str] = {}
-    for d in corpus.documents:
-        titles.setdefault(d.file, d.title)
+    for r in records:
+        titles.setdefault(r["file"], r["title"])
     return {
         f.name: FileRecord(
             sha256=f.sha256,
@@ -372,13 +403,13 @@ def file_records(corpus: Corpus, chunks: list[Chunk]) -> dict[str, FileRecord]:
 def write_artifacts(
     tmp: Path,
     chunks: list[Chunk],
-    documents: list[Document],
+    records: list[dict[str, Any]],
     vectors: np.ndarray,
     index_type: str,
 ) -> None:
     faiss_index = make_faiss_index(vectors, index_type)
     disk.write_jsonl(tmp / "chunks.jsonl", (vars(c) for c in chunks))
-    disk.write_jsonl(tmp / "documents.jsonl", (document_record(d) for d in documents))
+    disk.write_jsonl(tmp / "documents.jsonl", records)
     disk.save_vectors(tmp / "vectors.npy", vectors)
     disk.save_faiss(faiss_index, tmp / "faiss.index")
 

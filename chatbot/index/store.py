@@ -21,7 +21,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from chatbot.chunking import Chunker
-from chatbot.corpus import Corpus, CorpusError, corpus_files, file_sha256, file_stat
+from chatbot.corpus import CorpusError, corpus_files, file_sha256, file_stat
 from chatbot.embed_cache import EmbeddingCache
 from chatbot.embedding import Embedder
 from chatbot.errors import (
@@ -42,7 +42,7 @@ from chatbot.index.build import (
 )
 from chatbot.index.loaded import LoadedIndex, artifacts_intact, consistent, read_build
 from chatbot.index.manifest import Manifest
-from chatbot.readers import load_corpus
+from chatbot.readers import KnownFile, LoadedCorpus, load_corpus
 
 LOCK_POLL_S = 0.05
 
@@ -228,8 +228,8 @@ class IndexStore:
                 quick.seconds = time.perf_counter() - started
                 return quick
             previous, note = (None, "") if full else self._reusable_previous()
-            corpus = load_corpus(corpus_dir)
-            if not corpus.documents and not corpus.skipped:
+            corpus = load_corpus(corpus_dir, self._known_files(previous))
+            if not corpus.documents and not corpus.reused and not corpus.skipped:
                 raise CorpusError(f"no corpus files in {corpus_dir}")
             summary = plan(corpus, previous)
             summary.note = note
@@ -245,9 +245,21 @@ class IndexStore:
     def _same_chunking(self, previous: LoadedIndex) -> bool:
         return previous.manifest.chunking == self.chunker.params()
 
+    def _known_files(self, previous: LoadedIndex | None) -> dict[str, KnownFile]:
+        """The previous build's files whose chunks can be reused as they are (same chunking)."""
+        if previous is None or not self._same_chunking(previous):
+            return {}
+        ids: dict[str, set[str]] = {}
+        for record in previous.documents:
+            ids.setdefault(record["file"], set()).add(record["doc_id"])
+        return {
+            name: KnownFile(f.sha256, f.entries, frozenset(ids.get(name, ())))
+            for name, f in previous.manifest.files.items()
+        }
+
     def _write_and_publish(
         self,
-        corpus: Corpus,
+        corpus: LoadedCorpus,
         previous: LoadedIndex | None,
         summary: BuildSummary,
         progress: Progress | None,
