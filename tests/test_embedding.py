@@ -16,6 +16,8 @@ import json
 import logging
 import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -512,3 +514,25 @@ def test_an_index_built_with_int8_is_refused_by_torch_and_rebuilt(
     summary = torch_store.build(corpus_dir)
     assert summary.embedded_chunks == summary.chunks  # no int8 vector is reused by torch
     assert torch_store.load().manifest.embedding_fingerprint == minilm.fingerprint()
+
+
+@pytest.mark.slow
+def test_the_onnx_path_never_imports_torch_in_the_calling_process(int8_cache: Path) -> None:
+    """Exports run in a child, and the encoder needs only onnxruntime and tokenizers: a build
+    or a server on the int8 backend keeps torch (~420 MB) out of its memory."""
+    code = (
+        "import sys; from pathlib import Path; "
+        "from chatbot.embedding import SentenceTransformerEmbedder as E; "
+        f"e = E(backend='onnx-int8', cache_dir=Path({str(int8_cache)!r})); "
+        "v = e.encode(['a base model']); "
+        "print(e.backend, v.shape, sorted({'torch', 'transformers', "
+        "'sentence_transformers'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[0] == "onnx-int8 (1, 384) []"
+
+
+@pytest.mark.slow
+def test_a_failing_export_child_reports_its_last_error_line(tmp_path: Path) -> None:
+    with pytest.raises(EmbeddingError, match=r"ONNX export failed: .+"):
+        onnx_mod.export_onnx(fake_model_dir(tmp_path), tmp_path / "out", "int8")

@@ -18,6 +18,8 @@ import json
 import logging
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import warnings
 from collections.abc import Sequence
@@ -195,8 +197,23 @@ def _quantize_int8(src: Path, dst: Path) -> None:
 
 
 def export_onnx(model_path: Path, out_dir: Path, precision: Precision = "fp32") -> None:
+    """Run ``export_here`` in a child process and wait for it.
+
+    Exporting imports torch, sentence-transformers and the exporters and peaks near 1.4 GB;
+    in a child, none of that stays in the process that goes on to build the index or serve
+    questions (a first build otherwise kept torch resident and peaked at 1.45 GB).
+    """
+    code = "import sys; from chatbot.embedding import onnx_export; onnx_export.main(sys.argv[1:])"
+    args = [sys.executable, "-c", code, str(model_path), str(out_dir), precision]
+    done = subprocess.run(args, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        raise EmbeddingError(f"ONNX export failed: {lines[-1] if lines else done.returncode}")
+
+
+def export_here(model_path: str | Path, out_dir: str | Path, precision: str = "fp32") -> None:
     """Write ``model.onnx`` (fp32 or int8, dynamic batch and length), the tokenizer and
-    export.json.
+    export.json into ``out_dir``.
 
     export.json keeps torch's vectors for a few probe texts, and the export is only returned
     once ONNX Runtime reproduces them (within ``ONNX_MIN_COSINE`` for its precision).
@@ -204,6 +221,9 @@ def export_onnx(model_path: Path, out_dir: Path, precision: Precision = "fp32") 
     import torch
     from sentence_transformers import SentenceTransformer
 
+    if precision not in ONNX_MIN_COSINE:
+        raise EmbeddingError(f"unknown ONNX precision {precision!r}")
+    out_dir = Path(out_dir)
     st = SentenceTransformer(str(model_path), device="cpu", local_files_only=True).eval()
     reference = st.encode(
         list(PROBE_TEXTS), normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
@@ -238,6 +258,12 @@ def export_onnx(model_path: Path, out_dir: Path, precision: Precision = "fp32") 
     }
     (out_dir / ONNX_META_FILE).write_text(json.dumps(meta))
     OnnxEncoder(out_dir).check_against_torch()
+
+
+def main(argv: list[str]) -> None:
+    """The child process of ``export_onnx``: MODEL_DIR OUT_DIR PRECISION."""
+    model_path, out_dir, precision = argv
+    export_here(model_path, out_dir, precision)
 
 
 class OnnxEncoder:
