@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -35,6 +36,7 @@ from chatbot.embedding import (
     WEIGHTS_HASH_MEMO,
     Embedder,
     EmbeddingError,
+    OnnxEncoder,
     SentenceTransformerEmbedder,
     bundled_model_path,
     encode_query,
@@ -498,6 +500,10 @@ def test_int8_vectors_stay_close_to_torch_under_their_own_fingerprint(
     # one text alone or beside a 256-token one: the same vector (int8 activation scales are
     # per call, so the int8 graph runs one text per call)
     np.testing.assert_allclose(emb.encode(SENTENCES[:1])[0], got[0], atol=1e-6)
+    # alternate texts go to parallel sessions: the vectors are those of a single session
+    assert emb.onnx is not None and len(emb.onnx.sessions) == min(2, os.cpu_count() or 1)
+    single = OnnxEncoder(emb.onnx.folder, workers=1)
+    np.testing.assert_allclose(single.encode(SENTENCES, 32), got, atol=1e-6)
 
 
 @pytest.mark.slow
