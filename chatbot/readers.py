@@ -12,7 +12,6 @@ skipped with that reason and indexes the rest.
 
 from __future__ import annotations
 
-import base64
 import csv
 import gzip
 import hashlib
@@ -336,9 +335,12 @@ _XREF = re.compile(r"\{([^{}]*)\}")
 
 def _b64_number(text: str) -> int:
     """dictd's offsets: base64 digits, most significant first, no padding."""
-    if not text or any(ch not in _B64 for ch in text):
+    if not text:
         raise KeyError(text)
-    return int.from_bytes(base64.b64decode("A" * (-len(text) % 4) + text), "big")
+    number = 0
+    for ch in text:  # a KeyError for a character that is not a base64 digit
+        number = number * 64 + _B64[ch]
+    return number
 
 
 def read_dictd(path: Path, data: bytes) -> list[Document]:

@@ -970,6 +970,46 @@ def test_one_edited_row_of_an_export_re_embeds_one_chunk(tmp_path: Path, index_d
     assert emb.encoded == summary.embedded_chunks == 1
 
 
+def test_one_edited_row_chunks_one_entry_and_writes_what_a_full_build_writes(
+    tmp_path: Path, index_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other entries of a changed file keep the previous build's chunks (by id, title and
+    content hash); a build without entry hashes has every file parsed and chunked again once."""
+    corpus = tmp_path / "csv"
+    _csv_corpus(corpus, 300)
+    (corpus / "page.md").write_text("# Page\n\nA page beside the export.\n")
+    make_store(index_dir).build(corpus)
+    _csv_corpus(corpus, 300, edited=123)
+    chunked: list[str] = []
+    real = Chunker.run
+
+    def recording(self: Chunker, doc: Document) -> list[object]:
+        chunked.append(doc.doc_id)
+        return real(self, doc)  # type: ignore[return-value]
+
+    monkeypatch.setattr(Chunker, "run", recording)
+    make_store(index_dir).build(corpus)
+    assert chunked == ["export:term-123"]
+    fresh = make_store(tmp_path / "fresh")
+    fresh.build(corpus)
+    inc, full = make_store(index_dir).load(), fresh.load()
+    for name in ("chunks.jsonl", "documents.jsonl", "vectors.npy"):
+        assert (inc.path / name).read_bytes() == (full.path / name).read_bytes(), name
+    assert all(r["sha256"] for r in inc.documents)
+
+    # an older build's records carry no entry hash: nothing is reused unparsed, once
+    old = [{k: v for k, v in r.items() if k != "sha256"} for r in inc.documents]
+    disk.write_jsonl(inc.path / "documents.jsonl", old)
+    _reseal(make_store(index_dir), "documents.jsonl")
+    _csv_corpus(corpus, 300, edited=124)
+    fresh.build(corpus)
+    chunked.clear()
+    make_store(index_dir).build(corpus)
+    assert len(chunked) == 301
+    rebuilt = make_store(index_dir).load().path / "documents.jsonl"
+    assert rebuilt.read_bytes() == (fresh.load().path / "documents.jsonl").read_bytes()
+
+
 def test_no_op_rebuild_reads_no_file_when_stats_match(
     built: IndexStore, index_dir: Path, corpus_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

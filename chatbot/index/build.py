@@ -8,14 +8,16 @@ the manifest that seals them. Publishing the folder is the store's job.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import functools
+import gc
 import hashlib
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -97,7 +99,8 @@ def make_faiss_index(vectors: np.ndarray, index_type: str) -> Any:
 
 
 def document_record(doc: Document) -> dict[str, Any]:
-    """What the term index and citations need of an entry, without its text."""
+    """What the term index and citations need of an entry, without its text; ``sha256`` (the
+    entry's content hash) lets the next build reuse the entry's chunks unchunked."""
     return {
         "doc_id": doc.doc_id,
         "title": doc.title,
@@ -105,7 +108,32 @@ def document_record(doc: Document) -> dict[str, Any]:
         "file": doc.file,
         "source": doc.source,
         "url": doc.url,
+        "sha256": doc.sha256,
     }
+
+
+EntryKey = tuple[str, str, str, str]  # doc_id, file, title, sha256: all that chunking reads
+
+
+def entry_key(record: Mapping[str, Any]) -> EntryKey | None:
+    sha = record.get("sha256")
+    if not isinstance(sha, str):
+        return None  # a build from before entry hashes were recorded: chunk the entry again
+    return (str(record["doc_id"]), str(record["file"]), str(record["title"]), sha)
+
+
+def entry_chunks(previous: LoadedIndex) -> dict[EntryKey, list[Chunk]]:
+    """The previous build's chunks per entry, by what a chunker makes them from: an entry with
+    the same id, file, title and content hash chunks to exactly these (same chunk settings)."""
+    by_doc: dict[str, list[Chunk]] = {}
+    for c in previous.chunks:
+        by_doc.setdefault(c.doc_id, []).append(c)
+    out: dict[EntryKey, list[Chunk]] = {}
+    for record in previous.documents:
+        key = entry_key(record)
+        if key is not None and key[0] in by_doc:
+            out[key] = by_doc[key[0]]
+    return out
 
 
 def new_build_id() -> str:
@@ -221,7 +249,7 @@ class Builder:
         reused file's are the previous build's, the other files are chunked now."""
         chunks: dict[str, list[Chunk]] = {}
         records: dict[str, list[dict[str, Any]]] = {}
-        for c in self.chunk(corpus.documents):
+        for c in self.chunk(corpus.documents, previous):
             chunks.setdefault(c.file, []).append(c)
         for d in corpus.documents:
             records.setdefault(d.file, []).append(document_record(d))
@@ -239,10 +267,16 @@ class Builder:
             [r for name in names for r in records.get(name, [])],
         )
 
-    def chunk(self, documents: list[Document]) -> list[Chunk]:
+    def chunk(self, documents: list[Document], previous: LoadedIndex | None) -> list[Chunk]:
+        """Every entry's chunks; an entry the previous build chunked with the same settings
+        keeps its chunks (one edit in a 12,000-entry file chunks one entry, not 12,000)."""
+        reuse: dict[EntryKey, list[Chunk]] = {}
+        if previous is not None and previous.manifest.chunking == self.chunker.params():
+            reuse = entry_chunks(previous) if documents else {}
         chunks: list[Chunk] = []
         for n, doc in enumerate(documents, 1):
-            chunks += self.chunker.run(doc)
+            old = reuse.get((doc.doc_id, doc.file, doc.title, doc.sha256))
+            chunks += old if old is not None else self.chunker.run(doc)
             if n % 2000 == 0 or n == len(documents):
                 self._report("chunk", n, len(documents))
         return chunks
@@ -362,6 +396,34 @@ def previous_rows(previous: LoadedIndex | None) -> dict[str, int]:
     for j, c in enumerate(previous.chunks):
         rows.setdefault(text_key(c.embed_text()), j)
     return rows
+
+
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """No cycle collection while a build loads the previous one: its ~100,000 chunks and
+    records form no cycles, yet each full collection would walk every object loaded so far."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+@contextlib.contextmanager
+def frozen_gc() -> Iterator[None]:
+    """Cycle collection leaves out what is alive on entry (the previous build, the modules)
+    until the build ends, and still collects what reading files and embedding leave behind.
+
+    Full collections otherwise walk the previous build's objects again and again: two of them
+    cost 0.14 s of a 1.4 s one-entry rebuild of dict-foldoc.
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def release_heap() -> None:

@@ -22,8 +22,11 @@ write_bytes = write_synced
 sync_dir = fsync_dir
 
 
+_JSON = json.JSONEncoder(ensure_ascii=False)  # json.dumps(r, ensure_ascii=False), made once
+
+
 def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> None:
-    write_bytes(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode())
+    write_bytes(path, "".join(_JSON.encode(r) + "\n" for r in records).encode())
 
 
 def save_vectors(path: Path, vectors: np.ndarray) -> None:

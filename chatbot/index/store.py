@@ -37,6 +37,8 @@ from chatbot.index.build import (
     BuildOptions,
     BuildSummary,
     Progress,
+    frozen_gc,
+    paused_gc,
     plan,
     raise_build_error,
 )
@@ -227,27 +229,47 @@ class IndexStore:
             if quick is not None:
                 quick.seconds = time.perf_counter() - started
                 return quick
-            previous, note = (None, "") if full else self._reusable_previous()
-            corpus = load_corpus(corpus_dir, self._known_files(previous))
-            if not corpus.documents and not corpus.reused and not corpus.skipped:
-                raise CorpusError(f"no corpus files in {corpus_dir}")
-            summary = plan(corpus, previous)
-            summary.note = note
-            if previous is not None and summary.up_to_date and self._same_chunking(previous):
-                summary.build_id = previous.build_id
-                summary.chunks = len(previous)
-                summary.seconds = time.perf_counter() - started
-                return summary
-            summary.up_to_date = False
-            self._write_and_publish(corpus, previous, summary, progress, _before_commit, started)
+            with paused_gc():
+                previous, note = (None, "") if full else self._reusable_previous()
+            with frozen_gc():
+                return self._update(corpus_dir, previous, note, progress, _before_commit, started)
+
+    def _update(
+        self,
+        corpus_dir: Path,
+        previous: LoadedIndex | None,
+        note: str,
+        progress: Progress | None,
+        before_commit: Callable[[Path], None] | None,
+        started: float,
+    ) -> BuildSummary:
+        """Read the corpus (unchanged files unparsed), then write and publish a build unless
+        nothing differs from ``previous``."""
+        corpus = load_corpus(corpus_dir, self._known_files(previous))
+        if not corpus.documents and not corpus.reused and not corpus.skipped:
+            raise CorpusError(f"no corpus files in {corpus_dir}")
+        summary = plan(corpus, previous)
+        summary.note = note
+        if previous is not None and summary.up_to_date and self._same_chunking(previous):
+            summary.build_id = previous.build_id
+            summary.chunks = len(previous)
+            summary.seconds = time.perf_counter() - started
             return summary
+        summary.up_to_date = False
+        self._write_and_publish(corpus, previous, summary, progress, before_commit, started)
+        return summary
 
     def _same_chunking(self, previous: LoadedIndex) -> bool:
         return previous.manifest.chunking == self.chunker.params()
 
     def _known_files(self, previous: LoadedIndex | None) -> dict[str, KnownFile]:
-        """The previous build's files whose chunks can be reused as they are (same chunking)."""
+        """The previous build's files whose chunks can be reused as they are (same chunking).
+
+        A build whose entry records have no content hash (made before they were recorded) has
+        every file parsed again once, so the records it passes on match a fresh build's."""
         if previous is None or not self._same_chunking(previous):
+            return {}
+        if not all("sha256" in record for record in previous.documents):
             return {}
         ids: dict[str, set[str]] = {}
         for record in previous.documents:
