@@ -59,11 +59,11 @@ def _pipeline(settings: Settings) -> Pipeline:
 
 
 def _known_errors() -> tuple[type[BaseException], ...]:
+    from chatbot.answer import InvalidQuestion
     from chatbot.corpus import CorpusError
     from chatbot.embedding import EmbeddingError
     from chatbot.errors import GenerationError
     from chatbot.index import IndexBuildError, IndexUnavailable
-    from chatbot.pipeline import InvalidQuestion
 
     return (
         InvalidQuestion,
@@ -176,7 +176,7 @@ def search(
     settings = _settings(corpus, index, top_k=top_k)
     if not settings.corpus_dir.is_dir():
         fail(f"corpus directory not found: {settings.corpus_dir}")
-    from chatbot.pipeline import clean_question
+    from chatbot.answer import clean_question
 
     if question is not None:
         _run(lambda: clean_question(question, settings.max_question_chars))

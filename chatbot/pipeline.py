@@ -4,8 +4,10 @@ Routes, most trustworthy first (the first that answers wins):
 1. the question names a glossary entry ("what is X"): that entry's definition (lookup);
 2. the question matches an FAQ entry: that entry's own answer;
 3. retrieval says the corpus does not cover it, or names a number no passage has: refuse;
-4. the model's answer, streamed a sentence at a time, each sentence verified before it shows;
-5. otherwise the passages' best sentences (extractive), cited.
+4. the reader's best sentences (extractive), which the bundled model then composes into the
+   answer under a clause grammar (``compose.py``), kept only when the check says it keeps the
+   facts; a model without a grammar (an API) drafts freely instead (``draft.py``), each
+   sentence verified before it shows. A lookup's definition is composed the same way.
 The index lives in one immutable ``_State`` that a rebuild swaps whole: each answer is computed
 against exactly one index even while a rebuild happens."""
 
@@ -17,7 +19,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -26,23 +27,24 @@ from chatbot.answer import (
     Answer,
     AnswerMode,
     Citation,
-    InvalidQuestion,
     Partial,
     clean_question,
 )
 from chatbot.answer_cache import AnswerCache
 from chatbot.chunking import Chunk, Chunker
+from chatbot.compose import Composer, GroundedGenerator
 from chatbot.config import Settings
+from chatbot.draft import Drafter
 from chatbot.embedding import Embedder, create_embedder, encode_query
 from chatbot.gaps import GapLog
 from chatbot.generate import GenerationError, Generator, create_generator
 from chatbot.index import BuildSummary, IndexStore, IndexUnavailable, LoadedIndex, Progress
-from chatbot.prompt import PromptBuilder
 from chatbot.reader import Scorer, extractive_answer, faq_answer, lookup_answer
 from chatbot.retrieve import Hit, Retrieval, Retriever
 from chatbot.rewrite import FollowUpRewriter
 from chatbot.terms import TermIndex
-from chatbot.verify import SupportChecker, attach_citations, clean_citations, split_sentences
+from chatbot.text import renumber_citations
+from chatbot.verify import SupportChecker, attach_citations
 
 log = logging.getLogger(__name__)
 GeneratorFactory = Callable[[], Generator | None]
@@ -95,6 +97,14 @@ class Pipeline:
             settings.approx_min_vectors,
         )
         self.checker = SupportChecker(settings.support_threshold)
+        self.drafter = Drafter(
+            checker=self.checker,
+            context_tokens=settings.context_tokens,
+            max_new_tokens=settings.max_new_tokens,
+            prompt_passages=settings.prompt_passages,
+            max_sentences=settings.max_answer_sentences,
+        )
+        self.composer = Composer()
         self._generator_factory = generator_factory or (lambda: create_generator(settings))
         self._generator: Generator | None = None
         self._generator_loaded = False
@@ -282,10 +292,20 @@ class Pipeline:
         for route in (self._route_lookup, self._route_faq, self._route_refusal):
             answer = route(turn)
             if answer is not None:
-                yield turn.finish(answer)
+                yield turn.finish(
+                    self._compose(turn, answer) if answer.mode == "lookup" else answer
+                )
                 return
+        generator = self.generator
+        if generator is None or isinstance(generator, GroundedGenerator):
+            if self._generator_error:
+                turn.note = (
+                    "The language model is unavailable; this answer is taken from the passages."
+                )
+            yield turn.finish(self._compose(turn, self._route_extractive(turn)))
+            return
         final: Answer | None = None
-        for event in self._route_generate(turn):
+        for event in self._route_draft(turn, generator):
             if isinstance(event, Answer):
                 final = event
             else:
@@ -354,87 +374,40 @@ class Pipeline:
             suggestions=self._suggestions(turn.state, turn.qvec),
         )
 
-    def _route_generate(self, turn: _Turn) -> Iterator[Partial | Answer]:
-        """The model's draft, kept only as far as every sentence is grounded in its passages."""
+    def _route_draft(self, turn: _Turn, generator: Generator) -> Iterator[Partial | Answer]:
+        """A free draft (generators without a grammar), kept as far as it is verified."""
+        for event in self.drafter.run(
+            generator, turn.standalone, turn.hits, turn.timings, turn.started
+        ):
+            if isinstance(event, Partial):
+                yield event
+                continue
+            turn.note = turn.note or (event.note if not event.text else "")
+            if event.text:
+                answer = self._answer(turn, event.text, event.cited, "generated")
+                answer.note = event.note
+                yield answer
+
+    def _compose(self, turn: _Turn, answer: Answer) -> Answer:
+        """The model's composition of ``answer``'s sentences when the check keeps it, else
+        ``answer`` itself; nothing is shown before this decision."""
         generator = self.generator
-        if generator is None:
-            if self._generator_error:
-                turn.note = (
-                    "The language model is unavailable; this answer is taken from the passages."
-                )
-            return
-        builder = PromptBuilder(
-            generator.count_tokens, self.settings.context_tokens, self.settings.max_new_tokens
-        )
+        if answer.refused or not isinstance(generator, GroundedGenerator):
+            return answer
+        t0 = time.perf_counter()
         try:
-            prompt = builder.run(turn.standalone, turn.hits, self.settings.prompt_passages)
-        except ValueError as exc:  # only when max_question_chars outgrows context_tokens
-            raise InvalidQuestion(
-                "The question is too long for the language model's context."
-            ) from exc
-        turn.timings["prompt_tokens"] = prompt.prompt_tokens
-        passages = [h.chunk for h in prompt.passages]
-        shown: list[str] = []  # verified sentences already on screen: never withdrawn
-        text = ""
-        for text in self._decode(turn, generator, prompt.messages):
-            done = split_sentences(clean_citations(text, len(passages))[0])[:-1]
-            if len(done) > len(shown):
-                kept, verdict = self.checker.supported_prefix(
-                    " ".join(done), passages, turn.standalone
-                )
-                sentences = split_sentences(kept)
-                if verdict.supported and len(sentences) > len(shown):
-                    shown = sentences
-                    yield Partial(attach_citations(" ".join(shown), passages)[0])
-        cleaned, cited, dropped = clean_citations(text, len(passages))
-        turn.timings["invalid_citations_dropped"] = dropped
-        kept, verdict = self.checker.supported_prefix(cleaned, passages, turn.standalone)
-        if len(split_sentences(kept)) < len(shown):  # e.g. the whole turned out repetitive
-            kept = " ".join(shown)
-        if verdict.supported or shown:
-            kept, cited = attach_citations(kept, passages)
-            answer = self._answer(turn, kept, cited, "generated")
-            if kept != cleaned:
-                answer.note = "Unverified sentences of the model's answer were removed."
-            yield answer
-            return
-        if text and not turn.note:
-            log.info("generated answer rejected: %s", "; ".join(verdict.reasons))
-            turn.note = (
-                "The model's draft did not match the passages; here are the passages' own words."
-            )
-
-    def _decode(self, turn: _Turn, generator: Generator, messages: Any) -> Iterator[str]:
-        """The draft so far after each piece, stopping at the allowed number of sentences.
-
-        Nothing of it is shown as it comes: only sentences the verifier accepts reach the user,
-        so a rejected draft never appears and is then replaced.
-        """
-        text = ""
-        t_gen = time.perf_counter()
-        first: float | None = None
-        limit = self.settings.max_answer_sentences
-        try:
-            for piece in generator.stream(messages, self.settings.max_new_tokens):
-                if first is None:
-                    first = time.perf_counter()
-                    turn.timings["ttft_s"] = first - turn.started
-                text += piece
-                if len(split_sentences(text)) > limit:
-                    # a further sentence has begun: stop decoding, drop the fragment
-                    text = " ".join(split_sentences(text)[:limit])
-                    yield text
-                    break
-                yield text
+            result = self.composer.run(turn.standalone, answer.answer, generator)
         except GenerationError as exc:
-            log.warning("generation failed: %s", exc)
-            turn.note = "The language model failed; this answer is taken from the passages."
-        t_end = time.perf_counter()
-        if text and first is not None:
-            n_tokens = generator.count_tokens(text)
-            turn.timings["decode_tokens"] = n_tokens
-            turn.timings["decode_tok_s"] = n_tokens / max(t_end - first, 1e-6)
-        turn.timings["generate_s"] = t_end - t_gen
+            log.warning("composition failed: %s", exc)
+            return answer
+        turn.timings["compose_s"] = time.perf_counter() - t0
+        if result.problem:
+            log.info("composition not kept: %s", result.problem)
+            return answer
+        cited = [c.n for c in answer.citations]
+        text, local = attach_citations(result.text, [turn.hits[n - 1].chunk for n in cited])
+        text = renumber_citations(text, cited)
+        return self._answer(turn, text, [cited[n - 1] for n in local], "generated")
 
     def _route_extractive(self, turn: _Turn) -> Answer:
         gen = self.generator if self.settings.reader_lm else None

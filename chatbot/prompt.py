@@ -32,14 +32,20 @@ class Templates:
     system: str
     user: str
     passage: str
+    compose: str = ""  # the grounded composer's instruction and examples (compose.py)
 
     @classmethod
     def load(cls) -> Templates:
-        return cls(_template("system.txt").strip(), _template("user.txt"), _template("passage.txt"))
+        return cls(
+            _template("system.txt").strip(),
+            _template("user.txt"),
+            _template("passage.txt"),
+            _template("compose.txt"),
+        )
 
     @property
     def version(self) -> str:
-        data = "\x00".join([self.system, self.user, self.passage]).encode()
+        data = "\x00".join([self.system, self.user, self.passage, self.compose]).encode()
         return hashlib.sha256(data).hexdigest()[:10]
 
 

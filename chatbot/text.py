@@ -52,6 +52,17 @@ def split_sentences(text: str) -> list[str]:
     return out
 
 
+def renumber_citations(text: str, numbers: list[int]) -> str:
+    """Citations written against a sub-list of passages ("[1]" = the first of them) as the
+    numbers those passages have in the full list (``numbers[0]``, ...)."""
+
+    def fix(m: re.Match[str]) -> str:
+        nums = [int(p) for p in re.split(r"[,;]", m.group(1))]
+        return "[" + ", ".join(str(numbers[n - 1]) for n in nums if 1 <= n <= len(numbers)) + "]"
+
+    return CITATION.sub(fix, text)
+
+
 def parse_citations(text: str) -> list[int]:
     """Citation numbers in order of appearance, e.g. "[1]", "[1, 3]", "[2;4]"."""
     out: list[int] = []

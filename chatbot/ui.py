@@ -15,17 +15,12 @@ from typing import Any
 
 import gradio as gr
 
+from chatbot.answer import Answer, InvalidQuestion, Partial, clean_question
 from chatbot.atomic import append_jsonl
 from chatbot.config import Settings, get_settings
 from chatbot.export import ExportTurn, turn_record, write_exports
 from chatbot.gaps import GapLog
-from chatbot.pipeline import (
-    Answer,
-    InvalidQuestion,
-    Partial,
-    Pipeline,
-    clean_question,
-)
+from chatbot.pipeline import Pipeline
 from chatbot.presets import cached_answer
 from chatbot.ui_format import (
     CSS,

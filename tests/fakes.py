@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
+from chatbot.grounded import ClauseGrammar, grounded_tokens
 from chatbot.retrieve import tokenize
 
 
@@ -62,3 +63,52 @@ class FakeGenerator:
         words = text.split(" ")
         for i, word in enumerate(words[:max_new_tokens]):
             yield word if i == 0 else " " + word
+
+
+class FakeGroundedGenerator(FakeGenerator):
+    """Decodes under the clause grammar with a vocabulary of single characters.
+
+    ``choose(messages, evidence)`` gives the answer it would like to write; at each step the
+    next character of it scores highest, so the real decoder (``grounded_tokens``) writes it
+    where the grammar allows and goes its own way (the forced copy, or the end) where not.
+    A token is one character here, so the token budget is taken as 8 characters a token.
+    """
+
+    EOS = 0
+
+    def __init__(self, choose: Callable[[list[dict[str, str]], list[str]], str]) -> None:
+        super().__init__("")
+        self.choose = choose
+        self.written: list[str] = []
+
+    def grounded(
+        self, messages: list[dict[str, str]], grammar: ClauseGrammar, max_new_tokens: int
+    ) -> Iterator[str]:
+        with self.lock:
+            self.calls.append(messages)
+        wanted = self.choose(messages, grammar.clauses)
+        chars = sorted(set(wanted) | set("".join(grammar.clauses)) | set(" ,;.?"))
+        vocab = ["<eos>", *chars]
+        written: list[str] = []
+
+        def scores_after(token: int | None) -> np.ndarray:
+            if token is not None:
+                written.append(vocab[token])
+            scores = np.zeros(len(vocab), dtype=np.float32)
+            at = len("".join(written))
+            if at < len(wanted):
+                scores[vocab.index(wanted[at])] = 10.0
+            else:
+                scores[self.EOS] = 10.0
+            return scores
+
+        out = grounded_tokens(
+            scores_after,
+            vocab.__getitem__,
+            grammar,
+            {self.EOS},
+            max_new_tokens=max_new_tokens * 8,
+            encode=lambda s: [vocab.index(s[0])],
+        )
+        yield from out
+        self.written.append("".join(written))

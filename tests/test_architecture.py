@@ -15,12 +15,12 @@ import pytest
 pytestmark = pytest.mark.unit
 PACKAGE = Path(__file__).resolve().parent.parent / "chatbot"
 LAYERS = [
-    {"config", "errors", "text", "atomic", "progress", "terms"},
+    {"config", "errors", "text", "atomic", "progress", "terms", "grounded"},
     {"corpus", "embed_cache", "answer"},
     {"readers", "chunking", "embedding", "generate", "answer_cache", "gaps", "export"},
     {"index"},
     {"retrieve", "rewrite"},
-    {"verify", "reader", "prompt"},
+    {"verify", "reader", "prompt", "compose", "draft"},
     {"pipeline"},
     {"api"},
     {"evaluate", "ui_format", "doctor", "insights", "watch", "presets"},

@@ -21,9 +21,10 @@ from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
 from chatbot import prompt as prompt_mod
+from chatbot.answer import REFUSAL, Answer, InvalidQuestion, Partial, clean_question
 from chatbot.config import Settings
 from chatbot.errors import GenerationError
-from chatbot.pipeline import REFUSAL, Answer, InvalidQuestion, Partial, Pipeline, clean_question
+from chatbot.pipeline import Pipeline
 from chatbot.presets import cached_answer, warm_presets
 from chatbot.verify import parse_citations, split_sentences
 from tests.fakes import FakeEmbedder, FakeGenerator

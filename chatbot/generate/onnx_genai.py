@@ -49,6 +49,7 @@ from chatbot.generate.model_cache import (
     publish_folder,
     resolve_model_dir,
 )
+from chatbot.grounded import ClauseGrammar, grounded_tokens
 
 log = logging.getLogger(__name__)
 GENAI_CONFIG = "genai_config.json"
@@ -157,6 +158,7 @@ class OnnxGenaiGenerator:
         self._eos = {int(t) for t in self.tokenizer.eos_token_ids}
         self._bos = int(self.tokenizer.bos_token_id)
         self._lock = threading.Lock()  # one generation at a time: 2 cores, no gain from more
+        self._texts: dict[int, str] = {}  # token -> its text, for the grounded decoder
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OnnxGenaiGenerator:
@@ -220,6 +222,38 @@ class OnnxGenaiGenerator:
             piece = text.decode(token)
             if piece:
                 yield piece
+
+    def grounded(
+        self, messages: list[Message], grammar: ClauseGrammar, max_new_tokens: int
+    ) -> Iterator[str]:
+        """Decode under ``grammar`` (grounded.py): the model's own scores pick each token
+        among those the grammar allows; each token's logits are read, never modified."""
+        ids = self._encode(self.render(messages))
+
+        def produce(stop: threading.Event) -> Iterator[str]:
+            generator = self._start(ids, max_new_tokens + 2)
+
+            def scores_after(token: int | None) -> np.ndarray:
+                if token is not None:
+                    generator.append_tokens(np.asarray([token], dtype=np.int32))
+                return np.asarray(generator.get_logits()).reshape(-1)
+
+            yield from grounded_tokens(
+                scores_after,
+                self._token_text,
+                grammar,
+                self._eos,
+                max_new_tokens=max_new_tokens,
+                encode=self._encode,
+            )
+
+        return threaded_stream(produce, self._lock)
+
+    def _token_text(self, token: int) -> str:
+        text = self._texts.get(token)
+        if text is None:
+            text = self._texts[token] = str(self.tokenizer.decode(np.asarray([token], np.int32)))
+        return text
 
     def score(self, prefixes: list[str], continuation: str) -> list[float]:
         """Mean log-probability of ``continuation`` after each prefix (query likelihood).

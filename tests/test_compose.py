@@ -1,0 +1,100 @@
+"""The compose stage: the model's composition is kept only when it keeps what was asked."""
+
+from __future__ import annotations
+
+import pytest
+
+from chatbot.compose import Composer, compose_messages, evidence_sentences
+from chatbot.prompt import Templates
+from tests.fakes import FakeGroundedGenerator
+
+pytestmark = pytest.mark.unit
+
+EXTRACT = (
+    "Bison: Bison is the GNU parser generator, which replaced yacc on most systems. [1] "
+    "It was written by Robert Corbett in 1985, but Richard Stallman made it yacc-compatible. [2]"
+)
+
+
+def writes(answer: str) -> FakeGroundedGenerator:
+    return FakeGroundedGenerator(lambda messages, clauses: answer)
+
+
+def test_evidence_loses_citations_and_title_labels() -> None:
+    assert evidence_sentences(EXTRACT) == [
+        "Bison is the GNU parser generator, which replaced yacc on most systems.",
+        "It was written by Robert Corbett in 1985, but Richard Stallman made it yacc-compatible.",
+    ]
+
+
+def test_the_prompt_holds_the_packaged_examples_then_the_question() -> None:
+    messages = compose_messages(Templates.load(), "Who wrote Bison?", ["Bison is a parser."])
+    roles = [m["role"] for m in messages]
+    assert roles[0] == "system" and roles[-1] == "user"
+    assert roles[1:-1] == ["user", "assistant"] * ((len(roles) - 2) // 2) and len(roles) > 3
+    assert messages[-1]["content"] == "Evidence: Bison is a parser.\nQuestion: Who wrote Bison?"
+
+
+def test_a_composition_that_keeps_the_facts_is_kept() -> None:
+    result = Composer().run(
+        "What is Bison?",
+        EXTRACT,
+        writes("Bison is the GNU parser generator, which replaced yacc on most systems."),
+    )
+    assert (result.text, result.problem) == (
+        "Bison is the GNU parser generator, which replaced yacc on most systems.",
+        "",
+    )
+
+
+@pytest.mark.parametrize(
+    ("question", "answer", "problem"),
+    [
+        # answers from the second sentence, leaving out the reader's best one
+        ("What is Bison?", "It was written by Robert Corbett in 1985.", "opening statement"),
+        # who: the clause naming the person must stay
+        (
+            "Who made Bison yacc-compatible, and when was it written?",
+            "Bison is the GNU parser generator. It was written by Robert Corbett in 1985.",
+            "asked fact",
+        ),
+    ],
+)
+def test_a_composition_that_loses_what_was_asked_is_not(
+    question: str, answer: str, problem: str
+) -> None:
+    result = Composer().run(question, EXTRACT, writes(answer))
+    assert problem in result.problem
+
+
+def test_an_empty_composition_is_not_kept() -> None:
+    assert Composer().check("What is Bison?", evidence_sentences(EXTRACT), "") == (
+        "the model wrote nothing"
+    )
+
+
+def test_a_dropped_reason_is_caught() -> None:
+    extract = "Base models are not ideal for chatbots because they complete text. [1]"
+    result = Composer().run(
+        "Is a base model good for a chatbot?",
+        extract,
+        writes("Base models are not ideal for chatbots."),
+    )
+    assert result.problem == "left out the reason"
+
+
+def test_too_little_of_the_question_is_caught() -> None:
+    composer = Composer(min_question_coverage=1.0)
+    problem = composer.check(
+        "Which parser generator replaced yacc, and who made it compatible?",
+        evidence_sentences(EXTRACT),
+        "Bison is the GNU parser generator, which replaced yacc on most systems.",
+    )
+    assert problem.startswith("says too little")
+
+
+def test_settings_are_validated() -> None:
+    with pytest.raises(ValueError):
+        Composer(max_new_tokens=2)
+    with pytest.raises(ValueError):
+        Composer(min_question_coverage=1.5)

@@ -1,0 +1,120 @@
+"""The clause grammar and the grounded decoder: only whole evidence clauses, in order."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from chatbot.grounded import ClauseGrammar, clauses, grounded_tokens
+
+pytestmark = pytest.mark.unit
+
+EVIDENCE = [
+    "Bison is the GNU parser generator, which replaced yacc on most systems.",
+    "It was written by Robert Corbett in 1985, but Richard Stallman made it yacc-compatible.",
+]
+
+
+def readable(grammar: ClauseGrammar, text: str) -> bool:
+    return bool(grammar.advance(grammar.start(), text))
+
+
+def test_clauses_cut_at_punctuation_and_contrast_but_keep_lists_whole() -> None:
+    assert clauses(EVIDENCE[1]) == [
+        "It was written by Robert Corbett in 1985",
+        "but Richard Stallman made it yacc-compatible.",
+    ]
+    # a list item shorter than four words stays with its neighbour
+    assert clauses("Major models such as GPT, Claude, Llama, and Gemini are all base models.") == [
+        "Major models such as GPT, Claude, Llama",
+        "and Gemini are all base models.",
+    ]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "It was written by Robert Corbett in 1985.",
+        "Bison is the GNU parser generator, which replaced yacc on most systems.",
+        "Bison is the GNU parser generator. It was written by Robert Corbett in 1985.",
+        "It was written by Robert Corbett in 1985, but Richard Stallman made it yacc-compatible.",
+    ],
+)
+def test_whole_clauses_in_evidence_order_are_readable(answer: str) -> None:
+    grammar = ClauseGrammar(EVIDENCE)
+    paths = grammar.advance(grammar.start(), answer)
+    assert paths and grammar.can_end(paths)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "It was written by Linus Torvalds in 1991.",  # an invented name and year
+        "It was not written by Robert Corbett.",  # a negation the evidence does not have
+        "It was written by Robert Corbett in 1985, which replaced yacc.",  # clauses reordered
+        "Was it written by Robert Corbett in 1985?",  # a question
+        "Robert Corbett.",  # a fragment of a clause
+        "but Richard Stallman made it yacc-compatible.",  # a dependent clause opening
+    ],
+)
+def test_anything_else_is_not(answer: str) -> None:
+    grammar = ClauseGrammar(EVIDENCE)
+    paths = grammar.advance(grammar.start(), answer)
+    assert not (paths and grammar.can_end(paths))
+
+
+def test_an_answer_may_only_end_after_a_whole_clause() -> None:
+    grammar = ClauseGrammar(EVIDENCE)
+    inside = grammar.advance(grammar.start(), "It was written by Robert")
+    assert inside and not grammar.can_end(inside)
+    assert grammar.forced(inside) == " Corbett"
+    done = grammar.advance(grammar.start(), "It was written by Robert Corbett in 1985,")
+    assert grammar.can_end(done)
+    assert ClauseGrammar.finish("It was written by Robert Corbett in 1985,") == (
+        "It was written by Robert Corbett in 1985."
+    )
+
+
+def test_empty_evidence_is_refused() -> None:
+    with pytest.raises(ValueError):
+        ClauseGrammar(["  "])
+
+
+def decode(grammar: ClauseGrammar, wanted: str) -> str:
+    """The decoder with a character vocabulary whose scores spell ``wanted``."""
+    vocab = ["<eos>", *sorted(set(wanted) | set("".join(grammar.clauses)) | set(" ,.?"))]
+    out: list[str] = []
+
+    def scores_after(token: int | None) -> np.ndarray:
+        if token is not None:
+            out.append(vocab[token])
+        scores = np.arange(len(vocab), dtype=np.float32) * 1e-3  # a fixed, arbitrary order
+        at = len("".join(out))
+        scores[vocab.index(wanted[at]) if at < len(wanted) else 0] = 10.0
+        return scores
+
+    pieces = grounded_tokens(
+        scores_after,
+        vocab.__getitem__,
+        grammar,
+        {0},
+        max_new_tokens=200,
+        encode=lambda s: [vocab.index(s[0])],
+    )
+    return ClauseGrammar.finish("".join(pieces))
+
+
+def test_the_decoder_writes_what_the_model_prefers_where_the_grammar_allows() -> None:
+    grammar = ClauseGrammar(EVIDENCE)
+    assert decode(grammar, "It was written by Robert Corbett in 1985.") == (
+        "It was written by Robert Corbett in 1985."
+    )
+
+
+def test_the_decoder_copies_on_where_the_model_would_invent() -> None:
+    grammar = ClauseGrammar(EVIDENCE)
+    text = decode(grammar, "It was written by Linus Torvalds.")
+    assert "Linus" not in text
+    assert text.startswith("It was written by Robert Corbett in 1985")
+    paths = grammar.advance(grammar.start(), text)
+    assert paths and grammar.can_end(paths)

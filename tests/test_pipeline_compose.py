@@ -1,0 +1,81 @@
+"""The pipeline with a generator that decodes under the clause grammar (the bundled model)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from chatbot.answer import Answer, Partial
+from chatbot.config import Settings
+from chatbot.errors import GenerationError
+from chatbot.grounded import ClauseGrammar
+from chatbot.pipeline import Pipeline
+from chatbot.text import CITATION, parse_citations, split_sentences
+from tests.fakes import FakeEmbedder, FakeGroundedGenerator
+
+pytestmark = pytest.mark.unit
+GENERAL = "How is a foundation model trained?"
+
+
+def evidence(messages: list[dict[str, str]]) -> list[str]:
+    said = messages[-1]["content"].removeprefix("Evidence: ").rsplit("\nQuestion:", 1)[0]
+    return split_sentences(said)
+
+
+def build(settings: Settings, gen: object) -> Pipeline:
+    return Pipeline(settings, embedder=FakeEmbedder(), generator_factory=lambda: gen)  # type: ignore[arg-type,return-value]
+
+
+def run(pipe: Pipeline, question: str) -> tuple[list[Partial], Answer]:
+    events = list(pipe.stream(question))
+    assert isinstance(events[-1], Answer)
+    return [e for e in events if isinstance(e, Partial)], events[-1]
+
+
+def test_a_composition_that_keeps_the_facts_is_the_answer(settings: Settings) -> None:
+    gen = FakeGroundedGenerator(lambda messages, clauses: evidence(messages)[0])
+    partials, answer = run(build(settings, gen), GENERAL)
+    assert answer.mode == "generated" and len(gen.calls) == 1
+    bare = CITATION.sub("", answer.answer).replace(" .", ".").strip()
+    assert bare == evidence(gen.calls[0])[0]
+    # cited as the reader cited that sentence: a passage that holds its words
+    assert parse_citations(answer.answer) == [c.n for c in answer.citations] != []
+    source = answer.sources[answer.citations[0].n - 1]["text"]
+    assert bare.rstrip(".")[:40] in " ".join(source.split())
+    assert all(answer.answer.startswith(p.text) for p in partials)
+
+
+def test_a_composition_that_drops_the_reader_sentence_is_not_shown(settings: Settings) -> None:
+    def second_only(messages: list[dict[str, str]], clauses: list[str]) -> str:
+        sentences = evidence(messages)
+        return sentences[-1] if len(sentences) > 1 else "Nothing of the kind."
+
+    gen = FakeGroundedGenerator(second_only)
+    partials, answer = run(build(settings, gen), GENERAL)
+    assert len(gen.calls) == 1
+    assert answer.mode == "extractive" and partials == []
+    assert split_sentences(CITATION.sub("", answer.answer))[0].strip() in " ".join(
+        evidence(gen.calls[0])
+    )
+
+
+class Failing(FakeGroundedGenerator):
+    def grounded(
+        self, messages: list[dict[str, str]], grammar: ClauseGrammar, max_new_tokens: int
+    ) -> Iterator[str]:
+        raise GenerationError("the model broke")
+        yield ""  # pragma: no cover - makes this a generator
+
+
+def test_a_failing_model_leaves_the_reader_answer(settings: Settings) -> None:
+    partials, answer = run(build(settings, Failing(lambda m, c: "")), GENERAL)
+    assert answer.mode == "extractive" and answer.citations and partials == []
+
+
+def test_a_lookup_definition_is_composed_too(settings: Settings) -> None:
+    gen = FakeGroundedGenerator(lambda messages, clauses: evidence(messages)[0])
+    _, answer = run(build(settings, gen), "What is a base model?")
+    assert answer.mode == "generated" and len(gen.calls) == 1
+    assert "Base Model:" not in answer.answer  # the entry label is not copied
+    assert answer.citations
