@@ -69,9 +69,11 @@ class ClauseGrammar:
 
     def __init__(self, sentences: Sequence[str]) -> None:
         self.clauses: list[str] = []
-        for sentence in sentences:
-            self.clauses += [c.rstrip(".") for c in clauses(sentence)]
-        self.clauses = [c for c in self.clauses if c]
+        self.sentence_of: list[int] = []  # the evidence sentence each clause comes from
+        for i, sentence in enumerate(sentences):
+            cut = [c.rstrip(".") for c in clauses(sentence)]
+            self.clauses += [c for c in cut if c]
+            self.sentence_of += [i for c in cut if c]
         if not self.clauses:
             raise ValueError("a clause grammar needs at least one evidence sentence")
 
@@ -86,11 +88,15 @@ class ClauseGrammar:
                 break
         return paths
 
-    @staticmethod
-    def can_end(paths: tuple[_Path, ...]) -> bool:
+    def can_end(self, paths: tuple[_Path, ...]) -> bool:
         """An answer may stop right after a whole clause (its last separator becomes a full
-        stop: see ``finish``)."""
-        return any(p.kind == "join" and p.k >= 0 and not p.space for p in paths)
+        stop: see ``finish``) of the last evidence sentence: the reader adds a sentence only
+        for a fact the first lacks, so the model may trim each sentence but not drop one."""
+        last = self.sentence_of[-1]
+        return any(
+            p.kind == "join" and p.k >= 0 and not p.space and self.sentence_of[p.k] == last
+            for p in paths
+        )
 
     @staticmethod
     def finish(text: str) -> str:
@@ -128,9 +134,20 @@ class ClauseGrammar:
         return [
             _Path("clause", k, 1)
             for k in range(p.k + 1, len(self.clauses))
-            if ch == (self.clauses[k][0].upper() if opening else self.clauses[k][0])
-            and not (opening and _DEPENDENT.match(self.clauses[k].lower()))
+            if self._may_follow(p, k, opening)
+            and ch == (self.clauses[k][0].upper() if opening else self.clauses[k][0])
         ]
+
+    def _may_follow(self, p: _Path, k: int, opening: bool) -> bool:
+        """The answer opens in the first evidence sentence (the reader's best: where the asked
+        fact is); after a full stop, any clause that stands alone; after a comma or semicolon,
+        only a clause of the same sentence ("coined by Stanford, and Gemini are base models"
+        would join two sentences into a claim neither makes)."""
+        if p.k < 0 and self.sentence_of[k] != 0:
+            return False
+        if opening:
+            return not _DEPENDENT.match(self.clauses[k].lower())
+        return self.sentence_of[k] == self.sentence_of[p.k]
 
 
 TokenText = Callable[[int], str]
@@ -157,7 +174,12 @@ def grounded_tokens(
     for _ in range(max_new_tokens):
         scores = scores_after(token)
         token = None
-        for cand in np.argsort(-scores)[:top_k].tolist():
+        top = (
+            np.argpartition(-scores, top_k)[:top_k]
+            if len(scores) > top_k
+            else np.arange(len(scores))
+        )
+        for cand in top[np.argsort(-scores[top])].tolist():
             if cand in eos:
                 if grammar.can_end(paths):
                     return

@@ -95,7 +95,7 @@ class SupportChecker:
             if _IDK.search(bare):
                 out.append((sentence, "the model said it does not know"))
                 continue
-            if problem := _form_problem(bare, question):
+            if problem := form_problem(bare, question):
                 out.append((sentence, problem))
                 continue
             if len(tokens) < 2:
@@ -158,7 +158,7 @@ class SupportChecker:
 _MARKUP = re.compile(r"<[a-z][a-z ,/&'-]{1,60}>|\{[^{}]*\}")
 
 
-def _form_problem(sentence: str, question: str) -> str:
+def form_problem(sentence: str, question: str) -> str:
     """Why a sentence is not an answer at all, whatever its grounding: a question, an echo of
     the question, a fragment such as a title, or dictionary markup copied from a passage."""
     words = [w for w in sentence.split() if any(ch.isalnum() for ch in w)]

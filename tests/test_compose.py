@@ -36,22 +36,17 @@ def test_the_prompt_holds_the_packaged_examples_then_the_question() -> None:
 
 
 def test_a_composition_that_keeps_the_facts_is_kept() -> None:
-    result = Composer().run(
-        "What is Bison?",
-        EXTRACT,
-        writes("Bison is the GNU parser generator, which replaced yacc on most systems."),
+    answer = (
+        "Bison is the GNU parser generator, which replaced yacc on most systems. It was written "
+        "by Robert Corbett in 1985, but Richard Stallman made it yacc-compatible."
     )
-    assert (result.text, result.problem) == (
-        "Bison is the GNU parser generator, which replaced yacc on most systems.",
-        "",
-    )
+    result = Composer().run("Who wrote Bison?", EXTRACT, writes(answer))
+    assert (result.text, result.problem) == (answer, "")
 
 
 @pytest.mark.parametrize(
     ("question", "answer", "problem"),
     [
-        # answers from the second sentence, leaving out the reader's best one
-        ("What is Bison?", "It was written by Robert Corbett in 1985.", "opening statement"),
         # who: the clause naming the person must stay
         (
             "Who made Bison yacc-compatible, and when was it written?",
@@ -67,6 +62,31 @@ def test_a_composition_that_loses_what_was_asked_is_not(
     assert problem in result.problem
 
 
+def test_an_answer_from_a_side_remark_is_not_kept() -> None:
+    problem = Composer().check(
+        "What is Bison?", evidence_sentences(EXTRACT), "It was written by Robert Corbett in 1985."
+    )
+    assert problem == "left out the evidence's opening statement"
+
+
+def test_an_asked_fact_in_a_dropped_sentence_is_caught() -> None:
+    problem = Composer().check(
+        "When was Bison written?",
+        evidence_sentences(EXTRACT),
+        "Bison is the GNU parser generator, which replaced yacc on most systems.",
+    )
+    assert problem == "left out the asked fact"
+
+
+def test_an_answer_without_the_reader_second_sentence_is_not_kept() -> None:
+    problem = Composer().check(
+        "What is Bison?",
+        evidence_sentences(EXTRACT),
+        "Bison is the GNU parser generator, which replaced yacc on most systems.",
+    )
+    assert problem == "left out an evidence sentence"
+
+
 def test_an_empty_composition_is_not_kept() -> None:
     assert Composer().check("What is Bison?", evidence_sentences(EXTRACT), "") == (
         "the model wrote nothing"
@@ -74,21 +94,21 @@ def test_an_empty_composition_is_not_kept() -> None:
 
 
 def test_a_dropped_reason_is_caught() -> None:
-    extract = "Base models are not ideal for chatbots because they complete text. [1]"
+    extract = "Base models are not ideal for customer chatbots because they complete text."
     result = Composer().run(
         "Is a base model good for a chatbot?",
         extract,
-        writes("Base models are not ideal for chatbots."),
+        writes("Base models are not ideal for customer chatbots."),
     )
     assert result.problem == "left out the reason"
 
 
 def test_too_little_of_the_question_is_caught() -> None:
-    composer = Composer(min_question_coverage=1.0)
+    composer = Composer(min_question_coverage=1.0, min_sentence_share=0.4)
     problem = composer.check(
-        "Which parser generator replaced yacc, and who made it compatible?",
-        evidence_sentences(EXTRACT),
-        "Bison is the GNU parser generator, which replaced yacc on most systems.",
+        "Which parser generator replaced yacc?",
+        evidence_sentences(EXTRACT)[:1],
+        "Bison is the GNU parser generator.",
     )
     assert problem.startswith("says too little")
 

@@ -34,10 +34,11 @@ def test_clauses_cut_at_punctuation_and_contrast_but_keep_lists_whole() -> None:
 @pytest.mark.parametrize(
     "answer",
     [
-        "It was written by Robert Corbett in 1985.",
-        "Bison is the GNU parser generator, which replaced yacc on most systems.",
         "Bison is the GNU parser generator. It was written by Robert Corbett in 1985.",
-        "It was written by Robert Corbett in 1985, but Richard Stallman made it yacc-compatible.",
+        "Bison is the GNU parser generator, which replaced yacc on most systems. It was written "
+        "by Robert Corbett in 1985, but Richard Stallman made it yacc-compatible.",
+        "Bison is the GNU parser generator. It was written by Robert Corbett in 1985, but "
+        "Richard Stallman made it yacc-compatible.",
     ],
 )
 def test_whole_clauses_in_evidence_order_are_readable(answer: str) -> None:
@@ -49,9 +50,12 @@ def test_whole_clauses_in_evidence_order_are_readable(answer: str) -> None:
 @pytest.mark.parametrize(
     "answer",
     [
-        "It was written by Linus Torvalds in 1991.",  # an invented name and year
-        "It was not written by Robert Corbett.",  # a negation the evidence does not have
-        "It was written by Robert Corbett in 1985, which replaced yacc.",  # clauses reordered
+        "Bison was written by Linus Torvalds in 1991.",  # an invented name and year
+        "Bison is not the GNU parser generator.",  # a negation the evidence does not have
+        "Bison is the GNU parser generator. Which replaced yacc on most systems.",  # reordered
+        "It was written by Robert Corbett in 1985.",  # opens outside the reader's best sentence
+        "Bison is the GNU parser generator.",  # drops the second sentence (the reader's addition)
+        "Bison is the GNU parser generator. Richard Stallman made it yacc-compatible.",  # "but"
         "Was it written by Robert Corbett in 1985?",  # a question
         "Robert Corbett.",  # a fragment of a clause
         "but Richard Stallman made it yacc-compatible.",  # a dependent clause opening
@@ -64,14 +68,14 @@ def test_anything_else_is_not(answer: str) -> None:
 
 
 def test_an_answer_may_only_end_after_a_whole_clause() -> None:
-    grammar = ClauseGrammar(EVIDENCE)
-    inside = grammar.advance(grammar.start(), "It was written by Robert")
+    grammar = ClauseGrammar(EVIDENCE[:1])
+    inside = grammar.advance(grammar.start(), "Bison is the GNU parser")
     assert inside and not grammar.can_end(inside)
-    assert grammar.forced(inside) == " Corbett"
-    done = grammar.advance(grammar.start(), "It was written by Robert Corbett in 1985,")
+    assert grammar.forced(inside) == " generator"
+    done = grammar.advance(grammar.start(), "Bison is the GNU parser generator,")
     assert grammar.can_end(done)
-    assert ClauseGrammar.finish("It was written by Robert Corbett in 1985,") == (
-        "It was written by Robert Corbett in 1985."
+    assert ClauseGrammar.finish("Bison is the GNU parser generator,") == (
+        "Bison is the GNU parser generator."
     )
 
 
@@ -105,16 +109,26 @@ def decode(grammar: ClauseGrammar, wanted: str) -> str:
 
 
 def test_the_decoder_writes_what_the_model_prefers_where_the_grammar_allows() -> None:
-    grammar = ClauseGrammar(EVIDENCE)
+    grammar = ClauseGrammar(EVIDENCE[1:])
     assert decode(grammar, "It was written by Robert Corbett in 1985.") == (
         "It was written by Robert Corbett in 1985."
     )
 
 
 def test_the_decoder_copies_on_where_the_model_would_invent() -> None:
-    grammar = ClauseGrammar(EVIDENCE)
+    grammar = ClauseGrammar(EVIDENCE[1:])
     text = decode(grammar, "It was written by Linus Torvalds.")
     assert "Linus" not in text
     assert text.startswith("It was written by Robert Corbett in 1985")
     paths = grammar.advance(grammar.start(), text)
     assert paths and grammar.can_end(paths)
+
+
+def test_a_comma_never_joins_clauses_of_two_sentences() -> None:
+    grammar = ClauseGrammar(EVIDENCE)
+    joined = "Bison is the GNU parser generator, but Richard Stallman made it yacc-compatible."
+    assert not readable(grammar, joined + " x")
+    paths = grammar.advance(grammar.start(), joined)
+    assert not (paths and grammar.can_end(paths))
+    apart = "Bison is the GNU parser generator. It was written by Robert Corbett in 1985."
+    assert grammar.can_end(grammar.advance(grammar.start(), apart))

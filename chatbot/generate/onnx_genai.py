@@ -54,6 +54,7 @@ from chatbot.grounded import ClauseGrammar, grounded_tokens
 log = logging.getLogger(__name__)
 GENAI_CONFIG = "genai_config.json"
 BUILD_TIMEOUT_S = 900
+PREFIX_ROOM = 2048  # tokens a kept prefix generator holds: prefix, question and answer
 
 
 @cache
@@ -159,6 +160,7 @@ class OnnxGenaiGenerator:
         self._bos = int(self.tokenizer.bos_token_id)
         self._lock = threading.Lock()  # one generation at a time: 2 cores, no gain from more
         self._texts: dict[int, str] = {}  # token -> its text, for the grounded decoder
+        self._prefix: tuple[list[int], Any] | None = None  # a prefilled prompt prefix, kept
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OnnxGenaiGenerator:
@@ -179,9 +181,11 @@ class OnnxGenaiGenerator:
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text)) if text else 0
 
-    def render(self, messages: list[Message]) -> str:
+    def render(self, messages: list[Message], generation_prompt: bool = True) -> str:
         return str(
-            self.tokenizer.apply_chat_template(json.dumps(messages), add_generation_prompt=True)
+            self.tokenizer.apply_chat_template(
+                json.dumps(messages), add_generation_prompt=generation_prompt
+            )
         )
 
     def _search_options(self, max_length: int) -> dict[str, Any]:
@@ -227,11 +231,17 @@ class OnnxGenaiGenerator:
         self, messages: list[Message], grammar: ClauseGrammar, max_new_tokens: int
     ) -> Iterator[str]:
         """Decode under ``grammar`` (grounded.py): the model's own scores pick each token
-        among those the grammar allows; each token's logits are read, never modified."""
+        among those the grammar allows; logits are read, never modified.
+
+        The conversation before the last user turn (instruction and examples, the same for
+        every question) is prefilled once and kept: each call rewinds to it and prefills only
+        the question's evidence, a fifth of the prompt.
+        """
         ids = self._encode(self.render(messages))
+        prefix = self._encode(self.render(messages[:-1], generation_prompt=False))
 
         def produce(stop: threading.Event) -> Iterator[str]:
-            generator = self._start(ids, max_new_tokens + 2)
+            generator = self._with_prefix(prefix, ids, max_new_tokens)
 
             def scores_after(token: int | None) -> np.ndarray:
                 if token is not None:
@@ -248,6 +258,17 @@ class OnnxGenaiGenerator:
             )
 
         return threaded_stream(produce, self._lock)
+
+    def _with_prefix(self, prefix: list[int], ids: list[int], max_new_tokens: int) -> Any:
+        """A generator holding ``ids`` prefilled, reusing the kept ``prefix`` when it can."""
+        if not prefix or ids[: len(prefix)] != prefix or len(ids) + max_new_tokens > PREFIX_ROOM:
+            return self._start(ids, max_new_tokens)
+        if self._prefix is None or self._prefix[0] != prefix:
+            self._prefix = (prefix, self._start(prefix, PREFIX_ROOM - len(prefix)))
+        generator = self._prefix[1]
+        generator.rewind_to(len(prefix))
+        generator.append_tokens(np.asarray(ids[len(prefix) :], dtype=np.int32))
+        return generator
 
     def _token_text(self, token: int) -> str:
         text = self._texts.get(token)
