@@ -22,8 +22,9 @@ no fact lost against the reader's sentences.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from chatbot.grounded import ClauseGrammar, clauses
@@ -50,6 +51,9 @@ class GroundedGenerator(Protocol):
 class Composition:
     text: str  # the composed answer, without citations ("" when the model wrote nothing)
     problem: str  # why it is not kept, or "" when it is
+    messages: list[Message] = field(default_factory=list)  # the prompt the model read
+    first_token_s: float | None = None  # from the call to the first token
+    tokens: int = 0  # tokens decoded
 
 
 def evidence_sentences(extract_text: str) -> list[str]:
@@ -109,9 +113,13 @@ class Composer:
             return Composition("", "no evidence to compose from")
         grammar = ClauseGrammar(evidence)
         messages = compose_messages(self.templates, question, evidence)
-        text = "".join(generator.grounded(messages, grammar, self.max_new_tokens))
-        text = ClauseGrammar.finish(text)
-        return Composition(text, self.check(question, evidence, text, entry_labels(extract_text)))
+        t0, first, pieces = time.perf_counter(), None, []
+        for piece in generator.grounded(messages, grammar, self.max_new_tokens):
+            first = first if first is not None else time.perf_counter() - t0
+            pieces.append(piece)
+        text = ClauseGrammar.finish("".join(pieces))
+        problem = self.check(question, evidence, text, entry_labels(extract_text))
+        return Composition(text, problem, messages, first, len(pieces))
 
     def check(self, question: str, evidence: Sequence[str], text: str, implied: str = "") -> str:
         """Why the composition does not keep what the evidence says, or "". ``implied``: words

@@ -32,7 +32,7 @@ from chatbot.answer import (
 )
 from chatbot.answer_cache import AnswerCache
 from chatbot.chunking import Chunk, Chunker
-from chatbot.compose import Composer, GroundedGenerator
+from chatbot.compose import Composer, Composition, GroundedGenerator
 from chatbot.config import Settings
 from chatbot.draft import Drafter
 from chatbot.embedding import Embedder, create_embedder, encode_query
@@ -400,7 +400,7 @@ class Pipeline:
         except GenerationError as exc:
             log.warning("composition failed: %s", exc)
             return answer
-        turn.timings["compose_s"] = time.perf_counter() - t0
+        self._compose_timings(turn, result, t0, generator)
         if result.problem:
             log.info("composition not kept: %s", result.problem)
             return answer
@@ -408,6 +408,20 @@ class Pipeline:
         text, local = attach_citations(result.text, [turn.hits[n - 1].chunk for n in cited])
         text = renumber_citations(text, cited)
         return self._answer(turn, text, [cited[n - 1] for n in local], "generated")
+
+    @staticmethod
+    def _compose_timings(turn: _Turn, result: Composition, t0: float, generator: object) -> None:
+        end = time.perf_counter()
+        turn.timings["compose_s"] = end - t0
+        if isinstance(generator, Generator):
+            prompt = "\n".join(m["content"] for m in result.messages)
+            turn.timings["prompt_tokens"] = generator.count_tokens(prompt)
+        if result.first_token_s is not None:
+            turn.timings["ttft_s"] = t0 + result.first_token_s - turn.started
+            turn.timings["decode_tokens"] = result.tokens
+            turn.timings["decode_tok_s"] = result.tokens / max(
+                end - t0 - result.first_token_s, 1e-6
+            )
 
     def _route_extractive(self, turn: _Turn) -> Answer:
         gen = self.generator if self.settings.reader_lm else None

@@ -81,3 +81,12 @@ def test_a_lookup_definition_is_composed_too(settings: Settings) -> None:
     assert answer.mode == "generated" and len(gen.calls) == 1
     assert "Base Model:" not in answer.answer  # the entry label is not copied
     assert answer.citations
+
+
+def test_a_composition_reports_its_prompt_and_decode(settings: Settings) -> None:
+    gen = FakeGroundedGenerator(whole)
+    _, answer = run(build(settings, gen), GENERAL)
+    t = answer.timings
+    assert answer.mode == "generated"
+    assert t["prompt_tokens"] > 0 and t["decode_tokens"] > 0
+    assert 0 <= t["ttft_s"] <= t["compose_s"] + t["retrieve_s"] + 1.0 and t["decode_tok_s"] > 0
