@@ -113,12 +113,18 @@ class Composer:
             return Composition("", "no evidence to compose from")
         grammar = ClauseGrammar(evidence)
         messages = compose_messages(self.templates, question, evidence)
+        # room to copy every clause: a token holds 3 or more characters of English text
+        budget = max(self.max_new_tokens, len(" ".join(evidence)) // 3 + 16)
         t0, first, pieces = time.perf_counter(), None, []
-        for piece in generator.grounded(messages, grammar, self.max_new_tokens):
+        for piece in generator.grounded(messages, grammar, budget):
             first = first if first is not None else time.perf_counter() - t0
             pieces.append(piece)
-        text = ClauseGrammar.finish("".join(pieces))
-        problem = self.check(question, evidence, text, entry_labels(extract_text))
+        raw = "".join(pieces)
+        text = ClauseGrammar.finish(raw)
+        if raw and not grammar.can_end(grammar.advance(grammar.start(), raw)):
+            problem = "cut off inside a clause"  # the token budget ran out, or decoding stuck
+        else:
+            problem = self.check(question, evidence, text, entry_labels(extract_text))
         return Composition(text, problem, messages, first, len(pieces))
 
     def check(self, question: str, evidence: Sequence[str], text: str, implied: str = "") -> str:

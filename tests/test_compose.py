@@ -118,3 +118,17 @@ def test_settings_are_validated() -> None:
         Composer(max_new_tokens=2)
     with pytest.raises(ValueError):
         Composer(min_question_coverage=1.5)
+
+
+def test_a_composition_cut_off_inside_a_clause_is_not_kept() -> None:
+    class Stops(FakeGroundedGenerator):
+        def grounded(self, messages, grammar, max_new_tokens):  # type: ignore[no-untyped-def]
+            yield from list(super().grounded(messages, grammar, max_new_tokens))[:30]
+
+    answer = (
+        "Bison is the GNU parser generator, which replaced yacc on most systems. It was written "
+        "by Robert Corbett in 1985, but Richard Stallman made it yacc-compatible."
+    )
+    result = Composer().run("Who wrote Bison?", EXTRACT, Stops(lambda m, c: answer))
+    assert result.problem == "cut off inside a clause"
+    assert Composer().run("Who wrote Bison?", EXTRACT, writes(answer)).problem == ""
