@@ -124,6 +124,17 @@ class Settings(BaseSettings):
     support_threshold: float = Field(
         0.55, ge=0.0, le=1.0, description="share of answer content words found in the passages"
     )
+    compose: bool = Field(
+        True,
+        description="the model composes the reader's sentences under the clause grammar "
+        "(backends that support it); off: the reader's sentences are the answer",
+    )
+    compose_min_sentence_share: float = Field(
+        0.7, ge=0.0, le=1.0, description="share of each evidence sentence a composition must say"
+    )
+    compose_min_question_coverage: float = Field(
+        0.7, ge=0.0, le=1.0, description="share of the question's evidence words it must say"
+    )
 
     # --- input limits (server-side, a client cannot raise them) ---------------------------
     max_question_chars: int = Field(1000, ge=10, le=100_000)

@@ -104,7 +104,10 @@ class Pipeline:
             prompt_passages=settings.prompt_passages,
             max_sentences=settings.max_answer_sentences,
         )
-        self.composer = Composer()
+        self.composer = Composer(
+            min_sentence_share=settings.compose_min_sentence_share,
+            min_question_coverage=settings.compose_min_question_coverage,
+        )
         self._generator_factory = generator_factory or (lambda: create_generator(settings))
         self._generator: Generator | None = None
         self._generator_loaded = False
@@ -392,7 +395,9 @@ class Pipeline:
         """The model's composition of ``answer``'s sentences when the check keeps it, else
         ``answer`` itself; nothing is shown before this decision."""
         generator = self.generator
-        if answer.refused or not isinstance(generator, GroundedGenerator):
+        if answer.refused or not self.settings.compose:
+            return answer
+        if not isinstance(generator, GroundedGenerator):
             return answer
         t0 = time.perf_counter()
         try:

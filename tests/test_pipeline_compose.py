@@ -90,3 +90,9 @@ def test_a_composition_reports_its_prompt_and_decode(settings: Settings) -> None
     assert answer.mode == "generated"
     assert t["prompt_tokens"] > 0 and t["decode_tokens"] > 0
     assert 0 <= t["ttft_s"] <= t["compose_s"] + t["retrieve_s"] + 1.0 and t["decode_tok_s"] > 0
+
+
+def test_composition_can_be_switched_off(settings: Settings) -> None:
+    gen = FakeGroundedGenerator(whole)
+    _, answer = run(build(settings.model_copy(update={"compose": False}), gen), GENERAL)
+    assert answer.mode == "extractive" and gen.calls == [] and answer.citations
