@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 
 import pytest
 
+from chatbot.compose import compose_messages
 from chatbot.config import Settings
 from chatbot.errors import GenerationError
 from chatbot.generate import (
@@ -53,6 +54,8 @@ from chatbot.generate.base import (
     threaded_stream,
 )
 from chatbot.generate.onnx_genai import resolve_onnx_dir
+from chatbot.grounded import ClauseGrammar
+from chatbot.prompt import Templates
 
 MESSAGES = [{"role": "user", "content": "What is a base model?"}]
 REPO = Path(__file__).resolve().parent.parent
@@ -924,6 +927,31 @@ def test_transformers_score_prefers_the_prefix_the_model_continues(tiny_model_di
     assert gen.score([], greedy) == []
 
 
+EVIDENCE = [
+    "A base model is the raw pre-trained version of a language model, trained only on "
+    "next-token prediction.",
+    "Instruct models are created by fine-tuning base models with instruction data.",
+]
+
+
+def composed(gen: Any, evidence: list[str], max_new_tokens: int = 60) -> str:
+    """The composition of ``evidence`` for "What is a base model?", as the compose stage asks."""
+    grammar = ClauseGrammar(evidence)
+    messages = compose_messages(Templates.load(), MESSAGES[0]["content"], evidence)
+    text = "".join(gen.grounded(messages, grammar, max_new_tokens))
+    assert text and grammar.advance(grammar.start(), text), text  # whole clauses only
+    return text
+
+
+def test_transformers_composes_only_whole_evidence_clauses(tiny_model_dir: Path) -> None:
+    """A random tiny model prefers random tokens: the grammar still admits only the
+    evidence's clauses, and the decoding is greedy (the same text twice)."""
+    gen = TransformersGenerator(tiny_model_dir, name="tiny")
+    text = composed(gen, EVIDENCE)
+    assert text == composed(gen, EVIDENCE)
+    assert not gen._lock.locked()
+
+
 # ------------------------------------------------------------------------ real SmolLM2
 @pytest.fixture(scope="module")
 def smol_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -967,6 +995,22 @@ def smol_onnx(smol_cache: Path) -> tuple[Settings, list[Path], Any]:
         again = OnnxGenaiGenerator.from_settings(s)
     assert again.load_seconds < 5  # measured ~0.3 s; generous for a loaded 2-core machine
     return s, builds, gen
+
+
+@pytest.mark.slow
+def test_real_onnx_composition_reuses_its_prefix_exactly(
+    smol_onnx: tuple[Settings, list[Path], Any],
+) -> None:
+    """The kept, rewound prompt prefix gives the composition a fresh prefill gives."""
+    _, _, gen = smol_onnx
+    gen._prefix = None
+    first = composed(gen, EVIDENCE)
+    other = composed(gen, EVIDENCE[1:])  # same prefix, another question: rewound
+    assert gen._prefix is not None
+    assert composed(gen, EVIDENCE) == first != other
+    gen._prefix = None  # a fresh generator, no reuse
+    assert composed(gen, EVIDENCE) == first
+    assert first.lower().startswith(("a base model", "the raw", "raw"))
 
 
 @pytest.mark.slow

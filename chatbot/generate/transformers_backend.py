@@ -23,6 +23,7 @@ from chatbot.generate.base import (
     threaded_stream,
 )
 from chatbot.generate.model_cache import load_or_rebuild, resolve_model_dir
+from chatbot.grounded import ClauseGrammar, grounded_tokens
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +159,36 @@ class TransformersGenerator:
         rest = text.flush()
         if rest:
             yield rest
+
+    def grounded(
+        self, messages: list[Message], grammar: ClauseGrammar, max_new_tokens: int
+    ) -> Iterator[str]:
+        """Decode under ``grammar`` (grounded.py), as the onnx-genai backend does: the model's
+        own scores pick each token among those the grammar allows."""
+        prompt = self.render(messages)
+        ids = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).input_ids
+
+        def produce(stop: threading.Event) -> Iterator[str]:
+            import torch
+            from transformers import DynamicCache
+
+            cache = DynamicCache(config=self.model.config)
+
+            def scores_after(token: int | None) -> Any:
+                x = ids if token is None else torch.tensor([[token]])
+                with torch.inference_mode():
+                    return self._next_logits(x, cache).numpy()
+
+            yield from grounded_tokens(
+                scores_after,
+                lambda t: str(self.tokenizer.decode([t])),
+                grammar,
+                self._eos,
+                max_new_tokens=max_new_tokens,
+                encode=lambda text: list(self.tokenizer.encode(text, add_special_tokens=False)),
+            )
+
+        return threaded_stream(produce, self._lock)
 
     def _next_logits(self, x: Any, cache: Any) -> Any:
         out = self.model(input_ids=x, **{self._cache_arg: cache}, use_cache=True, logits_to_keep=1)
