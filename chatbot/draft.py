@@ -1,10 +1,10 @@
 """The model's free draft, for generators that cannot decode under a grammar.
 
-An OpenAI-compatible endpoint or a transformers model writes freely from the prompt's passages;
+An OpenAI-compatible endpoint or llama.cpp writes freely from the prompt's passages;
 the draft is kept only as far as every sentence is grounded in its passages (``verify.py``).
 Nothing of it is shown as it comes: a sentence reaches the user once the verifier accepts it, so
-a rejected draft never appears and is then replaced. The bundled model does not draft freely: it
-composes under the clause grammar (``compose.py``).
+a rejected draft never appears and is then replaced. Backends that can decode under a grammar
+(onnx-genai, transformers) do not draft freely: they compose (``compose.py``).
 """
 
 from __future__ import annotations
