@@ -6,14 +6,17 @@ import atexit
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from hypothesis import configuration as hypothesis_configuration
 from hypothesis import settings as hypothesis_settings
 
+from chatbot import readers as readers_mod
 from chatbot.config import Settings, apply_runtime_env
 from chatbot.pipeline import Pipeline
+from chatbot.readers import Document
 from tests.fakes import FakeEmbedder, FakeGenerator
 
 apply_runtime_env()  # as the CLI and the UI do at start-up: offline, no telemetry
@@ -79,3 +82,22 @@ def make_pipeline(settings: Settings, fake_embedder: FakeEmbedder):  # type: ign
         return Pipeline(s, embedder=fake_embedder, generator_factory=lambda: gen)
 
     return make
+
+
+@pytest.fixture
+def record_parsing(monkeypatch: pytest.MonkeyPatch) -> Callable[[], list[str]]:
+    """Call it to start recording the names of the corpus files parsed, in order (the real
+    reader still runs); it returns the list that fills."""
+
+    def start() -> list[str]:
+        parsed: list[str] = []
+        real = readers_mod.read_corpus_file
+
+        def recording(path: Path) -> list[Document]:
+            parsed.append(path.name)
+            return real(path)
+
+        monkeypatch.setattr(readers_mod, "read_corpus_file", recording)
+        return parsed
+
+    return start

@@ -25,7 +25,6 @@ import faiss
 import numpy as np
 import pytest
 
-from chatbot import readers as readers_mod
 from chatbot.chunking import Chunker
 from chatbot.corpus import CorpusError, Document, file_sha256
 from chatbot.errors import (
@@ -194,20 +193,13 @@ def test_rebuild_parses_only_changed_files_and_writes_what_a_full_build_writes(
     index_dir: Path,
     corpus_dir: Path,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    record_parsing: Callable[[], list[str]],
 ) -> None:
     """Unchanged files' chunks and entry records come from the previous build unparsed (dict-
     foldoc's 12,000 entries cost ~1 s to parse and chunk); the artifacts are byte-identical to
     a from-scratch build's."""
     edit(corpus_dir)
-    parsed: list[str] = []
-    real = readers_mod.read_corpus_file
-
-    def recording(path: Path) -> list[Document]:
-        parsed.append(path.name)
-        return real(path)
-
-    monkeypatch.setattr(readers_mod, "read_corpus_file", recording)
+    parsed = record_parsing()
     summary = make_store(index_dir).build(corpus_dir)
     assert parsed == [EDITED] and summary.changed == [EDITED]
     fresh = make_store(tmp_path / "fresh")

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from chatbot import readers as readers_mod
-from chatbot.corpus import Document, corpus_files
+from chatbot.corpus import corpus_files
 from chatbot.readers import KnownFile, load_corpus, read_dictd
 
 pytestmark = pytest.mark.unit
@@ -117,7 +117,7 @@ def test_editing_one_csv_row_changes_only_that_entry(tmp_path: Path) -> None:
 
 
 def test_known_unchanged_files_are_hashed_but_not_parsed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, record_parsing: Callable[[], list[str]]
 ) -> None:
     """A rebuild reuses an unchanged file's chunks, so its 12,000 entries need not be parsed."""
     write_dictd(tmp_path, "mini", [(["compiler"], COMPILER), (["byte"], BYTE_MAG)], True)
@@ -131,14 +131,7 @@ def test_known_unchanged_files_are_hashed_but_not_parsed(
         for name, f in by_name.items()
     }
     (tmp_path / "page.md").write_text("# Page\n\nEdited text.\n", encoding="utf-8")
-    parsed: list[str] = []
-    real = readers_mod.read_corpus_file
-
-    def recording(path: Path) -> list[Document]:
-        parsed.append(path.name)
-        return real(path)
-
-    monkeypatch.setattr(readers_mod, "read_corpus_file", recording)
+    parsed = record_parsing()
     again = load_corpus(tmp_path, known)
     assert parsed == ["page.md"] and again.reused == {"mini.index"}
     assert [d.file for d in again.documents] == ["page.md"]
