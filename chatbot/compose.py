@@ -27,6 +27,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from chatbot.generate.base import Message
 from chatbot.grounded import ClauseGrammar, clauses
 from chatbot.prompt import Templates, neutralize
 from chatbot.reader import asked_types, holds_type
@@ -34,13 +35,14 @@ from chatbot.retrieve import tokenize
 from chatbot.text import CITATION, split_sentences
 from chatbot.verify import form_problem
 
-Message = dict[str, str]
 _TITLE_LABEL = re.compile(r"^(?:Another entry for )?[^:.!?]{1,80}:\s+(?=[A-Z(\"'])")
 
 
 @runtime_checkable
 class GroundedGenerator(Protocol):
-    """A generator that can decode under a grammar (onnx-genai reads and sets its logits)."""
+    """A generator that can decode under a grammar: it reads its own next-token scores and
+    lets ``grounded_tokens`` pick among the tokens the grammar allows (onnx-genai,
+    transformers)."""
 
     def grounded(
         self, messages: list[Message], grammar: ClauseGrammar, max_new_tokens: int

@@ -170,7 +170,7 @@ def grounded_tokens(
     grammar accepts is taken (the end token only where an answer may end); when none is, the
     clause being copied goes on with its next word. Decoding stops when neither applies.
     """
-    paths, text, token = grammar.start(), "", None
+    paths, token = grammar.start(), None
     for _ in range(max_new_tokens):
         scores = scores_after(token)
         token = None
@@ -187,14 +187,11 @@ def grounded_tokens(
             piece = token_text(cand)
             nxt = grammar.advance(paths, piece) if piece else ()
             if nxt:
-                paths, text, token = nxt, text + piece, int(cand)
+                paths, token = nxt, int(cand)
                 break
         if token is None and (rest := grammar.forced(paths)):
             token = encode(rest)[0]
-            nxt = grammar.advance(paths, token_text(token))
-            if not nxt:
-                return
-            paths, text = nxt, text + token_text(token)
-        if token is None:
+            paths = grammar.advance(paths, token_text(token))
+        if token is None or not paths:
             return
         yield token_text(token)

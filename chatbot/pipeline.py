@@ -394,9 +394,9 @@ class Pipeline:
     def _compose(self, turn: _Turn, answer: Answer) -> Answer:
         """The model's composition of ``answer``'s sentences when the check keeps it, else
         ``answer`` itself; nothing is shown before this decision."""
-        generator = self.generator
         if answer.refused or not self.settings.compose:
-            return answer
+            return answer  # before self.generator: no model is loaded for nothing
+        generator = self.generator
         if not isinstance(generator, GroundedGenerator):
             return answer
         t0 = time.perf_counter()
