@@ -136,6 +136,12 @@ def entry_chunks(previous: LoadedIndex) -> dict[EntryKey, list[Chunk]]:
     return out
 
 
+def chunked_alike(previous: LoadedIndex, chunker: Chunker) -> bool:
+    """Whether ``previous`` was chunked with ``chunker``'s settings: only then may a build
+    take its chunks as its own."""
+    return previous.manifest.chunking == chunker.params()
+
+
 def new_build_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
@@ -271,7 +277,7 @@ class Builder:
         """Every entry's chunks; an entry the previous build chunked with the same settings
         keeps its chunks (one edit in a 12,000-entry file chunks one entry, not 12,000)."""
         reuse: dict[EntryKey, list[Chunk]] = {}
-        if previous is not None and previous.manifest.chunking == self.chunker.params():
+        if previous is not None and chunked_alike(previous, self.chunker):
             reuse = entry_chunks(previous) if documents else {}
         chunks: list[Chunk] = []
         for n, doc in enumerate(documents, 1):

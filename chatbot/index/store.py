@@ -37,6 +37,7 @@ from chatbot.index.build import (
     BuildOptions,
     BuildSummary,
     Progress,
+    chunked_alike,
     frozen_gc,
     paused_gc,
     plan,
@@ -250,7 +251,7 @@ class IndexStore:
             raise CorpusError(f"no corpus files in {corpus_dir}")
         summary = plan(corpus, previous)
         summary.note = note
-        if previous is not None and summary.up_to_date and self._same_chunking(previous):
+        if previous is not None and summary.up_to_date and chunked_alike(previous, self.chunker):
             summary.build_id = previous.build_id
             summary.chunks = len(previous)
             summary.seconds = time.perf_counter() - started
@@ -259,15 +260,12 @@ class IndexStore:
         self._write_and_publish(corpus, previous, summary, progress, before_commit, started)
         return summary
 
-    def _same_chunking(self, previous: LoadedIndex) -> bool:
-        return previous.manifest.chunking == self.chunker.params()
-
     def _known_files(self, previous: LoadedIndex | None) -> dict[str, KnownFile]:
         """The previous build's files whose chunks can be reused as they are (same chunking).
 
         A build whose entry records have no content hash (made before they were recorded) has
         every file parsed again once, so the records it passes on match a fresh build's."""
-        if previous is None or not self._same_chunking(previous):
+        if previous is None or not chunked_alike(previous, self.chunker):
             return {}
         if not all("sha256" in record for record in previous.documents):
             return {}
