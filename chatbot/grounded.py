@@ -115,6 +115,21 @@ class ClauseGrammar:
         return ""
 
     def _step(self, p: _Path, ch: str) -> list[_Path]:
+        return [q for q in self._moves(p, ch) if self._viable(q)]
+
+    def _viable(self, p: _Path) -> bool:
+        """Can this reading still become a whole answer? A comma after a sentence's last
+        clause, or a space after the answer's last full stop, leads nowhere: allowing it let
+        the model write "... in 1986, " and stop there, cut off."""
+        if p.kind == "clause":
+            end = p.pos == len(self.clauses[p.k])
+            return not end or any(self._viable(_Path("join", p.k, punct=c)) for c in JOIN_PUNCT)
+        if p.k >= 0 and not p.space and self.sentence_of[p.k] == self.sentence_of[-1]:
+            return True  # it may end here
+        opening = p.punct == "."
+        return any(self._may_follow(p, k, opening) for k in range(p.k + 1, len(self.clauses)))
+
+    def _moves(self, p: _Path, ch: str) -> list[_Path]:
         if p.kind == "clause":
             text = self.clauses[p.k]
             if p.pos < len(text) and text[p.pos] == ch:

@@ -132,3 +132,15 @@ def test_a_comma_never_joins_clauses_of_two_sentences() -> None:
     assert not (paths and grammar.can_end(paths))
     apart = "Bison is the GNU parser generator. It was written by Robert Corbett in 1985."
     assert grammar.can_end(grammar.advance(grammar.start(), apart))
+
+
+def test_no_reading_leads_to_a_dead_end() -> None:
+    """A space after the last clause's comma or full stop could never be followed: the model
+    wrote "... in 1986, " and decoding stopped there, cut off."""
+    grammar = ClauseGrammar(["An adventure game language designed by David Betz in 1986."])
+    ended = "An adventure game language designed by David Betz in 1986"
+    for punct in ",.":
+        assert grammar.can_end(grammar.advance(grammar.start(), ended + punct))
+        assert grammar.advance(grammar.start(), ended + punct + " ") == ()
+    # the decoder, told to go on, ends the answer whole
+    assert decode(grammar, ended + ", and more.") == ended + "."
