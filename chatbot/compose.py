@@ -143,7 +143,7 @@ class Composer:
         def kept(clause: str) -> bool:
             return clause.rstrip(".").lower() in said
 
-        kinds = [k for k in asked_types(question) if k not in ("other", "definition", "yesno")]
+        kinds = [k for k in asked_types(question) if k not in ("other", "definition")]
         if any(holds_type(" ".join(evidence), k) and not holds_type(text, k) for k in kinds):
             return "left out the asked fact"
         for sentence in evidence:

@@ -7,7 +7,10 @@ passage rank, whether the question names its entry, and whether it holds the kin
 for (a name for "who", a year for "when", a quantity for "how many", a reason for "why"). A
 sentence *stating* that fact ("written by X", "in 1964") answers first. A second sentence is
 added only when it adds an asked-for fact: another kind the question asks for ("..., and by
-whom?"), the definition for "what is X and why ...", or question words the first lacks.
+whom?"), the definition for "what is X and why ...", or question words the first lacks. A yes/no
+question is settled by a sentence that asserts or denies ("It is not in the public domain"), not
+by the entry's description: when the best sentence only describes, a settling one scoring close
+to it is added and said first.
 
 A 135M model invents names and flips yes/no answers when it writes, but it can rank: how likely
 the question is after a sentence (query likelihood, as in UPR) re-ranks the candidates when a
@@ -75,15 +78,21 @@ _HAS_TYPE: dict[AnswerType, re.Pattern[str]] = {
     ),
     # a quantity: a number (not a year or a date) followed by what it counts or measures
     "number": re.compile(
-        r"(?<![\w.-])(?:\d+(?:[.,]\d+)*|two|three|four|five|six|seven|eight|nine|ten|eleven|"
-        r"twelve|sixteen|twenty|thirty-two|sixty-four|hundred|thousand|million|billion|dozen|"
-        r"double|half)(?:\s+(?:to|or|and)\s+\d+(?:[.,]\d+)*)?(?:\s+[a-zA-Z/]+|\s*%|[a-zA-Z]{1,3}\b)",
+        r"(?<![\w.-])(?:\d+(?:[.,]\d+)*|(?:two|three|four|five|six|seven|eight|nine)(?:teen)?|"
+        r"ten|eleven|twelve|thirteen|fifteen|eighteen|(?:twen|thir|for|fif|eigh)ty(?:-\w+)?|"
+        r"(?:six|seven|nine)ty(?:-\w+)?|hundred|thousand|million|billion|dozen|double|half)(?:\s+(?:to|or|and)\s+\d+(?:[.,]\d+)*)?(?:\s+[a-zA-Z/]+|\s*%|[a-zA-Z]{1,3}\b)",
         re.I,
     ),
     "reason": re.compile(
         r"\b(?:because|since|so that|due to|owing to|named (?:after|for|from)|in order to|"
         r"as a result|reason|caused by|results? from|comes? from|derived from|after (?:the|a|an)|"
         r"hence|thus|therefore|so called|so-called|stands? for|play on|by analogy)\b",
+        re.I,
+    ),
+    # a yes/no question is settled by a sentence that asserts or denies: "It is not in the
+    # public domain", "Yes, through ...", not by the entry's description
+    "yesno": re.compile(
+        r"^(?:yes|no)\b|\b(?:not|no|never|none|nor|neither|cannot|unable|impossible)\b|n't\b",
         re.I,
     ),
 }
@@ -116,6 +125,7 @@ class Weights:
     typed: float = 0.1  # the sentence states the asked kind of fact (half when it only holds one)
     lm: float = 0.5  # query likelihood, in standard deviations, when a scorer is given
     close: float = 0.15  # a second sentence scoring within this of the first is "close"
+    settles: float = 0.5  # a yes/no answer's asserting or denying second sentence, within this
     stated_first: bool = True  # a sentence stating the asked kind of fact answers first
 
 
@@ -388,10 +398,16 @@ def _choose(
         if c.text in (cands[i].text for i in chosen):
             continue
         adds_kind = any(
-            k in _HAS_TYPE and holds_type(c.text, k) and not holds_type(first.text, k)
+            k in _HAS_TYPE
+            and holds_type(c.text, k)
+            and not holds_type(first.text, k)
+            and (k != "yesno" or score[idx] >= score[chosen[0]] - w.settles)
             for k in kinds
         ) or ("definition" in kinds and c.pos == 0 < first.pos and c.title == first.title)
         adds_words = bool((asked & _words(c.text)) - covered)
         if adds_kind or (score[idx] >= score[chosen[0]] - w.close and adds_words):
             chosen.append(idx)
+    if kinds[0] == "yesno" and len(chosen) > 1 and not holds_type(first.text, "yesno"):
+        settling = [i for i in chosen[1:] if holds_type(cands[i].text, "yesno")][:1]
+        chosen = settling + [i for i in chosen if i not in settling]  # the "no" is said first
     return chosen

@@ -103,6 +103,16 @@ def test_a_dropped_reason_is_caught() -> None:
     assert result.problem == "left out the reason"
 
 
+def test_a_yes_no_answer_that_drops_the_denial_is_not_kept() -> None:
+    extract = "Assignment is not allowed in functional languages, where a name has one value."
+    problem = Composer(min_sentence_share=0.3).check(
+        "Do functional languages allow assignment?",
+        evidence_sentences(extract),
+        "Where a name has one value.",
+    )
+    assert problem == "left out the asked fact"
+
+
 def test_too_little_of_the_question_is_caught() -> None:
     composer = Composer(min_question_coverage=1.0, min_sentence_share=0.4)
     problem = composer.check(

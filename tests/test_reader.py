@@ -74,6 +74,9 @@ def test_a_year_or_a_date_is_not_an_asked_quantity() -> None:
     assert holds_type("It has 64 KB of RAM.", "number")
     assert holds_type("There are four levels, A, B, C and D.", "number")
     assert holds_type("It stores 35 gigabytes on a single cartridge.", "number")
+    assert holds_type("The committee had seventeen members.", "number")
+    assert holds_type("It uses sixty-four registers.", "number")
+    assert not holds_type("One of the oldest languages still in use.", "number")
 
 
 def test_an_entry_is_named_only_by_its_whole_title() -> None:
@@ -119,6 +122,44 @@ def test_a_second_sentence_only_when_it_adds_an_asked_for_fact() -> None:
     assert both.text.index("2002") < both.text.index("Gorman")  # the main kind first
     one = extractive_answer("When was the word refuctoring first heard?", [word], FakeEmbedder())
     assert one.text == "The word was first heard in a London pub in 2002. [1]"
+
+
+def test_a_yes_no_answer_says_the_settling_sentence_first() -> None:
+    assignment = entry(
+        "single assignment",
+        "A property of variables in a functional language. "
+        "Assignment is not allowed in functional languages, where a name always has one value.",
+    )
+    question = "Do functional programming languages let you assign to variables?"
+    ext = extractive_answer(question, [assignment], FakeEmbedder())
+    assert ext.text.startswith("Assignment is not allowed in functional languages")
+    assert "A property of variables" in ext.text  # the description stays, second
+
+
+def test_a_far_off_denial_is_not_added_to_a_yes_no_answer() -> None:
+    weights = extractive_answer(
+        "Can I download the weights of proprietary models?",
+        [
+            entry("Base Model", "Proprietary models such as GPT are accessible only via an API."),
+            entry("Gardening", "Tomatoes never grow well without sun and regular water.", n=1),
+        ],
+        FakeEmbedder(),
+    )
+    assert weights.text == "Proprietary models such as GPT are accessible only via an API. [1]"
+
+
+@pytest.mark.parametrize(
+    ("sentence", "settles"),
+    [
+        ("It is not in the public domain.", True),
+        ("It had no garbage collection.", True),
+        ("Yes, through few-shot prompting you can guide it.", True),
+        ("The decompression algorithms aren't patented.", True),
+        ("A property of variables in a functional language.", False),
+    ],
+)
+def test_what_settles_a_yes_no_question(sentence: str, settles: bool) -> None:
+    assert holds_type(sentence, "yesno") is settles
 
 
 def test_what_is_x_and_why_adds_the_definition() -> None:
