@@ -397,6 +397,7 @@ def test_disk_full_gives_clear_error_and_keeps_old_index(
     target: str,
 ) -> None:
     before = snapshot(built)
+    builds = sorted(p.name for p in built.builds_dir.iterdir())
     edit(corpus_dir)
     calls = _failing_write(monkeypatch, target, errno.ENOSPC)
     with pytest.raises(IndexBuildError, match="disk full") as info:
@@ -404,6 +405,8 @@ def test_disk_full_gives_clear_error_and_keeps_old_index(
     assert any(c.startswith(target) for c in calls())
     assert "previous index is unchanged" in str(info.value)
     assert snapshot(built) == before
+    # no unpublished build is left behind for the next sweep to keep as "the previous one"
+    assert sorted(p.name for p in built.builds_dir.iterdir()) == builds
     assert temp_leftovers(index_dir) == []
     monkeypatch.undo()
     summary = built.build(corpus_dir)

@@ -370,12 +370,18 @@ class IndexStore:
     def _publish(self, tmp: Path, build_id: str) -> None:
         """Give the finished build its final name, then point CURRENT at it atomically."""
         disk.sync_dir(tmp)
-        os.rename(tmp, self.builds_dir / build_id)
-        disk.sync_dir(self.builds_dir)
+        final = self.builds_dir / build_id
+        os.rename(tmp, final)
         pointer_tmp = self.dir / f".CURRENT.{uuid.uuid4().hex[:8]}"
         try:
+            disk.sync_dir(self.builds_dir)
             disk.write_bytes(pointer_tmp, build_id.encode())
             os.replace(pointer_tmp, self.dir / "CURRENT")
+        except BaseException:
+            # never published: left in place, the next sweep would keep it as the newest
+            # build and delete the real previous one
+            shutil.rmtree(final, ignore_errors=True)
+            raise
         finally:
             pointer_tmp.unlink(missing_ok=True)
         disk.sync_dir(self.dir)
