@@ -103,8 +103,11 @@ class ClauseGrammar:
         return text.rstrip().rstrip(",;.") + "." if text.strip() else ""
 
     def forced(self, paths: tuple[_Path, ...]) -> str:
-        """The rest of the word being copied: what decoding writes when every one of the
-        model's candidates would leave the clause."""
+        """What decoding writes when none of the model's candidates is allowed: the rest of
+        the word being copied, else the way on to the next clause (its punctuation, the space,
+        its first word), so the answer is never left cut off; nothing where it may end."""
+        if self.can_end(paths):
+            return ""
         for p in paths:
             if p.kind == "clause" and p.pos < len(self.clauses[p.k]):
                 rest = self.clauses[p.k][p.pos :]
@@ -112,7 +115,20 @@ class ClauseGrammar:
                 while n < len(rest) and rest[n].isalnum():
                     n += 1
                 return rest[: max(n, 1)]
+        for p in paths:
+            for text in self._onward(p):
+                if self.advance((p,), text):
+                    return text
         return ""
+
+    def _onward(self, p: _Path) -> list[str]:
+        if p.kind == "clause":  # the evidence's own sentence goes on where it can
+            return [",", "."]
+        if not p.space:
+            return [" "]
+        opening = p.punct == "."
+        words = [self.clauses[k].split(" ", 1)[0] for k in range(p.k + 1, len(self.clauses))]
+        return [w[:1].upper() + w[1:] if opening else w for w in words]
 
     def _step(self, p: _Path, ch: str) -> list[_Path]:
         return [q for q in self._moves(p, ch) if self._viable(q)]
@@ -183,7 +199,8 @@ def grounded_tokens(
     ``scores_after(token)`` feeds ``token`` to the model (None: nothing yet, after the
     prompt) and returns the next-token scores. Among the ``top_k`` best tokens the first the
     grammar accepts is taken (the end token only where an answer may end); when none is, the
-    clause being copied goes on with its next word. Decoding stops when neither applies.
+    evidence is copied on (``ClauseGrammar.forced``). Decoding stops where the answer may end
+    and the model proposes nothing allowed.
     """
     paths, token = grammar.start(), None
     for _ in range(max_new_tokens):

@@ -144,3 +144,18 @@ def test_no_reading_leads_to_a_dead_end() -> None:
         assert grammar.advance(grammar.start(), ended + punct + " ") == ()
     # the decoder, told to go on, ends the answer whole
     assert decode(grammar, ended + ", and more.") == ended + "."
+
+
+def test_when_the_model_has_no_allowed_word_decoding_copies_on_to_a_whole_answer() -> None:
+    grammar = ClauseGrammar(EVIDENCE)
+    text = "Bison is the GNU parser generator"
+    paths = grammar.advance(grammar.start(), text)
+    while not grammar.can_end(paths):
+        step = grammar.forced(paths)
+        assert step, f"stuck after {text!r}"
+        text, paths = text + step, grammar.advance(paths, step)
+    assert ClauseGrammar.finish(text) == (
+        "Bison is the GNU parser generator, which replaced yacc on most systems. "
+        "It was written by Robert Corbett in 1985."
+    )
+    assert grammar.forced(paths) == ""  # where it may end, nothing is forced
