@@ -37,8 +37,9 @@ _TYPE_PATTERNS: list[tuple[AnswerType, re.Pattern[str]]] = [
     (
         "person",
         re.compile(
-            r"^(?:who|whom|whose|by whom)\b|^(?:in |at |for |from |of )?which (?:person|people|"
-            r"company|companies|firm|organi[sz]ation|author|scientist|university)\b",
+            r"^(?:who|whom|whose|by whom)\b|^(?:in |at |for |from |of )?(?:which|what) "
+            r"(?:[\w-]+ ){0,2}?(?:person|people|company|companies|firm|organi[sz]ation|author|"
+            r"scientist|university|lab|laboratory|institute|manufacturer|vendor)s?\b",
             re.I,
         ),
     ),

@@ -43,6 +43,9 @@ BISON_PP = entry("Bison++", "GNU's Yacc parser generator retargeted to C++ by Al
     [
         ("Who wrote Bison?", ["person"]),
         ("Which companies came up with the ACPI standard?", ["person"]),
+        ("Which AI company makes the Claude models?", ["person"]),
+        ("What research lab published the paper?", ["person"]),
+        ("Which data types can foundation models work with?", ["other"]),
         ("When was refuctoring coined, and by whom?", ["time", "person"]),
         ("Who coined the word, and why did he not use the old term?", ["person", "reason"]),
         ("MySQL is named after somebody's daughter. Whose?", ["person"]),
