@@ -87,7 +87,8 @@ _HAS_TYPE: dict[AnswerType, re.Pattern[str]] = {
     "reason": re.compile(
         r"\b(?:because|since|so that|due to|owing to|named (?:after|for|from)|in order to|"
         r"as a result|reason|caused by|results? from|comes? from|derived from|after (?:the|a|an)|"
-        r"hence|thus|therefore|so called|so-called|stands? for|play on|by analogy)\b",
+        r"hence|thus|therefore|so called|so-called|stands? for|play on|by analogy)\b|"
+        r"^(?:named|called|so named)\b",  # "Named during a game in which ..." is the etymology
         re.I,
     ),
     # a yes/no question is settled by a sentence that asserts or denies: "It is not in the

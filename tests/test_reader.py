@@ -189,6 +189,18 @@ def test_a_lead_etymology_note_can_answer_why() -> None:
     assert "(Named" not in ext.text
 
 
+def test_a_sentence_telling_how_it_was_named_answers_why() -> None:
+    ogg = entry(
+        "ogg",
+        "In the space combat game Netrek, to ram enemy ships carrying armies on purpose. "
+        "Named during a game in which one player kept doing it while flying ship G, shown as Og.",
+    )
+    ext = extractive_answer("Why do Netrek players call ramming 'ogging'?", [ogg], FakeEmbedder())
+    assert ext.text.startswith("Named during a game")
+    assert holds_type("Named during a game in which one player kept doing it.", "reason")
+    assert not holds_type("A variable named x holds the count.", "reason")
+
+
 def test_the_section_heading_is_read_with_the_sentence() -> None:
     """Two sections with the same sentence shapes: the heading tells which one is asked."""
     faq = entry(
