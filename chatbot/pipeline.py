@@ -14,7 +14,6 @@ against exactly one index even while a rebuild happens."""
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -44,11 +43,10 @@ from chatbot.retrieve import Hit, Retrieval, Retriever
 from chatbot.rewrite import FollowUpRewriter
 from chatbot.terms import TermIndex
 from chatbot.text import renumber_citations
-from chatbot.verify import SupportChecker, attach_citations
+from chatbot.verify import SupportChecker, attach_citations, unmentioned_specifics
 
 log = logging.getLogger(__name__)
 GeneratorFactory = Callable[[], Generator | None]
-_NUMBER = re.compile(r"(?<![\w.])\d{2,}(?:\.\d+)?(?![\w.])")
 
 
 @dataclass
@@ -353,15 +351,11 @@ class Pipeline:
         return self._answer(turn, ext.text, ext.cited, "faq")
 
     def _route_refusal(self, turn: _Turn) -> Answer | None:
-        """Nothing relevant, or the question names a number (a year, a version) that no passage
-        mentions: "Who won the award in 2023?" is not answered from a 1988 entry."""
-        if not turn.retrieval.covered:
-            return self._refusal(turn)
+        """Nothing relevant, or the question names a number or a product code that no passage
+        mentions (``unmentioned_specifics``)."""
         texts = [h.chunk.embed_text() for h in turn.hits]
-        for number in set(_NUMBER.findall(turn.standalone)):
-            pattern = re.compile(rf"(?<!\d){re.escape(number)}(?!\d)")
-            if not any(pattern.search(t) for t in texts):
-                return self._refusal(turn)
+        if not turn.retrieval.covered or unmentioned_specifics(turn.standalone, texts):
+            return self._refusal(turn)
         return None
 
     def _refusal(self, turn: _Turn) -> Answer:
@@ -434,8 +428,9 @@ class Pipeline:
         ext = extractive_answer(
             turn.standalone, [h.chunk for h in turn.hits], self.embedder, scorer=scorer
         )
-        if not ext.text:
-            return self._refusal(turn)
+        cited = [turn.hits[n - 1].chunk.embed_text() for n in ext.cited]
+        if not ext.text or unmentioned_specifics(turn.standalone, cited):
+            return self._refusal(turn)  # not about the "M3" asked for, if no cited entry names it
         answer = self._answer(turn, ext.text, ext.cited, "extractive")
         answer.note = turn.note
         return answer

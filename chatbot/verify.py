@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from chatbot.chunking import Chunk
 from chatbot.retrieve import tokenize
@@ -190,6 +191,33 @@ def _unsupported_specifics(sentence: str, passage_text: str) -> list[str]:
     for name in _NAME.findall(sentence.strip()):
         if name.lower() not in words and name.lower() not in haystack:
             out.append(name)
+    return list(dict.fromkeys(out))
+
+
+# What a question names that an answer must be about: a number of two or more digits or a
+# version ("2031", "24.04", "3.12"), and a model or product code, a letter before a digit
+# ("M3", "GPT-4", "Z80A"; not "64-bit" or "mid-1990s", whose number is checked as a number)
+_ASKED_NUMBER = re.compile(r"(?<![\w.])(?:\d{2,}(?:\.\d+)*|\d+(?:\.\d+)+)(?![\w.])")
+_ASKED_CODE = re.compile(r"(?<![\w-])[A-Za-z][\w-]*?\d[\w-]*")
+_DECADE = re.compile(r"^(?:(?:mid|early|late)-)?\d+(?:s|st|nd|rd|th)$", re.I)
+
+
+def unmentioned_specifics(question: str, passage_texts: Sequence[str]) -> list[str]:
+    """Numbers and product codes the question names that no passage mentions: "Who won the
+    award in 2023?" is not answered from a 1988 entry, nor "How many cores has the M3 Max?"
+    from an entry about cores in general."""
+    haystack = " ".join(passage_texts)
+    out = [
+        n
+        for n in _ASKED_NUMBER.findall(question)
+        if not re.search(rf"(?<!\d){re.escape(n)}(?!\d)", haystack)
+    ]
+    tokens = re.findall(r"[a-z0-9]+(?:-[a-z0-9]+)*", haystack.lower())
+    seen = {t.replace("-", "") for t in tokens} | {a + b for a, b in pairwise(tokens)}
+    for code in _ASKED_CODE.findall(question):
+        code = code.rstrip("-")
+        if not _DECADE.match(code) and code.lower().replace("-", "") not in seen:
+            out.append(code)
     return list(dict.fromkeys(out))
 
 

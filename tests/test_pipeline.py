@@ -655,8 +655,32 @@ def test_a_number_no_passage_mentions_is_refused(settings: Settings) -> None:
     pipe = build(settings, gen)
     answer = pipe.ask("Which foundation model did Stanford release in 2031?")
     assert answer.refused and gen.calls == []
+    code = pipe.ask("How many parameters does the foundation model GPT-7 have?")
+    assert code.refused and gen.calls == []  # no passage names GPT-7
     kept = pipe.ask("Why was the term foundation model coined in 2021?")
     assert not kept.refused  # 2021 is in a passage
+
+
+def test_an_answer_citing_no_entry_that_names_the_asked_code_is_refused(
+    settings: Settings, corpus_dir: Path
+) -> None:
+    """The code is in a retrieved entry, but the sentence answering "how many" is not."""
+    (corpus_dir / "m3.md").write_text(
+        "---\ntitle: M3\n---\n# M3\n\nA macro processor for the Unix system, written in C.\n"
+    )
+    (corpus_dir / "cores.md").write_text(
+        "---\ntitle: Multi-core chip\n---\n# Multi-core chip\n\nA processor chip has many "
+        "cores, often eight or sixteen cores, each running its own threads.\n"
+    )
+    pipe = build(settings, None)
+    answer = pipe.ask("How many cores does the M3 chip have?")
+    assert {h.chunk.title for h in pipe.retrieve("How many cores does the M3 chip have?").hits} >= {
+        "M3",
+        "Multi-core chip",
+    }
+    assert answer.refused
+    kept = pipe.ask("How many cores does a multi-core processor chip have?")
+    assert not kept.refused and "sixteen" in kept.answer
 
 
 def test_a_follow_up_naming_a_term_is_a_lookup(settings: Settings) -> None:

@@ -20,6 +20,7 @@ from chatbot.verify import (
     clean_citations,
     parse_citations,
     split_sentences,
+    unmentioned_specifics,
 )
 from tests.fakes import FakeEmbedder
 
@@ -419,3 +420,26 @@ def test_markup_stripping_keeps_html_and_underscores_in_prose() -> None:
     )
     kept = "Markup such as <script>x</script> and window.__pwned is shown as text."
     assert strip_markup(kept) == kept
+
+
+PASSAGES = ["The Z80A runs at 4 MHz. The PDP-7 was sold from 1965 with 18 bit words.",
+            "GPT 4 is large. Windows NT 3.51 shipped in 1995."]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("question", "missing"),
+    [
+        ("How many CPU cores does Apple's M3 Max chip have?", ["M3"]),
+        ("Which Python version ships with Ubuntu 24.04?", ["24.04"]),
+        ("What changed in Python 3.12?", ["3.12"]),
+        ("Who won the award in 2031?", ["2031"]),
+        ("What clock rate does the Z80A run at?", []),
+        ("When was the PDP-7 first sold?", []),  # "PDP-7" as written
+        ("How big is GPT-4?", []),  # "GPT 4" in the passage
+        ("What was new in Windows NT 3.51?", []),
+        ("Did the PDP-7 use 18-bit words?", []),  # a number with a unit: the number is checked
+        ("Back in the mid-1990s, was NT popular?", []),  # a decade is not a product code
+    ],
+)
+def test_what_a_question_names_must_be_in_a_passage(question: str, missing: list[str]) -> None:
+    assert unmentioned_specifics(question, PASSAGES) == missing
