@@ -393,6 +393,8 @@ def _choose(
     chosen = [pool[0]]
     asked = _words(question) - _words(first.title)
     covered = asked & _words(first.text)
+    # the entry's description answers no yes/no question: a settling sentence may join it
+    describes = kinds[0] == "yesno" and first.pos == 0 and not holds_type(first.text, "yesno")
     for idx in order:
         if len(chosen) >= limit:
             break
@@ -403,13 +405,13 @@ def _choose(
             k in _HAS_TYPE
             and holds_type(c.text, k)
             and not holds_type(first.text, k)
-            and (k != "yesno" or score[idx] >= score[chosen[0]] - w.settles)
+            and (k != "yesno" or (describes and score[idx] >= score[chosen[0]] - w.settles))
             for k in kinds
         ) or ("definition" in kinds and c.pos == 0 < first.pos and c.title == first.title)
         adds_words = bool((asked & _words(c.text)) - covered)
         if adds_kind or (score[idx] >= score[chosen[0]] - w.close and adds_words):
             chosen.append(idx)
-    if kinds[0] == "yesno" and len(chosen) > 1 and not holds_type(first.text, "yesno"):
+    if describes and len(chosen) > 1:
         settling = [i for i in chosen[1:] if holds_type(cands[i].text, "yesno")][:1]
         chosen = settling + [i for i in chosen if i not in settling]  # the "no" is said first
     return chosen

@@ -139,6 +139,19 @@ def test_a_yes_no_answer_says_the_settling_sentence_first() -> None:
     assert "A property of variables" in ext.text  # the description stays, second
 
 
+def test_a_sentence_that_already_answers_gets_no_settling_sentence() -> None:
+    chap = entry(
+        "CHAP",
+        "An authentication protocol used by PPP servers to check who is connecting. "
+        "The server sends a random challenge that the client must hash with its secret. "
+        "As a result, CHAP provides greater security than PAP. "
+        "PAP is not a strong authentication method.",
+    )
+    question = "Does CHAP give more security than PAP authentication?"
+    ext = extractive_answer(question, [chap], FakeEmbedder(), weights=Weights(settles=5.0))
+    assert ext.text.startswith("As a result, CHAP provides greater security than PAP. [1]")
+
+
 def test_a_far_off_denial_is_not_added_to_a_yes_no_answer() -> None:
     weights = extractive_answer(
         "Can I download the weights of proprietary models?",
