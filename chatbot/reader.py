@@ -370,9 +370,23 @@ def extractive_answer(
         spread = max(float(score.std()), 0.05)  # the model's z-score in the cheap scores' units
         score = score + w.lm * spread * _zscore(lm)
     chosen = _choose(question, [cands[i] for i in top], score, kinds, max_sentences, w)
-    picked = [cands[top[c]] for c in chosen]
+    picked = _with_antecedent([cands[top[c]] for c in chosen], cands)
     parts = [f"{c.text} [{c.n}]" for c in picked]
     return Extract(" ".join(parts), list(dict.fromkeys(c.n for c in picked)))
+
+
+# "This approach is used in medicine and law": which approach is in the sentence before
+_ANAPHOR = re.compile(r"^(?:This|These|Those|Such)\b")
+
+
+def _with_antecedent(picked: list[_Candidate], cands: list[_Candidate]) -> list[_Candidate]:
+    """The answer's first sentence with the one before it when it opens with "This ..." or
+    "These ...", which name what that sentence said."""
+    first = picked[0]
+    if not _ANAPHOR.match(first.text) or first.pos == 0:
+        return picked
+    before = [c for c in cands if c.n == first.n and c.pos == first.pos - 1 and c not in picked]
+    return before[:1] + picked
 
 
 def _choose(

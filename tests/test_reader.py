@@ -178,6 +178,21 @@ def test_what_settles_a_yes_no_question(sentence: str, settles: bool) -> None:
     assert holds_type(sentence, "yesno") is settles
 
 
+def test_a_sentence_opening_with_this_brings_the_one_it_refers_to() -> None:
+    adapt = entry(
+        "Base Model",
+        "Base models can be adapted in several ways. "
+        "For deeper adaptation, continued pre-training adds domain-specific knowledge. "
+        "This approach is often used in fields such as medicine and law.",
+    )
+    question = "Which approach is often used in medicine and law?"
+    ext = extractive_answer(question, [adapt], FakeEmbedder())
+    assert ext.text == (
+        "For deeper adaptation, continued pre-training adds domain-specific knowledge. [1] "
+        "This approach is often used in fields such as medicine and law. [1]"
+    )
+
+
 def test_what_is_x_and_why_adds_the_definition() -> None:
     leak = entry(
         "space leak",
