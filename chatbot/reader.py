@@ -31,7 +31,9 @@ from chatbot.embedding import Embedder
 from chatbot.retrieve import tokenize
 from chatbot.text import opening_definition, split_sentences, strip_markup
 
-AnswerType = Literal["person", "time", "number", "reason", "yesno", "definition", "other"]
+AnswerType = Literal[
+    "person", "time", "number", "reason", "yesno", "example", "definition", "other"
+]
 _DEFINITION = re.compile(r"^what (?:is|are|was|were) (?:a |an |the )?\w", re.I)
 _TYPE_PATTERNS: list[tuple[AnswerType, re.Pattern[str]]] = [
     (
@@ -91,6 +93,10 @@ _HAS_TYPE: dict[AnswerType, re.Pattern[str]] = {
         r"^(?:named|called|so named)\b",  # "Named during a game in which ..." is the etymology
         re.I,
     ),
+    "example": re.compile(
+        r"\b(?:such as|e\.g\.|for example|for instance|including|examples? (?:is|are|include))\b",
+        re.I,
+    ),
     # a yes/no question is settled by a sentence that asserts or denies: "It is not in the
     # public domain", "Yes, through ...", not by the entry's description
     "yesno": re.compile(
@@ -148,6 +154,9 @@ _REQUEST = re.compile(
 )
 
 
+_EXAMPLES = re.compile(r"\bexamples?\b|\bname (?:some|a few)\b", re.I)
+
+
 # "In functional programming, can every ...?", "Back in the 1990s, were ...?": a leading phrase
 _LEAD_PHRASE = re.compile(
     r"^[^,?]{1,80},\s+(?=(?:is|are|was|were|can|could|does|do|did|should|will|would|has|have|"
@@ -162,7 +171,9 @@ def answer_type(question: str) -> AnswerType:
     sentences = [s for s in re.split(r"(?<=[.?!])\s+", question.strip()) if s]
     q = next((s for s in sentences if s.endswith("?")), question.strip())
     q = _LEAD_PHRASE.sub("", q)
-    if _REQUEST.match(q):  # "Could you give some examples ...?" asks for the examples
+    if _EXAMPLES.search(q):  # "Could you give some examples of X?"
+        return "example"
+    if _REQUEST.match(q):  # "Could you tell me about X?" asks for X
         return "other"
     return next((t for t, p in _TYPE_PATTERNS if p.search(q)), "other")
 

@@ -52,7 +52,8 @@ BISON_PP = entry("Bison++", "GNU's Yacc parser generator retargeted to C++ by Al
         ("In functional programming, can every function be listless?", ["yesno"]),
         ("Back in the mid-1990s, were mind mice accurate enough?", ["yesno"]),
         ("As of 1997, how much data could a DLT cartridge hold?", ["number"]),
-        ("Could you give some examples of open-weight models?", ["other"]),
+        ("Could you give some examples of open-weight models?", ["example"]),
+        ("Could you tell me about open-weight models?", ["other"]),
         ("What is a space leak and what usually causes one?", ["other", "reason", "definition"]),
         ("What is a space leak?", ["other"]),
     ],
@@ -191,6 +192,18 @@ def test_a_sentence_opening_with_this_brings_the_one_it_refers_to() -> None:
         "For deeper adaptation, continued pre-training adds domain-specific knowledge. [1] "
         "This approach is often used in fields such as medicine and law. [1]"
     )
+
+
+def test_examples_are_answered_by_the_sentence_giving_them() -> None:
+    kinds = entry(
+        "Base Model",
+        "Base models fall broadly into two categories. "
+        "Some examples of open-weight model use need in-house servers. "
+        "Open-weight models, such as Llama and Mistral, publish their weights.",
+    )
+    question = "Could you give some examples of open-weight models?"
+    ext = extractive_answer(question, [kinds], FakeEmbedder())
+    assert "Open-weight models, such as Llama and Mistral, publish their weights. [1]" in ext.text
 
 
 def test_what_is_x_and_why_adds_the_definition() -> None:
