@@ -49,6 +49,24 @@ def tokenize(text: str) -> list[str]:
     return [_STEM(t) for t in _TOKEN.findall(text.lower()) if t not in _STOPWORDS]
 
 
+# Lucene's 33 stop words keep "which", "who", "did", "your": words of the asking, not of the
+# asked. As query terms they match "a language which ..." in nearly every glossary entry and
+# count against a short question's coverage ("Who makes GPT?" is 2 terms, not 3).
+_ASKING = frozenset(
+    _STEM(w)
+    for w in (
+        "which", "who", "whom", "whose", "when", "where", "do", "did", "could", "would",
+        "should", "may", "might", "must", "has", "have", "had", "were", "been", "being", "am",
+        "i", "me", "my", "you", "your", "we", "our", "us",
+    )
+)  # fmt: skip
+
+
+def query_terms(question: str) -> list[str]:
+    """A question's terms for BM25 and for the coverage test: its words of the asking out."""
+    return [t for t in tokenize(question) if t not in _ASKING]
+
+
 @dataclass(frozen=True)
 class Hit:
     chunk: Chunk
@@ -225,7 +243,7 @@ class Retriever:
         return ids[0][keep], scores[0][keep]
 
     def lexical(self, question: str, k: int) -> tuple[np.ndarray, np.ndarray]:
-        tokens = tokenize(question)
+        tokens = query_terms(question)
         if not tokens or not len(self.index):
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         scores = self.bm25.get_scores(tokens)
@@ -320,7 +338,7 @@ class Retriever:
         """Share of the question's terms found in chunk i. MiniLM has never seen words like
         "LoRA"; when every rare term of a question is in one passage, the corpus covers it
         even if the cosine is low."""
-        q = set(tokenize(question))
+        q = set(query_terms(question))
         if len(q) < 2:
             return 0.0
         return len(q & set(tokenize(self.index.chunks[i].embed_text()))) / len(q)

@@ -15,7 +15,7 @@ import pytest
 
 from chatbot.chunking import Chunk, Chunker
 from chatbot.index import IndexStore, LoadedIndex, make_faiss_index
-from chatbot.retrieve import Retriever, tokenize
+from chatbot.retrieve import Retriever, query_terms, tokenize
 from tests.fakes import FakeEmbedder
 
 FAQ_Q = "Can you use a base model directly for a chatbot?"
@@ -159,6 +159,21 @@ def test_relevance_gate_on_dense_cosine_or_lexical_coverage() -> None:
     assert r.lexical_coverage == pytest.approx(0.5)
     assert r.covered
     assert not tiny(relevance_threshold=0.5, lexical_coverage=0.75).run("lion tiger").covered
+
+
+def test_words_of_the_asking_are_no_query_terms() -> None:
+    assert query_terms("Which company did you say makes GPT?") == ["compani", "say", "make", "gpt"]
+    assert tokenize("Who makes GPT?") == ["who", "make", "gpt"]  # answers still read "who"
+
+
+def test_a_short_question_is_covered_by_the_passage_holding_its_words(
+    real_index: LoadedIndex,
+) -> None:
+    """ "Who makes GPT?": two asked terms, both in one passage; "who" is not a third."""
+    r = retriever(real_index, relevance_threshold=0.99, lexical_coverage=0.75)
+    result = r.run("Who makes GPT?")
+    assert result.lexical_coverage == 1.0 and result.covered
+    assert not r.run("Who makes the Zephyr toaster?").covered
 
 
 def test_empty_index_returns_nothing_and_is_not_relevant() -> None:
