@@ -381,23 +381,38 @@ def extractive_answer(
         spread = max(float(score.std()), 0.05)  # the model's z-score in the cheap scores' units
         score = score + w.lm * spread * _zscore(lm)
     chosen = _choose(question, [cands[i] for i in top], score, kinds, max_sentences, w)
-    picked = _with_antecedent([cands[top[c]] for c in chosen], cands)
+    picked = _with_context([cands[top[c]] for c in chosen], cands)
     parts = [f"{c.text} [{c.n}]" for c in picked]
     return Extract(" ".join(parts), list(dict.fromkeys(c.n for c in picked)))
 
 
 # "This approach is used in medicine and law": which approach is in the sentence before
 _ANAPHOR = re.compile(r"^(?:This|These|Those|Such)\b")
+# "There are multiple ways to adapt a base model.": the ways are in the sentence after
+_LEAD_IN = re.compile(
+    r"^There (?:are|were) (?:several|multiple|many|various|a few|two|three|four) \w+|"
+    r"\b(?:falls?|divided|grouped|split) (?:broadly |mainly )?into (?:two|three|four|several)\b|"
+    r":$",
+    re.I,
+)
 
 
-def _with_antecedent(picked: list[_Candidate], cands: list[_Candidate]) -> list[_Candidate]:
-    """The answer's first sentence with the one before it when it opens with "This ..." or
-    "These ...", which name what that sentence said."""
+def _with_context(picked: list[_Candidate], cands: list[_Candidate]) -> list[_Candidate]:
+    """The answer's first sentence with the one it leans on: the sentence before when it opens
+    with "This ..." or "These ...", the sentence after when it only announces what follows
+    ("There are multiple ways to ...", "... fall into two categories")."""
     first = picked[0]
-    if not _ANAPHOR.match(first.text) or first.pos == 0:
-        return picked
-    before = [c for c in cands if c.n == first.n and c.pos == first.pos - 1 and c not in picked]
-    return before[:1] + picked
+
+    def neighbour(step: int) -> list[_Candidate]:
+        return [
+            c for c in cands if c.n == first.n and c.pos == first.pos + step and c not in picked
+        ][:1]
+
+    if _ANAPHOR.match(first.text) and first.pos > 0:
+        return neighbour(-1) + picked
+    if _LEAD_IN.search(first.text.rstrip(".")):
+        return [first, *neighbour(1), *picked[1:]]
+    return picked
 
 
 def _choose(

@@ -194,6 +194,21 @@ def test_a_sentence_opening_with_this_brings_the_one_it_refers_to() -> None:
     )
 
 
+def test_a_sentence_announcing_what_follows_brings_the_next_one() -> None:
+    ways = entry(
+        "Base Model",
+        "A pre-trained model used as a starting point for adaptation. "
+        "There are multiple ways to adapt a base model for specific tasks. "
+        "The most accessible is prompt engineering, which leaves the weights alone. "
+        "Next is fine-tuning on labelled data.",
+    )
+    ext = extractive_answer("What ways are there to adapt a base model?", [ways], FakeEmbedder())
+    assert ext.text.startswith(
+        "There are multiple ways to adapt a base model for specific tasks. [1] "
+        "The most accessible is prompt engineering"
+    )
+
+
 def test_examples_are_answered_by_the_sentence_giving_them() -> None:
     kinds = entry(
         "Base Model",
