@@ -7,13 +7,14 @@ evidence never makes ("No, it is a prerequisite to running a local LLM"): fact r
 against 0.81 for the same evidence shown as it is.
 
 So the model decodes under a clause grammar. The evidence sentences are cut into clauses (at
-commas, semicolons, colons, dashes, and before "which", "while", "but" ...); the answer is a
-yes/no lead where the question asks one, then clauses *in their evidence order*, each copied
-whole, joined by a comma, semicolon or full stop, and it ends with a full stop. The model
-decides what a small LM can decide well: which clauses answer the question, where to begin
-(skipping "For example," or "For most product teams,"), where to stop, and the lead. No word
-order, name, number or negation can change inside a clause; the verifier still checks the
-lead's polarity and that the asked fact was kept.
+commas, semicolons and colons, and before "while", "but", "because" ...); each sentence of the
+answer begins where an evidence sentence begins or after its lead-ins ("For example,", "For
+most product teams,"), goes on through the clauses that follow without a gap, each copied
+whole, and stops after a whole clause; sentences keep their evidence order. The model decides
+what a small LM can decide well: which sentences answer the question, where each begins and
+where it stops. No word order, name, number or negation can change inside a clause, and no
+condition between two kept clauses can be dropped; the check in ``compose`` still makes sure
+the asked fact was kept.
 
 The grammar works on characters, so it is independent of the tokenizer: a token is allowed when
 its text keeps the answer parseable. Decoding is greedy over the model's top candidates.
@@ -35,6 +36,16 @@ _CUT = re.compile(
 )
 # a clause that cannot open an answer or a sentence of it: it leans on the one before
 _DEPENDENT = re.compile(r"^(?:and|or|but|which|while|whereas|because|although|so|where|then)\b")
+# a lead-in the answer may skip: "For most product teams, foundation models ..." may open at
+# "foundation models"; '"Open-weight models," such as Llama, make their weights public' may not
+# open at "make their weights public", which would read as an instruction
+_LEAD_IN = re.compile(
+    r"^(?:for|in|as|when|if|although|though|rather than|instead of|unlike|since|after|before|by|"
+    r"with|like|on|at|during|once|given|today|now|however|moreover|also|additionally|thus|"
+    r"therefore|typically|usually|often|generally|historically|originally|in practice|"
+    r"e\.g\.|i\.e\.)\b",
+    re.I,
+)
 
 
 def clauses(sentence: str) -> list[str]:
@@ -70,10 +81,14 @@ class ClauseGrammar:
     def __init__(self, sentences: Sequence[str]) -> None:
         self.clauses: list[str] = []
         self.sentence_of: list[int] = []  # the evidence sentence each clause comes from
+        self.opens: list[bool] = []  # the clause may begin a sentence of the answer
         for i, sentence in enumerate(sentences):
-            cut = [c.rstrip(".") for c in clauses(sentence)]
-            self.clauses += [c for c in cut if c]
-            self.sentence_of += [i for c in cut if c]
+            cut = [c.rstrip(".") for c in clauses(sentence) if c.rstrip(".")]
+            self.clauses += cut
+            self.sentence_of += [i] * len(cut)
+            for j, clause in enumerate(cut):
+                skippable = all(_LEAD_IN.match(c) for c in cut[:j])
+                self.opens.append(skippable and not _DEPENDENT.match(clause.lower()))
         if not self.clauses:
             raise ValueError("a clause grammar needs at least one evidence sentence")
 
@@ -171,14 +186,16 @@ class ClauseGrammar:
 
     def _may_follow(self, p: _Path, k: int, opening: bool) -> bool:
         """The answer opens in the first evidence sentence (the reader's best: where the asked
-        fact is); after a full stop, any clause that stands alone; after a comma or semicolon,
-        only a clause of the same sentence ("coined by Stanford, and Gemini are base models"
-        would join two sentences into a claim neither makes)."""
+        fact is); after a full stop, a clause that may begin a sentence (its sentence's first,
+        or one after lead-ins such as "For most product teams,"); after a comma or semicolon,
+        only the next clause of the same sentence ("coined by Stanford, and Gemini are base
+        models" would join two sentences into a claim neither makes, and 'continues with "Paris"
+        --, it might generate another question' would drop the condition between them)."""
         if p.k < 0 and self.sentence_of[k] != 0:
             return False
         if opening:
-            return not _DEPENDENT.match(self.clauses[k].lower())
-        return self.sentence_of[k] == self.sentence_of[p.k]
+            return self.opens[k]
+        return k == p.k + 1 and self.sentence_of[k] == self.sentence_of[p.k]
 
 
 TokenText = Callable[[int], str]

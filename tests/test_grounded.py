@@ -159,3 +159,38 @@ def test_when_the_model_has_no_allowed_word_decoding_copies_on_to_a_whole_answer
         "It was written by Robert Corbett in 1985."
     )
     assert grammar.forced(paths) == ""  # where it may end, nothing is forced
+
+
+def test_an_answer_opens_at_a_sentence_start_or_after_a_lead_in_only() -> None:
+    grammar = ClauseGrammar(
+        [
+            '"Open-weight models," such as Llama and Mistral, make their weights public, '
+            "while proprietary models are reachable only through an API.",
+            "For most product teams, foundation models remove the need to train a model.",
+        ]
+    )
+    # skipping the subject would turn the clause into an instruction
+    assert not readable(grammar, "Make their weights public")
+    assert readable(grammar, '"Open-weight models," such as Llama and Mistral, make their')
+    # a lead-in may be skipped, in any sentence of the answer
+    apart = (
+        '"Open-weight models," such as Llama and Mistral, make their weights public. '
+        "Foundation models remove the need to train a model."
+    )
+    assert grammar.can_end(grammar.advance(grammar.start(), apart))
+
+
+def test_no_clause_between_two_kept_ones_is_dropped() -> None:
+    grammar = ClauseGrammar(
+        [
+            'Given "The capital of France is," a base model continues with "Paris", '
+            'but given "What is the capital of France?", it might generate another question.'
+        ]
+    )
+    assert not readable(grammar, 'Given "The capital of France is," a base model continues '
+                        'with "Paris", it might')  # fmt: skip
+    whole = (
+        'Given "The capital of France is," a base model continues with "Paris", but given '
+        '"What is the capital of France?", it might generate another question.'
+    )
+    assert grammar.can_end(grammar.advance(grammar.start(), whole))
