@@ -26,6 +26,7 @@ from chatbot.ui_format import (
     CSS,
     PENDING,
     Chat,
+    blurb_markdown,
     corpus_blurb,
     escape_md,
     file_table,
@@ -236,11 +237,11 @@ def create_app(
     pipe = pipeline or Pipeline(settings)
     if pipe.gap_log is None:
         pipe.gap_log = GapLog.from_settings(settings)
-    title, description, placeholder = corpus_blurb(pipe)
+    title, _, placeholder = corpus_blurb(pipe)
     ui = Layout()
     rows, line = file_table(pipe)
     with gr.Blocks(title=title, analytics_enabled=False) as demo:
-        gr.Markdown(f"# {escape_md(title)}\n{description}", elem_id="blurb")
+        ui.blurb = gr.Markdown(blurb_markdown(pipe), elem_id="blurb")
         with gr.Tabs():
             chat_tab(settings, placeholder, preset_samples(pipe), ui)
             index_tab(rows, line + "\n\n" + format_summary(pipe), ui)
@@ -257,6 +258,7 @@ def create_app(
             [ui.summary, ui.files, ui.presets],
             api_visibility="private",
         )
+        demo.load(lambda: blurb_markdown(pipe), None, [ui.blurb], api_visibility="private")
     demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
     demo.pipeline = pipe  # for tests and launch()
     return demo

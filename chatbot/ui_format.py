@@ -159,6 +159,13 @@ def _rank(status: str) -> int:
     return _STATUS_ORDER.get(status, len(_STATUS_ORDER))
 
 
+def blurb_markdown(pipeline: Pipeline) -> str:
+    """The page header: recomputed on page load and after the corpus changes, so the entry
+    count is never the one the server started with."""
+    title, description, _ = corpus_blurb(pipeline)
+    return f"# {escape_md(title)}\n{description}"
+
+
 def corpus_blurb(pipeline: Pipeline) -> tuple[str, str, str]:
     """(title, description, placeholder) from settings, else from what the corpus holds.
 

@@ -18,7 +18,13 @@ import gradio as gr
 from chatbot.pipeline import Pipeline
 from chatbot.presets import warm_presets
 from chatbot.progress import ProgressTracker
-from chatbot.ui_format import escape_md, file_table, format_summary, preset_samples
+from chatbot.ui_format import (
+    blurb_markdown,
+    escape_md,
+    file_table,
+    format_summary,
+    preset_samples,
+)
 from chatbot.ui_layout import Layout
 from chatbot.watch import CorpusWatcher
 
@@ -88,17 +94,19 @@ def refresh(pipe: Pipeline) -> tuple[str, list[list[str]], Any]:
     )
 
 
-def watch_notice(watcher: CorpusWatcher, seen: Any) -> tuple[Any, int, Any]:
+def watch_notice(watcher: CorpusWatcher, seen: Any) -> tuple[Any, int, Any, Any]:
     """Timer tick: show the newest watcher event once per session (and a failure in the Index
-    tab as well); nothing changes while there is no new event."""
+    tab as well), with the header's entry count brought up to date; nothing changes while
+    there is no new event."""
     event = watcher.last
     seen_seq = seen if isinstance(seen, int) else 0
     if event is None or event.seq <= seen_seq:
-        return gr.skip(), seen_seq, gr.skip()
+        return gr.skip(), seen_seq, gr.skip(), gr.skip()
     icon = "🔄" if event.ok else "⚠️"
     notice = gr.Markdown(f"{icon} {escape_md(event.message)}", visible=True)
     status = gr.skip() if event.ok else gr.Markdown(f"❌ {escape_md(event.message)}", visible=True)
-    return notice, event.seq, status
+    blurb = blurb_markdown(watcher.pipe) if event.ok else gr.skip()
+    return notice, event.seq, status, blurb
 
 
 def wire_watch(watcher: CorpusWatcher, ui: Layout) -> None:
@@ -106,7 +114,7 @@ def wire_watch(watcher: CorpusWatcher, ui: Layout) -> None:
     gr.Timer(2.0).tick(
         lambda s: watch_notice(watcher, s),
         [seen],
-        [ui.notice, seen, ui.rebuild_status],
+        [ui.notice, seen, ui.rebuild_status, ui.blurb],
         api_visibility="private",
         queue=False,
         show_progress="hidden",

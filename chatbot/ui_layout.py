@@ -15,6 +15,7 @@ from chatbot.ui_format import STATUSES, format_sources
 class Layout:
     """The components that handlers read and write, as ``create_app`` lays them out."""
 
+    blurb: Any = None
     chatbot: Any = None
     msg: Any = None
     send: Any = None

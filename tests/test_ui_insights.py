@@ -79,15 +79,17 @@ def test_watch_notice_shows_each_event_once(make_pipeline: MakePipeline) -> None
     pipe = make_pipeline(None)
     pipe.ensure_index()
     watcher = CorpusWatcher(pipe)
-    notice, seen, status = watch_notice(watcher, 0)
+    notice, seen, status, blurb = watch_notice(watcher, 0)
     assert (seen == 0 and notice is gr.skip()) or notice == gr.skip()
+    entries = len(pipe.index.documents)
     (pipe.settings.corpus_dir / "new.md").write_text("# New\n\nA new entry about zorblaxes.\n")
     watcher.apply(["new.md"])
-    notice, seen, status = watch_notice(watcher, 0)
+    notice, seen, status, blurb = watch_notice(watcher, 0)
     assert seen == 1 and "corpus updated: 1 file" in notice.value and notice.visible
     assert status == gr.skip()  # success is not an Index-tab error
-    again, seen2, _ = watch_notice(watcher, seen)
-    assert again == gr.skip() and seen2 == 1
+    assert f"{entries + 1} entries" in blurb and f"{entries} entries" not in blurb
+    again, seen2, _, blurb2 = watch_notice(watcher, seen)
+    assert again == gr.skip() and seen2 == 1 and blurb2 == gr.skip()
 
 
 def test_watch_failure_is_shown_in_the_index_tab(make_pipeline: MakePipeline, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -100,8 +102,9 @@ def test_watch_failure_is_shown_in_the_index_tab(make_pipeline: MakePipeline, mo
     monkeypatch.setattr(pipe, "rebuild", broken)
     watcher = CorpusWatcher(pipe)
     watcher.apply(["x.md"])
-    notice, _, status = watch_notice(watcher, 0)
+    notice, _, status, blurb = watch_notice(watcher, 0)
     assert "disk full" in notice.value and "disk full" in status.value
+    assert blurb == gr.skip()
 
 
 def test_app_with_a_watcher_polls_it(settings: Settings, make_pipeline: MakePipeline) -> None:
