@@ -386,8 +386,12 @@ def extractive_answer(
     return Extract(" ".join(parts), list(dict.fromkeys(c.n for c in picked)))
 
 
-# "This approach is used in medicine and law": which approach is in the sentence before
-_ANAPHOR = re.compile(r"^(?:This|These|Those|Such)\b")
+# "This approach is used in medicine and law", "As a result, CHAP is more secure": which
+# approach, the result of what, is in the sentence before
+_ANAPHOR = re.compile(
+    r"^(?:This|These|Those|Such|As a result|Therefore|Thus|Hence|Consequently|For this reason|"
+    r"Because of this|In addition|Moreover|Furthermore|However)\b"
+)
 # "There are multiple ways to adapt a base model.": the ways are in the sentence after
 _LEAD_IN = re.compile(
     r"^There (?:are|were) (?:several|multiple|many|various|a few|two|three|four) \w+|"

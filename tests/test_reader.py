@@ -145,12 +145,13 @@ def test_a_sentence_that_already_answers_gets_no_settling_sentence() -> None:
         "CHAP",
         "An authentication protocol used by PPP servers to check who is connecting. "
         "The server sends a random challenge that the client must hash with its secret. "
-        "As a result, CHAP provides greater security than PAP. "
+        "Therefore CHAP provides greater security than PAP. "
         "PAP is not a strong authentication method.",
     )
     question = "Does CHAP give more security than PAP authentication?"
     ext = extractive_answer(question, [chap], FakeEmbedder(), weights=Weights(settles=5.0))
-    assert ext.text.startswith("As a result, CHAP provides greater security than PAP. [1]")
+    assert "Therefore CHAP provides greater security than PAP. [1]" in ext.text
+    assert "PAP is not a strong" not in ext.text  # it answers already: nothing to settle
 
 
 def test_a_far_off_denial_is_not_added_to_a_yes_no_answer() -> None:
@@ -219,6 +220,18 @@ def test_examples_are_answered_by_the_sentence_giving_them() -> None:
     question = "Could you give some examples of open-weight models?"
     ext = extractive_answer(question, [kinds], FakeEmbedder())
     assert "Open-weight models, such as Llama and Mistral, publish their weights. [1]" in ext.text
+
+
+def test_a_sentence_opening_with_as_a_result_brings_its_cause() -> None:
+    chap = entry(
+        "CHAP",
+        "An authentication scheme used by PPP servers. "
+        "The server repeats a random challenge while the link is open. "
+        "As a result, CHAP provides greater security than PAP.",
+    )
+    ext = extractive_answer("Does CHAP provide greater security than PAP?", [chap], FakeEmbedder())
+    assert ext.text.startswith("The server repeats a random challenge while the link is open. [1]")
+    assert "As a result, CHAP provides greater security than PAP. [1]" in ext.text
 
 
 def test_what_is_x_and_why_adds_the_definition() -> None:
