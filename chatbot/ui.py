@@ -255,10 +255,9 @@ def create_app(
         demo.load(
             lambda: refresh(pipe),
             None,
-            [ui.summary, ui.files, ui.presets],
+            [ui.summary, ui.files, ui.presets, ui.blurb],
             api_visibility="private",
         )
-        demo.load(lambda: blurb_markdown(pipe), None, [ui.blurb], api_visibility="private")
     demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
     demo.pipeline = pipe  # for tests and launch()
     return demo

@@ -85,12 +85,15 @@ def rebuild(
     )
 
 
-def refresh(pipe: Pipeline) -> tuple[str, list[list[str]], Any]:
+def refresh(pipe: Pipeline) -> tuple[str, list[list[str]], Any, str]:
+    """Everything that shows what the corpus holds: the Index tab's summary and files, the
+    preset questions and the page header's entry count."""
     rows, line = file_table(pipe)
     return (
         line + "\n\n" + format_summary(pipe),
         rows,
         gr.Dataset(samples=preset_samples(pipe)),
+        blurb_markdown(pipe),
     )
 
 
@@ -127,6 +130,7 @@ def wire_index(pipe: Pipeline, ui: Layout) -> None:
     ) -> tuple[str, list[list[str]], Any, str]:
         return rebuild(pipe, progress)
 
+    views = [ui.summary, ui.files, ui.presets, ui.blurb]
     ui.rebuild_btn.click(
         on_rebuild,
         None,
@@ -134,8 +138,7 @@ def wire_index(pipe: Pipeline, ui: Layout) -> None:
         api_name="rebuild",
         concurrency_limit=1,
         concurrency_id="rebuild",
-    )
-    views = [ui.summary, ui.files, ui.presets]
+    ).then(lambda: refresh(pipe), None, views, api_visibility="private")
     ui.refresh_btn.click(lambda: refresh(pipe), None, views, api_visibility="private")
     # opening the tab after editing corpus/ shows the files as changed, without a click
     ui.index_tab.select(lambda: refresh(pipe), None, views, api_visibility="private")

@@ -31,7 +31,7 @@ from chatbot.ui import (
     respond,
 )
 from chatbot.ui_format import file_rows
-from chatbot.ui_index import rebuild
+from chatbot.ui_index import rebuild, refresh
 
 MakePipeline = Callable[..., Pipeline]
 PRESET = "Can you use a base model directly for a chatbot?"
@@ -402,6 +402,8 @@ def test_rebuild_picks_up_a_new_file(corpus_dir: Path, make_pipeline: MakePipeli
     assert ["What is a zorblax embedding used for?"] in dataset.raw_samples
     assert calls and calls[-1][0] == 1.0
     assert "Index" in summary
+    entries = len(pipe.index.documents)
+    assert f"{entries} entries" in refresh(pipe)[3]  # the header after a rebuild (chained)
     answer_ = pipe.ask("What is a zorblax embedding used for?")
     assert answer_.citations[0].doc == "zorblax"
 
@@ -481,8 +483,9 @@ def test_create_app_builds_blocks_wired_to_the_pipeline(
     pipe.ensure_index()
     edited = settings.corpus_dir / "base-model-envisioning.md"
     edited.write_text(edited.read_text() + "\nAn added line.\n")
-    _summary, rows, _presets = on_select[0].fn()
+    _summary, rows, _presets, blurb = on_select[0].fn()
     assert {r[0]: r[1] for r in rows}["base-model-envisioning.md"] == "changed"
+    assert blurb.startswith("# ")  # the header is refreshed with the files
 
 
 def test_create_app_does_not_start_anything(
