@@ -393,7 +393,7 @@ _ANAPHOR = re.compile(
     r"Because of this|In addition|Moreover|Furthermore|However)\b"
 )
 # "There are multiple ways to adapt a base model.": the ways are in the sentence after
-_LEAD_IN = re.compile(
+_ANNOUNCES = re.compile(
     r"^There (?:are|were) (?:several|multiple|many|various|a few|two|three|four) \w+|"
     r"\b(?:falls?|divided|grouped|split) (?:broadly |mainly )?into (?:two|three|four|several)\b|"
     r":$",
@@ -414,7 +414,7 @@ def _with_context(picked: list[_Candidate], cands: list[_Candidate]) -> list[_Ca
 
     if _ANAPHOR.match(first.text) and first.pos > 0:
         return neighbour(-1) + picked
-    if _LEAD_IN.search(first.text.rstrip(".")):
+    if _ANNOUNCES.search(first.text.rstrip(".")):
         return [first, *neighbour(1), *picked[1:]]
     return picked
 
