@@ -110,12 +110,16 @@ _STRONG_TYPE: dict[AnswerType, re.Pattern[str]] = {
         r"\b(?:written|developed|designed|invented|created|coined|founded|built|implemented|"
         r"introduced|proposed|produced|made|started|popularised|popularized|devised|conceived|"
         r"defined|named|published|released|maintained|funded|led|run|owned|commissioned)\s+"
-        r"(?:[\w,-]+\s+){0,3}?by\s+(?:the\s+|a\s+)?(?:[a-z]+\s+)?[A-Z]"
+        r"(?:[\w,-]+\s+){0,3}?by\s+(?:the\s+|a\s+)?(?:[a-z]+\s+)?[A-Z]|"
+        r"\b(?:author|inventor|creator|developer|designer|maker|founder|vendor|manufacturer|"
+        r"maintainer)s? of\b[^.]{1,80}\b(?:is|was|are|were)\s+[A-Z]"  # a field, or prose
     ),
     "time": re.compile(
         r"\b(?:in|since|from|around|about|circa|ca\.|on|during|until|by|of)\s+(?:about\s+|"
         r"early\s+|late\s+|mid-?|the\s+)?(?:(?:January|February|March|April|May|June|July|"
-        r"August|September|October|November|December)\s+)?(?:1[5-9]\d\d|20\d\d)"
+        r"August|September|October|November|December)\s+)?(?:1[5-9]\d\d|20\d\d)|"
+        r"\b(?:year|date)s? of\b[^.]{1,80}\b(?:is|was|are|were)\s+(?:about\s+|around\s+)?"
+        r"(?:1[5-9]\d\d|20\d\d)"  # a field: "The release year of Bison is 1985."
     ),
 }
 
@@ -283,6 +287,35 @@ _LEMMA = {
 }  # fmt: skip
 
 
+# a field of an entry, "Year: 2018", "Created by: Robert Corbett" (an export's column)
+_FIELD = re.compile(r"^([A-Z][\w/&'-]*(?: [\w/&'-]+){0,3}):\s+([^\s:][^:]{0,150}?)\.?$")
+_PREPOSITION = re.compile(r"\b(?:by|in|on|at|for|from|with|since|to|of)$", re.I)
+
+
+def field_sentence(title: str, line: str) -> str:
+    """A short "Name: value" line read as a sentence about its entry: "The year of Base Model is
+    2018.", "Bison: created by Robert Corbett."; "" when the line is no such field."""
+    m = _FIELD.match(line.strip())
+    if not m or len(m.group(2).split()) > 8:
+        return ""
+    key, value = m.group(1), m.group(2).strip()
+    if _PREPOSITION.search(key):
+        return f"{title}: {key[0].lower()}{key[1:]} {value}."
+    name = key if key[:2].isupper() else key[0].lower() + key[1:]
+    verb = "are" if key.endswith("s") and not key.endswith("ss") else "is"
+    return f"The {name} of {title} {verb} {value}."
+
+
+def _asks_field(question: str, line: str, field: str) -> bool:
+    """A field answers a question that asks for what it states ("The year of X is 2018" for
+    "when") or that names it ("What license ..." and "License: MIT"). Other "Name: value" lines
+    (a related-terms list: "**Fine-Tuning**: Adapting a model.") stay as they are."""
+    if any(k in _STRONG_TYPE and type_strength(field, k) == 1.0 for k in asked_types(question)):
+        return True
+    key = line.split(":", 1)[0]
+    return "**" not in key and _words(key) <= _words(question)
+
+
 def _words(text: str) -> set[str]:
     return {_LEMMA.get(t, t) for t in tokenize(text)}
 
@@ -309,7 +342,11 @@ def _candidates(question: str, passages: Sequence[Chunk], max_passages: int) -> 
                 if len(text.split()) >= 4:
                     out.append(_Candidate(i + 1, pos, text, chunk.title, focus, context, best))
             s = strip_markup(raw)
-            if len(s.split()) >= 5 and not s.endswith("?") and not _REFERENCE.match(s):
+            if _REFERENCE.match(s):
+                continue
+            if (field := field_sentence(chunk.title, s)) and _asks_field(question, raw, field):
+                out.append(_Candidate(i + 1, pos, field, chunk.title, focus, context, best))
+            if len(s.split()) >= 5 and not s.endswith("?"):
                 out.append(_Candidate(i + 1, pos, s, chunk.title, focus, context, best))
     return out
 

@@ -52,6 +52,8 @@ ANSWER_COLUMNS = ("answer", "a", "response")
 ALIAS_COLUMNS = ("aliases", "alias", "synonyms", "synonym", "also known as", "aka")
 URL_COLUMNS = ("url", "link", "source_url", "href")
 SOURCE_COLUMNS = ("source", "publisher")
+# columns that identify a row rather than say something about the term
+_ID_COLUMN = re.compile(r"^(?:id|uuid|guid|slug|key|pk|index|row|#|_.*|.*[ _]id)$", re.I)
 
 
 def sha256_text(text: str) -> str:
@@ -152,9 +154,15 @@ def entry_document(
     source: str = "",
     url: str = "",
     faq: Iterable[tuple[str, str]] = (),
+    fields: Iterable[tuple[str, str]] = (),
 ) -> Document:
-    """A glossary entry as a Markdown document: ``# title``, the definition, then FAQ entries."""
+    """A glossary entry as a Markdown document: ``# title``, the definition, its other fields as
+    a "- Name: value" list (an export's "Year" or "Author" column is a fact users ask about),
+    then FAQ entries."""
     parts = [f"# {title.strip()}", body.strip()] if body.strip() else [f"# {title.strip()}"]
+    listed = [f"- {k.strip()}: {' '.join(v.split())}" for k, v in fields if k.strip() and v.strip()]
+    if listed:
+        parts.append("\n".join(listed))
     faq = [(q.strip(), a.strip()) for q, a in faq if q.strip() and a.strip()]
     if faq:
         parts.append("## Frequently asked questions")
@@ -258,6 +266,7 @@ def records_to_documents(path: Path, records: Iterable[object]) -> list[Document
         aliases = [a.strip() for a in re.split(r"[;|]", _pick(row, ALIAS_COLUMNS)) if a.strip()]
         doc_id = _entry_id(path, term, used)
         faq = [(question, answer)] if question and answer else []
+        picked = {term, definition, question, answer}
         docs.append(
             entry_document(
                 path,
@@ -268,6 +277,7 @@ def records_to_documents(path: Path, records: Iterable[object]) -> list[Document
                 source=_pick(row, SOURCE_COLUMNS) or path.name,
                 url=_pick(row, URL_COLUMNS),
                 faq=faq,
+                fields=_other_fields(rec, picked),
             )
         )
     if not docs:
@@ -276,6 +286,32 @@ def records_to_documents(path: Path, records: Iterable[object]) -> list[Document
             "(or name + description, or question + answer)"
         )
     return docs
+
+
+_KNOWN_COLUMNS = {
+    *TERM_COLUMNS, *DEFINITION_COLUMNS, *QUESTION_COLUMNS, *ANSWER_COLUMNS, *ALIAS_COLUMNS,
+    *URL_COLUMNS, *SOURCE_COLUMNS,
+}  # fmt: skip
+
+
+def _other_fields(record: dict[object, object], picked: set[str]) -> list[tuple[str, str]]:
+    """The row's columns besides term, definition, FAQ, aliases, source and URL, as
+    ("Release year", "2018"): kept in the entry, not dropped. Ids and nested objects are not
+    facts about the term."""
+    out = []
+    for key, value in record.items():
+        name = " ".join(re.sub(r"(?<=[a-z])(?=[A-Z])|[_-]+", " ", str(key)).split())
+        raw = str(key).strip()
+        if not name or {raw.lower(), name.lower()} & _KNOWN_COLUMNS or _ID_COLUMN.match(raw):
+            continue
+        if value is None or isinstance(value, dict):
+            continue
+        text = _flat(value).strip()
+        if text and text not in picked and not re.fullmatch(r"(?i)n/?a|none|null|-", text):
+            first, *rest = name.split()
+            words = [w.lower() if w.istitle() else w for w in rest]  # "createdBy": "Created by"
+            out.append((" ".join([first[0].upper() + first[1:], *words]), text))
+    return out
 
 
 def _flat(value: object) -> str:

@@ -15,6 +15,7 @@ from chatbot.reader import (
     answer_type,
     asked_types,
     extractive_answer,
+    field_sentence,
     holds_type,
     named_in,
     type_strength,
@@ -100,6 +101,41 @@ def test_who_is_answered_by_the_sentence_naming_the_author(embedder: FakeEmbedde
     ext = extractive_answer(question, [BISON, BISON_PP], embedder)
     assert ext.text.startswith("It was written by Robert Corbett. [1]")
     assert "Coetmeur" not in ext.text
+
+
+def test_a_field_of_an_export_answers_what_it_states() -> None:
+    """An export's columns become "- Year: 1985" lines: too short to be prose, yet the answer
+    to "when" and to a question naming the field. A related-terms list ("**Yacc**: ...") is
+    not read as a field of the entry."""
+    body = (
+        "A parser generator that reads a grammar and writes a parser in C for it.\n\n"
+        "- Release year: 1985\n- Created by: Robert Corbett\n- License: GPL\n\n"
+        "- **Yacc**: The parser generator it replaces."
+    )
+    tool = entry("Bison", body)
+    when = extractive_answer("When was Bison first released?", [tool], FakeEmbedder())
+    assert when.text.startswith("The release year of Bison is 1985. [1]")
+    who = extractive_answer("Who created the Bison parser generator?", [tool], FakeEmbedder())
+    assert who.text.startswith("Bison: created by Robert Corbett. [1]")
+    lic = extractive_answer("Which license does Bison use?", [tool], FakeEmbedder())
+    assert lic.text.startswith("The license of Bison is GPL. [1]")
+    yacc = extractive_answer("What does Bison replace, Yacc?", [tool], FakeEmbedder())
+    assert "The yacc of Bison" not in yacc.text and "The Yacc of Bison" not in yacc.text
+
+
+@pytest.mark.parametrize(
+    ("line", "sentence"),
+    [
+        ("Year: 2018", "The year of Base Model is 2018."),
+        ("Authors: Ada Lovelace", "The authors of Base Model are Ada Lovelace."),
+        ("CPU count: 8", "The CPU count of Base Model is 8."),
+        ("Used in: chat assistants", "Base Model: used in chat assistants."),
+        ("Note: this line is a whole sentence with far too many words for a field.", ""),
+        ("A sentence with no field in it.", ""),
+    ],
+)
+def test_what_reads_as_a_field(line: str, sentence: str) -> None:
+    assert field_sentence("Base Model", line) == sentence
 
 
 def test_the_answering_sentence_comes_first_even_when_it_comes_later() -> None:

@@ -105,6 +105,27 @@ def test_csv_rows_become_entries_with_aliases_urls_and_faq(tmp_path: Path) -> No
     assert docs[0].doc_id == "gloss:latency"
 
 
+def test_other_columns_of_an_export_are_kept_as_fields(tmp_path: Path) -> None:
+    """A "Year" or "createdBy" column is a fact users ask about; ids and nested objects are
+    not facts, and empty cells say nothing."""
+    (tmp_path / "g.csv").write_text(
+        "id,Term,Definition,release_year,createdBy,Notes,source_url\n"
+        "7,Bison,A parser generator.,1985,Robert Corbett,n/a,https://x.test/bison\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "h.json").write_text(
+        json.dumps([{"term": "Llama", "definition": "A model family.", "tags": ["llm", "open"],
+                     "meta": {"a": 1}, "licence": None}]),
+        encoding="utf-8",
+    )  # fmt: skip
+    bison, llama = sorted(load_corpus(tmp_path).documents, key=lambda d: d.title)
+    assert bison.text == (
+        "# Bison\n\nA parser generator.\n\n- Release year: 1985\n- Created by: Robert Corbett\n"
+    )
+    assert bison.url == "https://x.test/bison"
+    assert llama.text == "# Llama\n\nA model family.\n\n- Tags: llm; open\n"
+
+
 def test_editing_one_csv_row_changes_only_that_entry(tmp_path: Path) -> None:
     rows = [f"T{i},Definition number {i}." for i in range(50)]
     path = tmp_path / "big.csv"
