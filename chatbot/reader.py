@@ -32,7 +32,7 @@ from chatbot.retrieve import tokenize
 from chatbot.text import opening_definition, split_sentences, strip_markup
 
 AnswerType = Literal[
-    "person", "time", "number", "reason", "yesno", "example", "definition", "other"
+    "person", "time", "situation", "number", "reason", "yesno", "example", "definition", "other"
 ]
 _DEFINITION = re.compile(r"^what (?:is|are|was|were) (?:a |an |the )?\w", re.I)
 _TYPE_PATTERNS: list[tuple[AnswerType, re.Pattern[str]]] = [
@@ -45,7 +45,23 @@ _TYPE_PATTERNS: list[tuple[AnswerType, re.Pattern[str]]] = [
             re.I,
         ),
     ),
-    ("time", re.compile(r"^(?:when|(?:in )?what year|(?:in )?which year|since when)\b", re.I)),
+    (
+        "time",
+        re.compile(
+            r"^(?:when (?:was|were|did|had)|(?:in )?what year|(?:in )?which year|since when)\b"
+            r"|^when\b(?=.*\b(?:first|originally|released|introduced|invented|founded)\b)",
+            re.I,
+        ),
+    ),
+    # "When should I fine-tune?", "At what point do teams ...?": a circumstance, not a date
+    (
+        "situation",
+        re.compile(
+            r"^(?:when|at what (?:point|stage)|(?:in|under) (?:what|which) (?:situations?|cases?|"
+            r"circumstances?|conditions?|scenarios?))\b",
+            re.I,
+        ),
+    ),
     ("number", re.compile(r"^(?:how (?:many|much|big|large|long|fast|old|wide))\b", re.I)),
     (
         "reason",
@@ -79,6 +95,7 @@ _HAS_TYPE: dict[AnswerType, re.Pattern[str]] = {
         r"\b(?:1[5-9]\d\d|20\d\d)s?\b|\b(?:January|February|March|April|May|June|July|August|"
         r"September|October|November|December)\b"
     ),
+    "situation": re.compile(r"\b(?:when|whenever|if|once|unless|until|as soon as)\b", re.I),
     # a quantity: a number (not a year or a date) followed by what it counts or measures
     "number": re.compile(
         r"(?<![\w.-])(?:\d+(?:[.,]\d+)*|(?:two|three|four|five|six|seven|eight|nine)(?:teen)?|"
@@ -164,7 +181,7 @@ _EXAMPLES = re.compile(r"\bexamples?\b|\bname (?:some|a few)\b", re.I)
 # "In functional programming, can every ...?", "Back in the 1990s, were ...?": a leading phrase
 _LEAD_PHRASE = re.compile(
     r"^[^,?]{1,80},\s+(?=(?:is|are|was|were|can|could|does|do|did|should|will|would|has|have|"
-    r"who|whom|whose|when|why|how|what|which|in what|in which)\b)",
+    r"who|whom|whose|when|why|how|what|which|in what|in which|at what|under what)\b)",
     re.I,
 )
 

@@ -57,6 +57,11 @@ BISON_PP = entry("Bison++", "GNU's Yacc parser generator retargeted to C++ by Al
         ("Could you tell me about open-weight models?", ["other"]),
         ("What is a space leak and what usually causes one?", ["other", "reason", "definition"]),
         ("What is a space leak?", ["other"]),
+        ("When did Google first release Gemini?", ["time"]),
+        ("When is the kernel first released?", ["time"]),
+        ("When should a team fine-tune a base model?", ["situation"]),
+        ("In practice, at what point do teams worry about it?", ["situation"]),
+        ("Under which circumstances is an API model cheaper?", ["situation"]),
     ],
 )
 def test_the_kinds_of_fact_a_question_asks_for(question: str, kinds: list[str]) -> None:
@@ -147,6 +152,18 @@ def test_the_answering_sentence_comes_first_even_when_it_comes_later() -> None:
     )
     ext = extractive_answer("How much RAM did the KC85/4 have?", [kc], FakeEmbedder())
     assert ext.text.startswith("It runs at 1.77 MHz, has 64 KB of RAM")
+
+
+def test_when_should_is_answered_by_a_circumstance_not_a_year() -> None:
+    """ "When should ...?" asks for a circumstance ("when teams need ..."); a sentence with a
+    year in it does not answer it."""
+    api = entry(
+        "API model",
+        "Hosted API models were first offered to the public in 2020 by several labs. "
+        "An API model is the cheaper option when a team sends few requests each month.",
+    )
+    ext = extractive_answer("When is a hosted API model cheaper?", [api], FakeEmbedder())
+    assert ext.text.startswith("An API model is the cheaper option when a team sends few")
 
 
 def test_a_second_sentence_only_when_it_adds_an_asked_for_fact() -> None:
