@@ -100,7 +100,7 @@ _HAS_TYPE: dict[AnswerType, re.Pattern[str]] = {
     "number": re.compile(
         r"(?<![\w.-])(?:\d+(?:[.,]\d+)*|(?:two|three|four|five|six|seven|eight|nine)(?:teen)?|"
         r"ten|eleven|twelve|thirteen|fifteen|eighteen|(?:twen|thir|for|fif|eigh)ty(?:-\w+)?|"
-        r"(?:six|seven|nine)ty(?:-\w+)?|hundred|thousand|million|billion|dozen|double|half)(?:\s+(?:to|or|and)\s+\d+(?:[.,]\d+)*)?(?:\s+[a-zA-Z/]+|\s*%|[a-zA-Z]{1,3}\b)",
+        r"(?:six|seven|nine)ty(?:-\w+)?|hundred|thousand|million|billion|trillion|dozen|double|half)(?:\s+(?:to|or|and)\s+\d+(?:[.,]\d+)*)?(?:\s+[a-zA-Z/]+|\s*%|[a-zA-Z]{1,3}\b)",
         re.I,
     ),
     "reason": re.compile(
@@ -175,6 +175,7 @@ _REQUEST = re.compile(
 )
 
 
+_COUNT = re.compile(r"^(?:[^,?]{1,80},\s+)?how many\b", re.I)
 _EXAMPLES = re.compile(r"\bexamples?\b|\bname (?:some|a few)\b", re.I)
 
 
@@ -415,7 +416,8 @@ def extractive_answer(
     weights: Weights | None = None,
 ) -> Extract:
     """The passage sentence that answers the question, then one more only when it adds an
-    asked-for fact, each with its citation.
+    asked-for fact, each with its citation; nothing when a count is asked ("how many") and no
+    sentence holds a quantity, as no sentence there can answer it.
 
     Cheap scores (cosine, shared words, passage rank, the named entry, the asked kind of fact)
     pick ``rerank`` candidates; the model's query likelihood re-ranks them when a scorer is
@@ -423,8 +425,10 @@ def extractive_answer(
     """
     w = weights or WEIGHTS
     cands = _candidates(question, passages, max_passages)
-    if not cands:
-        return Extract("", [])
+    if not cands or (
+        _COUNT.match(question) and not any(holds_type(c.text, "number") for c in cands)
+    ):
+        return Extract("", [])  # "How many dollars ...?" and no passage gives a quantity
     kinds = asked_types(question)
     base = _base_scores(question, cands, embedder, kinds[0], w)
     top = [int(i) for i in np.argsort(-base, kind="stable")[: max(1, rerank)]]

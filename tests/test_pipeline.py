@@ -683,6 +683,20 @@ def test_an_answer_citing_no_entry_that_names_the_asked_code_is_refused(
     assert not kept.refused and "sixteen" in kept.answer
 
 
+def test_a_count_no_passage_gives_is_refused(settings: Settings, corpus_dir: Path) -> None:
+    """ "How many dollars ...?" on passages that hold no quantity: no sentence can answer it."""
+    (corpus_dir / "cost.md").write_text(
+        "---\ntitle: Training cost\n---\n# Training cost\n\nPre-training a large model "
+        "from scratch is expensive and needs large GPU clusters for a long time.\n"
+    )
+    pipe = build(settings, None)
+    answer = pipe.ask("How many dollars does it cost to pre-train a large model from scratch?")
+    assert "Training cost" in {h.chunk.title for h in pipe.retrieve(answer.question).hits}
+    assert answer.refused
+    kept = pipe.ask("How much does it cost to pre-train a large model from scratch?")
+    assert not kept.refused and "expensive" in kept.answer  # an amount may be said in words
+
+
 def test_a_follow_up_naming_a_term_is_a_lookup(settings: Settings) -> None:
     answer = build(settings, None).ask(
         "And what about a base model?", history=["What is a foundation model?"]

@@ -166,6 +166,16 @@ def test_when_should_is_answered_by_a_circumstance_not_a_year() -> None:
     assert ext.text.startswith("An API model is the cheaper option when a team sends few")
 
 
+def test_a_count_is_answered_only_by_a_sentence_holding_a_quantity() -> None:
+    tool = entry("Bison", "A parser generator. It comes with two manuals and many examples.")
+    assert extractive_answer("How many manuals come with Bison?", [tool], None).text.startswith(
+        "It comes with two manuals"
+    )
+    bare = entry("Yacc", "A parser generator. It comes with manuals and many examples.")
+    assert extractive_answer("How many manuals come with Yacc?", [bare], None).text == ""
+    assert extractive_answer("Which manuals come with Yacc?", [bare], None).text
+
+
 def test_a_second_sentence_only_when_it_adds_an_asked_for_fact() -> None:
     word = entry(
         "refuctoring",
