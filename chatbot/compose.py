@@ -30,8 +30,8 @@ from typing import Protocol, runtime_checkable
 
 from chatbot.generate.base import Message
 from chatbot.grounded import ClauseGrammar, clauses
+from chatbot.kinds import asked_types, holds_type
 from chatbot.prompt import Templates, neutralize
-from chatbot.reader import asked_types, holds_type
 from chatbot.retrieve import tokenize
 from chatbot.text import CITATION, split_sentences
 from chatbot.verify import form_problem

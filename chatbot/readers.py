@@ -12,13 +12,11 @@ skipped with that reason and indexes the rest.
 
 from __future__ import annotations
 
-import csv
 import gzip
 import hashlib
 import io
-import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -37,64 +35,25 @@ from chatbot.corpus import (
     file_stat,
     is_dictd_data,
 )
+from chatbot.entries import (
+    MAX_EXPORT_BYTES,
+    MAX_PAGE_BYTES,
+    check_size,
+    decode_text,
+    entry_document,
+    entry_id,
+    term_list_items,
+)
+from chatbot.exports import read_json, read_table
 
-MAX_PAGE_BYTES = 2_000_000  # one page (Markdown, text, HTML): anything bigger is a mistake
-MAX_EXPORT_BYTES = 200_000_000  # one multi-entry export (CSV, JSON, dictd, PDF)
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
 _H1 = re.compile(r"^#[ \t]+(.+?)[ \t]*#*[ \t]*$", re.MULTILINE)
-_SLUG = re.compile(r"[^a-z0-9]+")
-
-# Column names of glossary exports, most specific first (compared case-insensitively).
-TERM_COLUMNS = ("term", "name", "title", "word", "headword", "keyword", "concept", "entry")
-DEFINITION_COLUMNS = ("definition", "description", "meaning", "explanation", "text", "body")
-QUESTION_COLUMNS = ("question", "q", "faq")
-ANSWER_COLUMNS = ("answer", "a", "response")
-ALIAS_COLUMNS = ("aliases", "alias", "synonyms", "synonym", "also known as", "aka")
-URL_COLUMNS = ("url", "link", "source_url", "href")
-SOURCE_COLUMNS = ("source", "publisher")
-# columns that identify a row rather than say something about the term
-_ID_COLUMN = re.compile(r"^(?:id|uuid|guid|slug|key|pk|index|row|#|_.*|.*[ _]id)$", re.I)
-
-
-def sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def slug(text: str) -> str:
-    return _SLUG.sub("-", text.lower()).strip("-")[:60] or "entry"
-
-
-def _entry_id(path: Path, name: str, used: set[str]) -> str:
-    """``FILE-STEM:slug`` for one entry of a multi-entry file, numbered when names repeat."""
-    doc_id, k = f"{path.stem}:{slug(name)}", 2
-    while doc_id in used:
-        doc_id, k = f"{path.stem}:{slug(name)}-{k}", k + 1
-    used.add(doc_id)
-    return doc_id
-
-
-def decode_text(data: bytes) -> str:
-    """UTF-8 text or a ValueError saying why not (binary, wrong encoding, empty)."""
-    if b"\x00" in data:
-        raise ValueError("binary file (contains NUL bytes)")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"not UTF-8 text (byte {exc.start})") from None
-    if not text.strip():
-        raise ValueError("empty file")
-    return text
-
-
-def _check_size(data: bytes, limit: int) -> None:
-    if len(data) > limit:
-        raise ValueError(f"too large ({len(data):,} bytes, limit {limit:,})")
 
 
 # ------------------------------------------------------------------------------ pages
 def read_markdown(path: Path, data: bytes) -> list[Document]:
     """A Markdown page, with or without YAML front matter (title, source, terms, url)."""
-    _check_size(data, MAX_PAGE_BYTES)
+    check_size(data, MAX_PAGE_BYTES)
     text = decode_text(data)
     meta: dict[str, object] = {}
     body_start = 0
@@ -129,12 +88,19 @@ def read_markdown(path: Path, data: bytes) -> list[Document]:
     if not isinstance(alias_list, list):
         raise ValueError("front matter 'aliases' must be a list")
     terms = [str(t) for t in terms_raw] + [str(a) for a in alias_list]
+    source = str(meta.get("source") or "unknown")
+    if items := term_list_items(body):  # a glossary written as "- **Term**: definition" lines
+        used: set[str] = set()
+        return [
+            entry_document(path, entry_id(path, term, used), term, definition, source=source)
+            for term, definition in items
+        ]
     return [
         Document(
             doc_id=path.stem,
             path=path,
             title=title,
-            source=str(meta.get("source") or "unknown"),
+            source=source,
             terms=tuple(dict.fromkeys(terms)),
             text=text,
             body_start=body_start,
@@ -144,48 +110,9 @@ def read_markdown(path: Path, data: bytes) -> list[Document]:
     ]
 
 
-def entry_document(
-    path: Path,
-    doc_id: str,
-    title: str,
-    body: str,
-    *,
-    terms: Iterable[str] = (),
-    source: str = "",
-    url: str = "",
-    faq: Iterable[tuple[str, str]] = (),
-    fields: Iterable[tuple[str, str]] = (),
-) -> Document:
-    """A glossary entry as a Markdown document: ``# title``, the definition, its other fields as
-    a "- Name: value" list (an export's "Year" or "Author" column is a fact users ask about),
-    then FAQ entries."""
-    parts = [f"# {title.strip()}", body.strip()] if body.strip() else [f"# {title.strip()}"]
-    listed = [f"- {k.strip()}: {' '.join(v.split())}" for k, v in fields if k.strip() and v.strip()]
-    if listed:
-        parts.append("\n".join(listed))
-    faq = [(q.strip(), a.strip()) for q, a in faq if q.strip() and a.strip()]
-    if faq:
-        parts.append("## Frequently asked questions")
-        for q, a in faq:
-            q = q if q.endswith("?") else q + "?"
-            parts.append(f"### {q}\n{a}")
-    text = "\n\n".join(parts) + "\n"
-    return Document(
-        doc_id=doc_id,
-        path=path,
-        title=title.strip(),
-        source=source or path.name,
-        terms=tuple(dict.fromkeys([title.strip(), *(t.strip() for t in terms if t.strip())])),
-        text=text,
-        body_start=0,
-        sha256=sha256_text(text),
-        url=url,
-    )
-
-
 def read_text(path: Path, data: bytes) -> list[Document]:
     """Plain text: the first line is the title when it is short, else the file name is."""
-    _check_size(data, MAX_PAGE_BYTES)
+    check_size(data, MAX_PAGE_BYTES)
     text = decode_text(data).strip()
     first, _, rest = text.partition("\n")
     if len(first) <= 80 and rest.strip():
@@ -197,7 +124,7 @@ def read_text(path: Path, data: bytes) -> list[Document]:
 
 def read_html(path: Path, data: bytes) -> list[Document]:
     """A saved web page: its main content only, without menus and cookie banners."""
-    _check_size(data, MAX_PAGE_BYTES)
+    check_size(data, MAX_PAGE_BYTES)
     html = decode_text(data)
     import trafilatura
 
@@ -215,7 +142,7 @@ def read_html(path: Path, data: bytes) -> list[Document]:
 
 def read_with_markitdown(path: Path, data: bytes) -> list[Document]:
     """PDF and DOCX through markitdown; one document per file, its headings kept."""
-    _check_size(data, MAX_EXPORT_BYTES)
+    check_size(data, MAX_EXPORT_BYTES)
     try:
         from markitdown import MarkItDown
     except ImportError:  # a declared dependency; say what to install rather than crash
@@ -236,130 +163,6 @@ def read_with_markitdown(path: Path, data: bytes) -> list[Document]:
     if heading and heading.start() == 0:
         text = text[heading.end() :]
     return [entry_document(path, path.stem, title, text)]
-
-
-# ------------------------------------------------------------------------------ exports
-def _pick(row: dict[str, str], names: tuple[str, ...]) -> str:
-    lowered = {k.strip().lower(): v for k, v in row.items() if isinstance(k, str)}
-    for name in names:
-        value = lowered.get(name)
-        if value is not None and str(value).strip():
-            return str(value).strip()
-    return ""
-
-
-def records_to_documents(path: Path, records: Iterable[object]) -> list[Document]:
-    """Rows of a glossary export: term + definition, optional question/answer, aliases, url."""
-    docs: list[Document] = []
-    used: set[str] = set()
-    for n, rec in enumerate(records, 1):
-        if not isinstance(rec, dict):
-            raise ValueError(f"entry {n} is not an object with named fields")
-        row = {str(k): "" if v is None else _flat(v) for k, v in rec.items()}
-        term = _pick(row, TERM_COLUMNS)
-        definition = _pick(row, DEFINITION_COLUMNS)
-        question, answer = _pick(row, QUESTION_COLUMNS), _pick(row, ANSWER_COLUMNS)
-        if not term and question:
-            term = question.rstrip("?")
-        if not term or not (definition or answer):
-            continue  # a blank or partial row in a spreadsheet is common and harmless
-        aliases = [a.strip() for a in re.split(r"[;|]", _pick(row, ALIAS_COLUMNS)) if a.strip()]
-        doc_id = _entry_id(path, term, used)
-        faq = [(question, answer)] if question and answer else []
-        picked = {term, definition, question, answer}
-        docs.append(
-            entry_document(
-                path,
-                doc_id,
-                term,
-                definition,
-                terms=aliases,
-                source=_pick(row, SOURCE_COLUMNS) or path.name,
-                url=_pick(row, URL_COLUMNS),
-                faq=faq,
-                fields=_other_fields(rec, picked),
-            )
-        )
-    if not docs:
-        raise ValueError(
-            "no entries found: expected columns such as term + definition "
-            "(or name + description, or question + answer)"
-        )
-    return docs
-
-
-_KNOWN_COLUMNS = {
-    *TERM_COLUMNS, *DEFINITION_COLUMNS, *QUESTION_COLUMNS, *ANSWER_COLUMNS, *ALIAS_COLUMNS,
-    *URL_COLUMNS, *SOURCE_COLUMNS,
-}  # fmt: skip
-
-
-def _other_fields(record: dict[object, object], picked: set[str]) -> list[tuple[str, str]]:
-    """The row's columns besides term, definition, FAQ, aliases, source and URL, as
-    ("Release year", "2018"): kept in the entry, not dropped. Ids and nested objects are not
-    facts about the term."""
-    out = []
-    for key, value in record.items():
-        name = " ".join(re.sub(r"(?<=[a-z])(?=[A-Z])|[_-]+", " ", str(key)).split())
-        raw = str(key).strip()
-        if not name or {raw.lower(), name.lower()} & _KNOWN_COLUMNS or _ID_COLUMN.match(raw):
-            continue
-        if value is None or isinstance(value, dict):
-            continue
-        text = _flat(value).strip()
-        if text and text not in picked and not re.fullmatch(r"(?i)n/?a|none|null|-", text):
-            first, *rest = name.split()
-            words = [w.lower() if w.istitle() else w for w in rest]  # "createdBy": "Created by"
-            out.append((" ".join([first[0].upper() + first[1:], *words]), text))
-    return out
-
-
-def _flat(value: object) -> str:
-    if isinstance(value, list):
-        return "; ".join(_flat(v) for v in value)
-    if isinstance(value, dict):
-        return json.dumps(value, ensure_ascii=False)
-    return str(value)
-
-
-def read_table(path: Path, data: bytes) -> list[Document]:
-    """CSV or TSV with a header row."""
-    _check_size(data, MAX_EXPORT_BYTES)
-    text = decode_text(data)
-    if path.suffix.lower() == ".tsv":
-        dialect: type[csv.Dialect] | csv.Dialect = csv.excel_tab
-    else:
-        try:
-            dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
-        except csv.Error:
-            dialect = csv.excel
-    try:
-        return records_to_documents(path, csv.DictReader(io.StringIO(text), dialect=dialect))
-    except csv.Error as exc:
-        raise ValueError(f"broken CSV ({exc})") from None
-
-
-def read_json(path: Path, data: bytes) -> list[Document]:
-    """A JSON list of objects (or {"entries": [...]}) or JSON Lines, one object per line."""
-    _check_size(data, MAX_EXPORT_BYTES)
-    text = decode_text(data)
-    try:
-        if path.suffix.lower() == ".jsonl":
-            records: list[object] = [json.loads(x) for x in text.splitlines() if x.strip()]
-        else:
-            loaded = json.loads(text)
-            if isinstance(loaded, dict):
-                lists = [v for v in loaded.values() if isinstance(v, list)]
-                if len(lists) == 1:
-                    loaded = lists[0]
-                elif all(isinstance(v, str) for v in loaded.values()):
-                    loaded = [{"term": k, "definition": v} for k, v in loaded.items()]
-            if not isinstance(loaded, list):
-                raise ValueError("expected a list of entries")
-            records = loaded
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"broken JSON at line {exc.lineno}") from None
-    return records_to_documents(path, records)
 
 
 # ------------------------------------------------------------------------------ dictd
@@ -386,7 +189,7 @@ def read_dictd(path: Path, data: bytes) -> list[Document]:
     its title. Cross-reference braces are removed ("{Java}" -> "Java") and hard-wrapped lines
     are joined, so sentences read as prose.
     """
-    _check_size(data, MAX_EXPORT_BYTES)
+    check_size(data, MAX_EXPORT_BYTES)
     data_path = dictd_data_path(path)
     if data_path is None:
         raise ValueError(f"dictd index without its data file ({path.stem}.dict or .dict.dz)")
@@ -414,7 +217,7 @@ def read_dictd(path: Path, data: bytes) -> list[Document]:
         title, aliases, body = _split_dictd_entry(entry, words[0])
         if not body:
             continue
-        doc_id = _entry_id(path, title, used)
+        doc_id = entry_id(path, title, used)
         docs.append(
             entry_document(path, doc_id, title, body, terms=[*aliases, *words], source=source)
         )

@@ -15,9 +15,19 @@ import pytest
 pytestmark = pytest.mark.unit
 PACKAGE = Path(__file__).resolve().parent.parent / "chatbot"
 LAYERS = [
-    {"config", "errors", "text", "atomic", "progress", "terms", "grounded"},
+    {"config", "errors", "text", "atomic", "progress", "terms", "grounded", "kinds"},
     {"corpus", "embed_cache", "answer"},
-    {"readers", "chunking", "embedding", "generate", "answer_cache", "gaps", "export"},
+    {
+        "readers",
+        "entries",
+        "exports",
+        "chunking",
+        "embedding",
+        "generate",
+        "answer_cache",
+        "gaps",
+        "export",
+    },
     {"index"},
     {"retrieve", "rewrite"},
     {"verify", "reader", "prompt", "compose", "draft"},

@@ -16,7 +16,8 @@ import yaml
 
 from chatbot.chunking import parse_sections
 from chatbot.corpus import CorpusError, Document, corpus_files
-from chatbot.readers import MAX_PAGE_BYTES, load_corpus, parse_document
+from chatbot.entries import MAX_PAGE_BYTES
+from chatbot.readers import load_corpus, parse_document
 
 REAL_CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 GOOD = "---\ntitle: Good Page\nsource: Somewhere\nterms: [Good, Page]\n---\n# Good Page\n\nText.\n"

@@ -697,6 +697,24 @@ def test_a_count_no_passage_gives_is_refused(settings: Settings, corpus_dir: Pat
     assert not kept.refused and "expensive" in kept.answer  # an amount may be said in words
 
 
+def test_a_term_of_a_bold_term_list_page_is_looked_up(settings: Settings, corpus_dir: Path) -> None:
+    """ "What is TTL?" on a page of "- **Term**: definition" lines: TTL is an entry, found by
+    name, even though the question has no other word to match or embed."""
+    items = {
+        "Latency": "The time a packet takes to travel from source to destination.",
+        "Jitter": "The variation in packet arrival times.",
+        "MTU": "The largest packet a link can carry without fragmentation.",
+        "TTL": "Time to live, a hop counter that stops packets from circulating forever.",
+        "NAT": "Network address translation, mapping private addresses to a public one.",
+    }
+    (corpus_dir / "net.md").write_text(
+        "# Networking\n\n" + "\n".join(f"- **{k}**: {v}" for k, v in items.items()) + "\n"
+    )
+    answer = build(settings, None).ask("What is TTL?")
+    assert answer.mode == "lookup" and answer.citations[0].title == "TTL"
+    assert "hop counter" in answer.answer
+
+
 def test_a_follow_up_naming_a_term_is_a_lookup(settings: Settings) -> None:
     answer = build(settings, None).ask(
         "And what about a base model?", history=["What is a foundation model?"]

@@ -126,6 +126,33 @@ def test_other_columns_of_an_export_are_kept_as_fields(tmp_path: Path) -> None:
     assert llama.text == "# Llama\n\nA model family.\n\n- Tags: llm; open\n"
 
 
+def test_a_page_of_bold_term_lines_is_a_glossary_of_entries(tmp_path: Path) -> None:
+    """A Markdown glossary written as "- **Term**: definition" lines: each term an entry, so it
+    is found by name; an indented line continues its definition."""
+    terms = ["Latency", "Jitter", "MTU", "TTL", "NAT"]
+    lines = [f"- **{t}**: What {t} means, in a sentence of its own." for t in terms]
+    lines[3] = "* **TTL:** Time to live, a hop counter\n  that stops packets circulating forever."
+    (tmp_path / "net.md").write_text(
+        "# Networking glossary\n\nShort terms.\n\n" + "\n".join(lines) + "\n", encoding="utf-8"
+    )
+    docs = load_corpus(tmp_path).documents
+    assert [d.title for d in docs] == terms
+    ttl = docs[3]
+    assert ttl.doc_id == "net:ttl" and "TTL" in ttl.terms
+    assert (
+        ttl.text == "# TTL\n\nTime to live, a hop counter that stops packets circulating forever.\n"
+    )
+
+
+def test_a_page_with_a_short_related_terms_list_stays_one_page(tmp_path: Path) -> None:
+    prose = "A base model is a model trained on broad data before any tuning. " * 12
+    related = "\n".join(f"- **Term {i}**: A related idea number {i}." for i in range(6))
+    (tmp_path / "base.md").write_text(
+        f"# Base model\n\n{prose}\n\n## Related terms\n\n{related}\n", encoding="utf-8"
+    )
+    assert [d.title for d in load_corpus(tmp_path).documents] == ["Base model"]
+
+
 def test_editing_one_csv_row_changes_only_that_entry(tmp_path: Path) -> None:
     rows = [f"T{i},Definition number {i}." for i in range(50)]
     path = tmp_path / "big.csv"

@@ -375,7 +375,7 @@ def test_a_scorer_reranks_the_extractive_candidates() -> None:
     ],
 )
 def test_answer_type_of_a_question(question: str, kind: str) -> None:
-    from chatbot.reader import answer_type
+    from chatbot.kinds import answer_type
 
     assert answer_type(question) == kind
 

@@ -1,0 +1,191 @@
+"""The kind of fact a question asks for, and whether a sentence holds or states it.
+
+"Who wrote Bison?" asks for a name, and "It was written by Robert Corbett" states one; "When
+was X coined?" asks for a date; "When should a team fine-tune?" for a circumstance; "How many
+...?" for a quantity. The reader ranks sentences by it, and the compose check makes sure a
+composition keeps the asked fact. Patterns, not a model: a 135M model cannot be trusted to
+tell, and these are cheap to read and to test.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+AnswerType = Literal[
+    "person", "time", "situation", "number", "reason", "yesno", "example", "definition", "other"
+]
+_DEFINITION = re.compile(r"^what (?:is|are|was|were) (?:a |an |the )?\w", re.I)
+_TYPE_PATTERNS: list[tuple[AnswerType, re.Pattern[str]]] = [
+    (
+        "person",
+        re.compile(
+            r"^(?:who|whom|whose|by whom)\b|^(?:in |at |for |from |of )?(?:which|what) "
+            r"(?:[\w-]+ ){0,2}?(?:person|people|company|companies|firm|organi[sz]ation|author|"
+            r"scientist|university|lab|laboratory|institute|manufacturer|vendor)s?\b",
+            re.I,
+        ),
+    ),
+    (
+        "time",
+        re.compile(
+            r"^(?:when (?:was|were|did|had)|(?:in )?what year|(?:in )?which year|since when)\b"
+            r"|^when\b(?=.*\b(?:first|originally|released|introduced|invented|founded)\b)",
+            re.I,
+        ),
+    ),
+    # "When should I fine-tune?", "At what point do teams ...?": a circumstance, not a date
+    (
+        "situation",
+        re.compile(
+            r"^(?:when|at what (?:point|stage)|(?:in|under) (?:what|which) (?:situations?|cases?|"
+            r"circumstances?|conditions?|scenarios?))\b",
+            re.I,
+        ),
+    ),
+    ("number", re.compile(r"^(?:how (?:many|much|big|large|long|fast|old|wide))\b", re.I)),
+    (
+        "reason",
+        re.compile(
+            r"^(?:why|what (?:is|was) the reason|how come|where does .* name come from)\b|"
+            r"^what (?:usually |typically |often )?causes?\b",
+            re.I,
+        ),
+    ),
+    (
+        "yesno",
+        re.compile(
+            r"^(?:is|are|was|were|can|could|does|do|did|should|will|would|has|have)\b", re.I
+        ),
+    ),
+]
+# later clauses of a question ("..., and by whom?") ask for more kinds of fact
+_CLAUSE = re.compile(
+    r"\s*(?:[,;]\s*(?:and\s+)?|\s+and\s+(?=(?:who|whom|by whom|when|why|what|"
+    r"which|how|in what|in which)\b))",
+    re.I,
+)
+_YEAR = re.compile(r"\b(?:1[5-9]\d\d|20\d\d)(?:-\d\d){0,2}s?\b")
+HAS_TYPE: dict[AnswerType, re.Pattern[str]] = {
+    "person": re.compile(
+        r"\b(?:by|from|of|at|with)\s+(?:the\s+)?[A-Z][\w.-]+|(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+\s+"
+        r"[A-Z][a-z]+|^(?!(?:The|A|An|In|It|Its|This|These|As|On|At|For|If|When|Unlike)\b)"
+        r"[A-Z][a-z]+\s+(?:[A-Z]\.\s*)?[A-Z][a-z]+"
+    ),
+    "time": re.compile(
+        r"\b(?:1[5-9]\d\d|20\d\d)s?\b|\b(?:January|February|March|April|May|June|July|August|"
+        r"September|October|November|December)\b"
+    ),
+    "situation": re.compile(r"\b(?:when|whenever|if|once|unless|until|as soon as)\b", re.I),
+    # a quantity: a number (not a year or a date) followed by what it counts or measures
+    "number": re.compile(
+        r"(?<![\w.-])(?:\d+(?:[.,]\d+)*|(?:two|three|four|five|six|seven|eight|nine)(?:teen)?|"
+        r"ten|eleven|twelve|thirteen|fifteen|eighteen|(?:twen|thir|for|fif|eigh)ty(?:-\w+)?|"
+        r"(?:six|seven|nine)ty(?:-\w+)?|hundred|thousand|million|billion|trillion|dozen|double|half)(?:\s+(?:to|or|and)\s+\d+(?:[.,]\d+)*)?(?:\s+[a-zA-Z/]+|\s*%|[a-zA-Z]{1,3}\b)",
+        re.I,
+    ),
+    "reason": re.compile(
+        r"\b(?:because|since|so that|due to|owing to|named (?:after|for|from)|in order to|"
+        r"as a result|reason|caused by|results? from|comes? from|derived from|after (?:the|a|an)|"
+        r"hence|thus|therefore|so called|so-called|stands? for|play on|by analogy)\b|"
+        r"^(?:named|called|so named)\b",  # "Named during a game in which ..." is the etymology
+        re.I,
+    ),
+    "example": re.compile(
+        r"\b(?:such as|e\.g\.|for example|for instance|including|examples? (?:is|are|include))\b",
+        re.I,
+    ),
+    # a yes/no question is settled by a sentence that asserts or denies: "It is not in the
+    # public domain", "Yes, through ...", not by the entry's description
+    "yesno": re.compile(
+        r"^(?:yes|no)\b|\b(?:not|no|never|none|nor|neither|cannot|unable|impossible)\b|n't\b",
+        re.I,
+    ),
+}
+# the fact stated as an answer: "written by Robert Corbett", "first delivered in 1964"
+STRONG_TYPE: dict[AnswerType, re.Pattern[str]] = {
+    "person": re.compile(
+        r"\b(?:written|developed|designed|invented|created|coined|founded|built|implemented|"
+        r"introduced|proposed|produced|made|started|popularised|popularized|devised|conceived|"
+        r"defined|named|published|released|maintained|funded|led|run|owned|commissioned)\s+"
+        r"(?:[\w,-]+\s+){0,3}?by\s+(?:the\s+|a\s+)?(?:[a-z]+\s+)?[A-Z]|"
+        r"\b(?:author|inventor|creator|developer|designer|maker|founder|vendor|manufacturer|"
+        r"maintainer)s? of\b[^.]{1,80}\b(?:is|was|are|were)\s+[A-Z]"  # a field, or prose
+    ),
+    "time": re.compile(
+        r"\b(?:in|since|from|around|about|circa|ca\.|on|during|until|by|of)\s+(?:about\s+|"
+        r"early\s+|late\s+|mid-?|the\s+)?(?:(?:January|February|March|April|May|June|July|"
+        r"August|September|October|November|December)\s+)?(?:1[5-9]\d\d|20\d\d)|"
+        r"\b(?:year|date)s? of\b[^.]{1,80}\b(?:is|was|are|were)\s+(?:about\s+|around\s+)?"
+        r"(?:1[5-9]\d\d|20\d\d)"  # a field: "The release year of Bison is 1985."
+    ),
+}
+
+
+_REQUEST = re.compile(
+    r"^(?:can|could|would|will) you (?:please )?(?:give|tell|explain|list|name|describe|show|"
+    r"say|summari[sz]e|define)\b",
+    re.I,
+)
+
+
+_COUNT = re.compile(r"^(?:[^,?]{1,80},\s+)?how many\b", re.I)
+_EXAMPLES = re.compile(r"\bexamples?\b|\bname (?:some|a few)\b", re.I)
+
+
+# "In functional programming, can every ...?", "Back in the 1990s, were ...?": a leading phrase
+LEAD_PHRASE = re.compile(
+    r"^[^,?]{1,80},\s+(?=(?:is|are|was|were|can|could|does|do|did|should|will|would|has|have|"
+    r"who|whom|whose|when|why|how|what|which|in what|in which|at what|under what)\b)",
+    re.I,
+)
+
+
+def answer_type(question: str) -> AnswerType:
+    """The kind of fact asked for, read from the question sentence ("MySQL is named after
+    somebody's daughter. Whose?" asks "Whose?") after any leading phrase."""
+    sentences = [s for s in re.split(r"(?<=[.?!])\s+", question.strip()) if s]
+    q = next((s for s in sentences if s.endswith("?")), question.strip())
+    q = LEAD_PHRASE.sub("", q)
+    if _EXAMPLES.search(q):  # "Could you give some examples of X?"
+        return "example"
+    if _REQUEST.match(q):  # "Could you tell me about X?" asks for X
+        return "other"
+    return next((t for t, p in _TYPE_PATTERNS if p.search(q)), "other")
+
+
+def asked_types(question: str) -> list[AnswerType]:
+    """Every kind of fact the question asks for, the main one first: "When was X coined, and by
+    whom?" asks for a time and a person."""
+    clauses = [c for c in _CLAUSE.split(question.strip()) if c and c.strip()]
+    kinds = [answer_type(question)]
+    for clause in clauses[1:]:
+        kind = answer_type(clause)
+        if kind not in ("yesno", "other") and kind not in kinds:
+            kinds.append(kind)
+    if len(kinds) > 1 and any(_DEFINITION.match(LEAD_PHRASE.sub("", c)) for c in clauses):
+        kinds.append("definition")  # "What is X, and why ...?": X's definition is asked for too
+    return kinds
+
+
+def type_strength(sentence: str, kind: AnswerType) -> float:
+    """1 when the sentence states the asked kind of fact as an answer ("written by X", "in
+    1964"), 0.5 when it only holds one (a name, a year), else 0."""
+    if not holds_type(sentence, kind):
+        return 0.0
+    strong = STRONG_TYPE.get(kind)
+    return 1.0 if strong is None or strong.search(sentence) else 0.5
+
+
+def holds_type(sentence: str, kind: AnswerType) -> bool:
+    pattern = HAS_TYPE.get(kind)
+    if pattern is None:
+        return True
+    if kind == "number":  # "in 1985" or "1997-05-15" is a date, not an asked quantity
+        sentence = _YEAR.sub("", sentence)
+    return bool(pattern.search(sentence))
+
+
+def asks_count(question: str) -> bool:
+    """ "How many ...?": only a sentence holding a quantity can answer it."""
+    return bool(_COUNT.match(question))

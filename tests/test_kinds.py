@@ -1,0 +1,71 @@
+"""The kind of fact a question asks for, and whether a sentence holds or states it."""
+
+from __future__ import annotations
+
+import pytest
+
+from chatbot.kinds import answer_type, asked_types, holds_type, type_strength
+
+
+@pytest.mark.parametrize(
+    ("question", "kinds"),
+    [
+        ("Who wrote Bison?", ["person"]),
+        ("Which companies came up with the ACPI standard?", ["person"]),
+        ("Which AI company makes the Claude models?", ["person"]),
+        ("What research lab published the paper?", ["person"]),
+        ("Which data types can foundation models work with?", ["other"]),
+        ("When was refuctoring coined, and by whom?", ["time", "person"]),
+        ("Who coined the word, and why did he not use the old term?", ["person", "reason"]),
+        ("MySQL is named after somebody's daughter. Whose?", ["person"]),
+        ("In functional programming, can every function be listless?", ["yesno"]),
+        ("Back in the mid-1990s, were mind mice accurate enough?", ["yesno"]),
+        ("As of 1997, how much data could a DLT cartridge hold?", ["number"]),
+        ("Could you give some examples of open-weight models?", ["example"]),
+        ("Could you tell me about open-weight models?", ["other"]),
+        ("What is a space leak and what usually causes one?", ["other", "reason", "definition"]),
+        ("What is a space leak?", ["other"]),
+        ("When did Google first release Gemini?", ["time"]),
+        ("When is the kernel first released?", ["time"]),
+        ("When should a team fine-tune a base model?", ["situation"]),
+        ("In practice, at what point do teams worry about it?", ["situation"]),
+        ("Under which circumstances is an API model cheaper?", ["situation"]),
+    ],
+)
+def test_the_kinds_of_fact_a_question_asks_for(question: str, kinds: list[str]) -> None:
+    assert asked_types(question) == kinds
+    assert answer_type(question) == kinds[0]
+
+
+def test_a_stated_fact_is_stronger_than_a_held_one() -> None:
+    assert type_strength("It was written by Robert Corbett.", "person") == 1.0
+    assert (
+        type_strength("Bison will no longer apply the GNU General Public License.", "person") == 0.5
+    )
+    assert type_strength("Bison runs under Unix.", "person") == 0.0
+    assert type_strength("A mainframe first delivered in 1964.", "time") == 1.0
+    assert type_strength("Gene Amdahl is acknowledged as the chief architect.", "person") == 0.5
+
+
+def test_a_year_or_a_date_is_not_an_asked_quantity() -> None:
+    assert not holds_type("A standard from December 1985, revised on 1997-05-15.", "number")
+    assert holds_type("It has 64 KB of RAM.", "number")
+    assert holds_type("There are four levels, A, B, C and D.", "number")
+    assert holds_type("It stores 35 gigabytes on a single cartridge.", "number")
+    assert holds_type("The committee had seventeen members.", "number")
+    assert holds_type("It uses sixty-four registers.", "number")
+    assert not holds_type("One of the oldest languages still in use.", "number")
+
+
+@pytest.mark.parametrize(
+    ("sentence", "settles"),
+    [
+        ("It is not in the public domain.", True),
+        ("It had no garbage collection.", True),
+        ("Yes, through few-shot prompting you can guide it.", True),
+        ("The decompression algorithms aren't patented.", True),
+        ("A property of variables in a functional language.", False),
+    ],
+)
+def test_what_settles_a_yes_no_question(sentence: str, settles: bool) -> None:
+    assert holds_type(sentence, "yesno") is settles
