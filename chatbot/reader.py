@@ -262,9 +262,7 @@ def extractive_answer(
     """
     w = weights or WEIGHTS
     cands = _candidates(question, passages, max_passages)
-    if not cands or (
-        asks_count(question) and not any(holds_type(c.text, "number") for c in cands)
-    ):
+    if not cands or (asks_count(question) and not any(holds_type(c.text, "number") for c in cands)):
         return Extract("", [])  # "How many dollars ...?" and no passage gives a quantity
     kinds = asked_types(question)
     base = _base_scores(question, cands, embedder, kinds[0], w)
@@ -299,7 +297,9 @@ _ANNOUNCES = re.compile(
 def _with_context(picked: list[_Candidate], cands: list[_Candidate]) -> list[_Candidate]:
     """The answer's first sentence with the one it leans on: the sentence before when it opens
     with "This ..." or "These ...", the sentence after when it only announces what follows
-    ("There are multiple ways to ...", "... fall into two categories")."""
+    ("There are multiple ways to ...", "... fall into two categories"). A lone sentence also
+    keeps the next one when that goes on about it ("This pre-training instills ..."): a
+    question's premise is often stated in one sentence and its answer in the next."""
     first = picked[0]
 
     def neighbour(step: int) -> list[_Candidate]:
@@ -311,6 +311,9 @@ def _with_context(picked: list[_Candidate], cands: list[_Candidate]) -> list[_Ca
         return neighbour(-1) + picked
     if _ANNOUNCES.search(first.text.rstrip(".")):
         return [first, *neighbour(1), *picked[1:]]
+    after = neighbour(1)
+    if len(picked) == 1 and after and re.match(r"^(?:This|These)\b", after[0].text):
+        return [first, *after]
     return picked
 
 

@@ -185,6 +185,22 @@ def test_a_sentence_opening_with_this_brings_the_one_it_refers_to() -> None:
     )
 
 
+def test_a_lone_sentence_keeps_the_next_one_going_on_about_it() -> None:
+    """The premise ("pre-trained on trillions of tokens") matches the question best; what the
+    pre-training gives is in the next sentence, which opens with "This"."""
+    llm = entry(
+        "Base model",
+        "Major LLMs such as GPT and Llama are pre-trained on trillions of tokens of text. "
+        "This pre-training instills language structure and world knowledge. "
+        "Base models are released by several labs.",
+    )
+    q = "What does pre-training on huge amounts of text give major LLMs?"
+    ext = extractive_answer(q, [llm], FakeEmbedder())
+    assert ext.text.startswith("Major LLMs such as GPT and Llama are pre-trained")
+    assert "This pre-training instills language structure and world knowledge. [1]" in ext.text
+    assert "several labs" not in ext.text
+
+
 def test_a_sentence_announcing_what_follows_brings_the_next_one() -> None:
     ways = entry(
         "Base Model",
