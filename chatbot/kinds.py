@@ -30,6 +30,7 @@ _TYPE_PATTERNS: list[tuple[AnswerType, re.Pattern[str]]] = [
         "time",
         re.compile(
             r"^(?:when (?:was|were|did|had)|(?:in )?what year|(?:in )?which year|since when)\b"
+            r"|^when\W*$"  # "Who made X, and when?"
             r"|^when\b(?=.*\b(?:first|originally|released|introduced|invented|founded)\b)",
             re.I,
         ),

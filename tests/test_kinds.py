@@ -28,6 +28,7 @@ from chatbot.kinds import answer_type, asked_types, holds_type, type_strength
         ("When did Google first release Gemini?", ["time"]),
         ("When is the kernel first released?", ["time"]),
         ("When should a team fine-tune a base model?", ["situation"]),
+        ("Who created Rust, and when?", ["person", "time"]),
         ("In practice, at what point do teams worry about it?", ["situation"]),
         ("Under which circumstances is an API model cheaper?", ["situation"]),
     ],
