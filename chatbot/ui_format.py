@@ -192,7 +192,8 @@ def corpus_blurb(pipeline: Pipeline) -> tuple[str, str, str]:
     rest = len(docs) - sum(n for _, n in big)
     named = ", ".join(f"{src} ({n:,} entries)" for src, n in big)
     if rest:
-        named += f" and {rest:,} more" if big else f"{rest:,} entr{'y' if rest == 1 else 'ies'}"
+        entries = f"{rest:,} entr{'y' if rest == 1 else 'ies'}"
+        named += f" and {rest:,} more entr{'y' if rest == 1 else 'ies'}" if big else entries
     topics = ", ".join(f"**{escape_md(t)}**" for t in shared)
     title = s.title or "Glossary chat"
     description = s.description or (

@@ -37,10 +37,12 @@ def test_blurb_of_another_corpus_names_no_topic_it_lacks(
         "Network address,Identifies a host on a network.",
     ]
     (corpus / "net.csv").write_text("term,definition\n" + "\n".join(rows) + "\n")
+    (corpus / "hub.md").write_text("# Hub\n\nA device joining network segments.\n")
     pipe = make_pipeline(corpus_dir=corpus, index_dir=tmp_path / "idx")
     pipe.ensure_index()
     _, description, placeholder = corpus_blurb(pipe)
-    assert "net.csv (3 entries)" in description and "**network**" in description
+    assert "net.csv (3 entries) and 1 more entry" in description  # an entry, not a file
+    assert "**network**" in description
     assert "base model" not in (description + placeholder).lower()
     override = make_pipeline(
         corpus_dir=corpus, index_dir=tmp_path / "idx", title="Net terms", description="Ours."
