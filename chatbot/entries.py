@@ -100,12 +100,14 @@ _TERM_ITEM = re.compile(
 MIN_TERM_ITEMS = 5
 
 
-def term_list_items(body: str) -> list[tuple[str, str]]:
+def term_list_items(body: str) -> tuple[list[tuple[str, str]], str]:
     """(term, definition) of a page that is a glossary in itself: at least five
     "- **Term**: definition" lines making up most of its text. Each becomes an entry of its
-    own, so "What is TTL?" finds TTL as it finds a page's title. A page with a short
-    related-terms list stays one page."""
+    own, so "What is TTL?" finds TTL as it finds a page's title. Also the page's other prose
+    (an introduction), which is kept too. A page with a short related-terms list stays one
+    page: ([], "")."""
     items: list[list[str]] = []
+    other: list[str] = []
     in_items = 0
     for line in body.splitlines():
         if m := _TERM_ITEM.match(line):
@@ -114,7 +116,9 @@ def term_list_items(body: str) -> list[tuple[str, str]]:
         elif items and line.strip() and line[:1] in " \t" and not line.lstrip().startswith("#"):
             items[-1][1] += " " + line.strip()  # an indented continuation of the definition
             in_items += len(line.strip())
+        elif line.strip() and not line.lstrip().startswith("#"):
+            other.append(line.strip())
     prose = sum(len(x.strip()) for x in body.splitlines() if not x.lstrip().startswith("#"))
     if len(items) < MIN_TERM_ITEMS or in_items < 0.6 * prose:
-        return []
-    return [(t, d) for t, d in items if t and d]
+        return [], ""
+    return [(t, d) for t, d in items if t and d], "\n\n".join(other)

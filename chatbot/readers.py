@@ -89,8 +89,11 @@ def read_markdown(path: Path, data: bytes) -> list[Document]:
         raise ValueError("front matter 'aliases' must be a list")
     terms = [str(t) for t in terms_raw] + [str(a) for a in alias_list]
     source = str(meta.get("source") or "unknown")
-    if items := term_list_items(body):  # a glossary written as "- **Term**: definition" lines
+    items, intro = term_list_items(body)
+    if items:  # a glossary written as "- **Term**: definition" lines: an entry per term
         used: set[str] = set()
+        if len(intro.split()) >= 5:  # and the page's own prose, under the page's title
+            items = [(title, intro), *items]
         return [
             entry_document(path, entry_id(path, term, used), term, definition, source=source)
             for term, definition in items

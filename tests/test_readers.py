@@ -132,12 +132,14 @@ def test_a_page_of_bold_term_lines_is_a_glossary_of_entries(tmp_path: Path) -> N
     terms = ["Latency", "Jitter", "MTU", "TTL", "NAT"]
     lines = [f"- **{t}**: What {t} means, in a sentence of its own." for t in terms]
     lines[3] = "* **TTL:** Time to live, a hop counter\n  that stops packets circulating forever."
+    intro = "Terms our network team uses, kept short."
     (tmp_path / "net.md").write_text(
-        "# Networking glossary\n\nShort terms.\n\n" + "\n".join(lines) + "\n", encoding="utf-8"
+        f"# Networking glossary\n\n{intro}\n\n" + "\n".join(lines) + "\n", encoding="utf-8"
     )
     docs = load_corpus(tmp_path).documents
-    assert [d.title for d in docs] == terms
-    ttl = docs[3]
+    assert [d.title for d in docs] == ["Networking glossary", *terms]  # the intro is kept
+    assert docs[0].text == f"# Networking glossary\n\n{intro}\n"
+    ttl = docs[4]
     assert ttl.doc_id == "net:ttl" and "TTL" in ttl.terms
     assert (
         ttl.text == "# TTL\n\nTime to live, a hop counter that stops packets circulating forever.\n"
