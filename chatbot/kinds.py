@@ -82,7 +82,7 @@ HAS_TYPE: dict[AnswerType, re.Pattern[str]] = {
     "number": re.compile(
         r"(?<![\w.-])(?:\d+(?:[.,]\d+)*|(?:two|three|four|five|six|seven|eight|nine)(?:teen)?|"
         r"ten|eleven|twelve|thirteen|fifteen|eighteen|(?:twen|thir|for|fif|eigh)ty(?:-\w+)?|"
-        r"(?:six|seven|nine)ty(?:-\w+)?|hundred|thousand|million|billion|trillion|dozen|double|half)(?:\s+(?:to|or|and)\s+\d+(?:[.,]\d+)*)?(?:\s+[a-zA-Z/]+|\s*%|[a-zA-Z]{1,3}\b)",
+        r"(?:six|seven|nine)ty(?:-\w+)?|hundred|thousand|million|billion|trillion|dozen|double|half)(?:\s+(?:to|or|and)\s+\d+(?:[.,]\d+)*)?(?:\s+[a-zA-Z/]+|\s*%|-(?-i:[a-z]+)\b|[a-zA-Z]{1,3}\b)",
         re.I,
     ),
     "reason": re.compile(
@@ -130,7 +130,13 @@ _REQUEST = re.compile(
 )
 
 
-_COUNT = re.compile(r"^(?:[^,?]{1,80},\s+)?how many\b", re.I)
+_COUNT = re.compile(r"^how many\b", re.I)
+# "On roughly how many ...?", "And when ...?", "About how much ...?": the asking comes after it
+_HEDGE = re.compile(
+    r"^(?:(?:and|but|so|on|at|to|by|about|roughly|approximately|around|circa|just|exactly|"
+    r"precisely)\s+)+(?=(?:how|when|who|whom|whose)\b)",
+    re.I,
+)
 _EXAMPLES = re.compile(r"\bexamples?\b|\bname (?:some|a few)\b", re.I)
 
 
@@ -142,12 +148,17 @@ LEAD_PHRASE = re.compile(
 )
 
 
-def answer_type(question: str) -> AnswerType:
-    """The kind of fact asked for, read from the question sentence ("MySQL is named after
-    somebody's daughter. Whose?" asks "Whose?") after any leading phrase."""
+def _asking(question: str) -> str:
+    """The question sentence ("MySQL is named after somebody's daughter. Whose?" asks "Whose?")
+    without a leading phrase or hedge ("On roughly how many PCs ...?" asks "how many")."""
     sentences = [s for s in re.split(r"(?<=[.?!])\s+", question.strip()) if s]
     q = next((s for s in sentences if s.endswith("?")), question.strip())
-    q = LEAD_PHRASE.sub("", q)
+    return _HEDGE.sub("", LEAD_PHRASE.sub("", q))
+
+
+def answer_type(question: str) -> AnswerType:
+    """The kind of fact asked for, read from the question sentence after any leading phrase."""
+    q = _asking(question)
     if _EXAMPLES.search(q):  # "Could you give some examples of X?"
         return "example"
     if _REQUEST.match(q):  # "Could you tell me about X?" asks for X
@@ -189,4 +200,4 @@ def holds_type(sentence: str, kind: AnswerType) -> bool:
 
 def asks_count(question: str) -> bool:
     """ "How many ...?": only a sentence holding a quantity can answer it."""
-    return bool(_COUNT.match(question))
+    return bool(_COUNT.match(_asking(question)))

@@ -184,8 +184,17 @@ def named_in(question: str, title: str) -> bool:
     return bool(re.search(pattern, " ".join(question.lower().split())))
 
 
+def _note_answers(sentence: str, kinds: list[AnswerType]) -> bool:
+    """A note too short to be prose ("Joseph Goguen 1976.") that holds the name or year asked
+    for: a dictionary's designer-and-year line."""
+    return 1 < len(sentence.split()) < 5 and any(
+        k in ("person", "time") and holds_type(sentence, k) for k in kinds
+    )
+
+
 def _candidates(question: str, passages: Sequence[Chunk], max_passages: int) -> list[_Candidate]:
     out = []
+    kinds = asked_types(question)
     for i, chunk in enumerate(passages[:max_passages]):
         focus = named_in(question, chunk.title)
         best = chunk.doc_id == passages[0].doc_id
@@ -201,6 +210,9 @@ def _candidates(question: str, passages: Sequence[Chunk], max_passages: int) -> 
                 continue
             if (field := field_sentence(chunk.title, s)) and _asks_field(question, raw, field):
                 out.append(_Candidate(i + 1, pos, field, chunk.title, focus, context, best))
+            elif _note_answers(s, kinds):  # "Joseph Goguen 1976." opens a language's entry
+                note_text = f"{chunk.title}: {s.rstrip('.')}."
+                out.append(_Candidate(i + 1, pos, note_text, chunk.title, focus, context, best))
             if len(s.split()) >= 5 and not s.endswith("?"):
                 out.append(_Candidate(i + 1, pos, s, chunk.title, focus, context, best))
     return out
@@ -331,6 +343,8 @@ def _choose(
     pool = order
     if w.stated_first and kinds[0] in STRONG_TYPE:  # "written by X" answers "who" first
         pool = [i for i in order if type_strength(cands[i].text, kinds[0]) == 1.0] or order
+    elif asks_count(question):  # "how many" is answered by a sentence holding a quantity
+        pool = [i for i in order if holds_type(cands[i].text, "number")] or order
     first = cands[pool[0]]
     chosen = [pool[0]]
     asked = _words(question) - _words(first.title)
@@ -353,7 +367,9 @@ def _choose(
         adds_words = bool((asked & _words(c.text)) - covered)
         if adds_kind or (score[idx] >= score[chosen[0]] - w.close and adds_words):
             chosen.append(idx)
-    if describes and len(chosen) > 1:
-        settling = [i for i in chosen[1:] if holds_type(cands[i].text, "yesno")][:1]
-        chosen = settling + [i for i in chosen if i not in settling]  # the "no" is said first
+    # the sentence holding the asked fact is said first: the "no", the year, the count
+    main = "yesno" if describes else kinds[0]
+    if len(chosen) > 1 and main in HAS_TYPE and not holds_type(cands[chosen[0]].text, main):
+        holding = [i for i in chosen[1:] if holds_type(cands[i].text, main)][:1]
+        chosen = holding + [i for i in chosen if i not in holding]
     return chosen

@@ -29,6 +29,8 @@ from chatbot.kinds import answer_type, asked_types, holds_type, type_strength
         ("When is the kernel first released?", ["time"]),
         ("When should a team fine-tune a base model?", ["situation"]),
         ("Who created Rust, and when?", ["person", "time"]),
+        ("The tool was a hit. On roughly how many PCs was it in use?", ["number"]),
+        ("And who wrote it?", ["person"]),
         ("In practice, at what point do teams worry about it?", ["situation"]),
         ("Under which circumstances is an API model cheaper?", ["situation"]),
     ],
@@ -56,6 +58,8 @@ def test_a_year_or_a_date_is_not_an_asked_quantity() -> None:
     assert holds_type("The committee had seventeen members.", "number")
     assert holds_type("It uses sixty-four registers.", "number")
     assert not holds_type("One of the oldest languages still in use.", "number")
+    assert holds_type("Addressing used an 18-bit segment.", "number")  # a hyphenated unit
+    assert not holds_type("DOD standard 5200.28-STD, December 1985.", "number")  # a code
 
 
 @pytest.mark.parametrize(

@@ -117,6 +117,32 @@ def test_a_count_is_answered_only_by_a_sentence_holding_a_quantity() -> None:
     assert extractive_answer("Which manuals come with Yacc?", [bare], None).text
 
 
+def test_a_designer_and_year_note_answers_when_and_comes_first() -> None:
+    """FOLDOC's language entries open with "Joseph Goguen 1976.": too short to be prose, yet
+    the answer to "when"; the sentence holding the year is said before the description."""
+    obj = entry(
+        "OBJ",
+        'Joseph Goguen 1976.  A family of declarative "ultra high level" languages.  Abstract '
+        "types, generic modules and subsorts with multiple inheritance.",
+    )
+    q = "When did Joseph Goguen come up with OBJ, the family of ultra high level languages?"
+    ext = extractive_answer(q, [obj], FakeEmbedder())
+    assert ext.text.startswith("OBJ: Joseph Goguen 1976. [1]")
+    plain = extractive_answer("What kind of language is OBJ?", [obj], FakeEmbedder())
+    assert "1976" not in plain.text  # the note is no candidate when no name or year is asked
+
+
+def test_how_many_is_answered_first_by_the_sentence_holding_the_count() -> None:
+    tool = entry(
+        "LIST",
+        "An MS-DOS file browsing utility written by Vern Buerg, a former mainframe programmer. "
+        "His list utility was in use on an estimated 5 million PCs.",
+    )
+    q = "Vern Buerg's LIST file browser for MS-DOS was a hit. On roughly how many PCs was it used?"
+    ext = extractive_answer(q, [tool], FakeEmbedder())
+    assert ext.text.startswith("His list utility was in use on an estimated 5 million PCs. [1]")
+
+
 def test_a_second_sentence_only_when_it_adds_an_asked_for_fact() -> None:
     word = entry(
         "refuctoring",
