@@ -92,8 +92,10 @@ HAS_TYPE: dict[AnswerType, re.Pattern[str]] = {
         r"^(?:named|called|so named)\b",  # "Named during a game in which ..." is the etymology
         re.I,
     ),
+    # examples named, or listed: "C's derived types are the array, function, pointer and union"
     "example": re.compile(
-        r"\b(?:such as|e\.g\.|for example|for instance|including|examples? (?:is|are|include))\b",
+        r"\b(?:such as|e\.g\.|for example|for instance|including|examples? (?:is|are|include))\b"
+        r"|\b[\w-]+(?:,\s+(?:the\s+)?[\w-]+){2,},?\s+(?:and|or)\s+[\w-]+",
         re.I,
     ),
     # a yes/no question is settled by a sentence that asserts or denies: "It is not in the

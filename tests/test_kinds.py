@@ -74,3 +74,17 @@ def test_a_year_or_a_date_is_not_an_asked_quantity() -> None:
 )
 def test_what_settles_a_yes_no_question(sentence: str, settles: bool) -> None:
     assert holds_type(sentence, "yesno") is settles
+
+
+@pytest.mark.parametrize(
+    ("sentence", "gives"),
+    [
+        ("Examples include Python and Ruby.", True),
+        ("C's derived types are the array, function, pointer, structure, and union.", True),
+        ("It runs on Unix and Windows.", False),
+        ("A type built from primitive types.", False),
+    ],
+)
+def test_what_gives_examples(sentence: str, gives: bool) -> None:
+    """Examples are named ("such as", "include") or listed (three or more, then and/or)."""
+    assert holds_type(sentence, "example") is gives
