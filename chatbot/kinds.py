@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from typing import Literal
 
+from chatbot.text import question_sentences
+
 AnswerType = Literal[
     "person", "time", "situation", "number", "reason", "yesno", "example", "definition", "other"
 ]
@@ -153,8 +155,7 @@ LEAD_PHRASE = re.compile(
 def _asking(question: str) -> str:
     """The question sentence ("MySQL is named after somebody's daughter. Whose?" asks "Whose?")
     without a leading phrase or hedge ("On roughly how many PCs ...?" asks "how many")."""
-    sentences = [s for s in re.split(r"(?<=[.?!])\s+", question.strip()) if s]
-    q = next((s for s in sentences if s.endswith("?")), question.strip())
+    q = next((s for s in question_sentences(question) if s.endswith("?")), question.strip())
     return _HEDGE.sub("", LEAD_PHRASE.sub("", q))
 
 

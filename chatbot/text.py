@@ -35,6 +35,16 @@ _LINK = re.compile(r"\s*\((?:https?|ftp)://[^()\s]*\)|\s*\b(?:https?|ftp)://\S+"
 _MD_PREFIX = re.compile(r"^\s*(?:[-*•]\s+|\d+\.\s+|#+\s+)")
 
 
+_QUESTION_BREAK = re.compile(r"(?<=[.?!])\s+")
+
+
+def question_sentences(question: str) -> list[str]:
+    """A question's sentences, split at every . ? ! and the space after it, whatever follows:
+    users type "what is it? how many?" in lower case, which ``split_sentences`` (made for
+    passages, where a lower-case word after a full stop follows an abbreviation) keeps whole."""
+    return [s for s in _QUESTION_BREAK.split(question.strip()) if s]
+
+
 def split_sentences(text: str) -> list[str]:
     """Sentences in order; a citation written after the full stop stays with its sentence."""
     out: list[str] = []
