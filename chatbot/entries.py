@@ -110,15 +110,18 @@ def term_list_items(body: str) -> tuple[list[tuple[str, str]], str]:
     other: list[str] = []
     in_items = 0
     for line in body.splitlines():
+        text = line.strip()
         if m := _TERM_ITEM.match(line):
             items.append([m.group(1).strip(), m.group(2).strip()])
-            in_items += len(line.strip())
-        elif items and line.strip() and line[:1] in " \t" and not line.lstrip().startswith("#"):
-            items[-1][1] += " " + line.strip()  # an indented continuation of the definition
-            in_items += len(line.strip())
-        elif line.strip() and not line.lstrip().startswith("#"):
-            other.append(line.strip())
-    prose = sum(len(x.strip()) for x in body.splitlines() if not x.lstrip().startswith("#"))
+            in_items += len(text)
+        elif not text or text.startswith("#"):
+            continue  # headings are not the page's text
+        elif items and line[:1] in " \t":
+            items[-1][1] += " " + text  # an indented continuation of the definition
+            in_items += len(text)
+        else:
+            other.append(text)
+    prose = in_items + sum(len(x) for x in other)
     if len(items) < MIN_TERM_ITEMS or in_items < 0.6 * prose:
         return [], ""
     return [(t, d) for t, d in items if t and d], "\n\n".join(other)

@@ -161,11 +161,11 @@ def field_sentence(title: str, line: str) -> str:
     return f"The {name} of {title} {verb} {value}."
 
 
-def _asks_field(question: str, line: str, field: str) -> bool:
+def _asks_field(question: str, kinds: list[AnswerType], line: str, field: str) -> bool:
     """A field answers a question that asks for what it states ("The year of X is 2018" for
     "when") or that names it ("What license ..." and "License: MIT"). Other "Name: value" lines
     (a related-terms list: "**Fine-Tuning**: Adapting a model.") stay as they are."""
-    if any(k in STRONG_TYPE and type_strength(field, k) == 1.0 for k in asked_types(question)):
+    if any(k in STRONG_TYPE and type_strength(field, k) == 1.0 for k in kinds):
         return True
     key = line.split(":", 1)[0]
     return "**" not in key and _words(key) <= _words(question)
@@ -192,9 +192,10 @@ def _note_answers(sentence: str, kinds: list[AnswerType]) -> bool:
     )
 
 
-def _candidates(question: str, passages: Sequence[Chunk], max_passages: int) -> list[_Candidate]:
+def _candidates(
+    question: str, kinds: list[AnswerType], passages: Sequence[Chunk], max_passages: int
+) -> list[_Candidate]:
     out = []
-    kinds = asked_types(question)
     for i, chunk in enumerate(passages[:max_passages]):
         focus = named_in(question, chunk.title)
         best = chunk.doc_id == passages[0].doc_id
@@ -208,7 +209,8 @@ def _candidates(question: str, passages: Sequence[Chunk], max_passages: int) -> 
             s = strip_markup(raw)
             if _REFERENCE.match(s):
                 continue
-            if (field := field_sentence(chunk.title, s)) and _asks_field(question, raw, field):
+            field = field_sentence(chunk.title, s)
+            if field and _asks_field(question, kinds, raw, field):
                 out.append(_Candidate(i + 1, pos, field, chunk.title, focus, context, best))
             elif _note_answers(s, kinds):  # "Joseph Goguen 1976." opens a language's entry
                 note_text = f"{chunk.title}: {s.rstrip('.')}."
@@ -273,10 +275,10 @@ def extractive_answer(
     given.
     """
     w = weights or WEIGHTS
-    cands = _candidates(question, passages, max_passages)
+    kinds = asked_types(question)
+    cands = _candidates(question, kinds, passages, max_passages)
     if not cands or (asks_count(question) and not any(holds_type(c.text, "number") for c in cands)):
         return Extract("", [])  # "How many dollars ...?" and no passage gives a quantity
-    kinds = asked_types(question)
     base = _base_scores(question, cands, embedder, kinds[0], w)
     top = [int(i) for i in np.argsort(-base, kind="stable")[: max(1, rerank)]]
     score = base[top]
