@@ -192,8 +192,8 @@ def corpus_blurb(pipeline: Pipeline) -> tuple[str, str, str]:
     rest = len(docs) - sum(n for _, n in big)
     named = ", ".join(f"{src} ({n:,} entries)" for src, n in big)
     if rest:
-        entries = f"{rest:,} entr{'y' if rest == 1 else 'ies'}"
-        named += f" and {rest:,} more entr{'y' if rest == 1 else 'ies'}" if big else entries
+        noun = "entry" if rest == 1 else "entries"
+        named += f" and {rest:,} more {noun}" if big else f"{rest:,} {noun}"
     topics = ", ".join(f"**{escape_md(t)}**" for t in shared)
     title = s.title or "Glossary chat"
     description = s.description or (
