@@ -82,7 +82,16 @@ class Settings(BaseSettings):
         1.0, ge=0.0, le=10.0, description="RRF weight of dense vs BM25 (1.0)"
     )
     relevance_threshold: float = Field(
-        0.45, ge=-1.0, le=1.0, description="best dense cosine below this = corpus does not cover it"
+        0.40,
+        ge=-1.0,
+        le=1.0,
+        description="best dense cosine below this = corpus does not cover it (the floor)",
+    )
+    relevance_calibration: bool = Field(
+        True, description="raise the cutoff where off-topic probe questions come close"
+    )
+    relevance_margin: float = Field(
+        0.02, ge=-1.0, le=1.0, description="the cutoff's margin above the probes' level"
     )
     lexical_coverage: float = Field(
         0.75, ge=0.0, le=1.0, description="or: this share of question terms in the best BM25 hit"

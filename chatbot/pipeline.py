@@ -39,6 +39,7 @@ from chatbot.gaps import GapLog
 from chatbot.generate import GenerationError, Generator, create_generator
 from chatbot.index import BuildSummary, IndexStore, IndexUnavailable, LoadedIndex, Progress
 from chatbot.reader import Scorer, extractive_answer, faq_answer, lookup_answer
+from chatbot.relevance import off_topic_probes
 from chatbot.retrieve import Hit, Retrieval, Retriever
 from chatbot.rewrite import FollowUpRewriter
 from chatbot.terms import TermIndex
@@ -157,7 +158,7 @@ class Pipeline:
         terms = TermIndex.build(index.documents)
         retriever = self._make_retriever(index, self.settings.retrieval_mode, terms)
         _ = retriever.bm25  # build BM25 and the entry table now, not on the first question
-        _ = retriever.entry_starts
+        _ = retriever.entry_starts, retriever.cutoff
         faq_chunks = [
             c for c in index.chunks if c.kind == "faq" and c.text.lstrip().startswith("#")
         ]
@@ -179,6 +180,8 @@ class Pipeline:
             mode=mode,
             rrf_k=s.rrf_k,
             relevance_threshold=s.relevance_threshold,
+            relevance_margin=s.relevance_margin,
+            probes=off_topic_probes() if s.relevance_calibration else (),
             dense_weight=s.dense_weight,
             lexical_coverage=s.lexical_coverage,
             terms=terms if s.term_lookup else None,

@@ -23,6 +23,7 @@ import numpy as np
 from chatbot.chunking import Chunk
 from chatbot.embedding import Embedder, encode_query
 from chatbot.index import LoadedIndex
+from chatbot.relevance import probe_level, relevance_cutoff
 from chatbot.terms import Lookup, TermIndex
 from chatbot.text import opening_definition
 
@@ -100,6 +101,7 @@ class Retrieval:
     timings: dict[str, float] = field(default_factory=dict)
     lexical_coverage: float = 0.0
     lookup: Lookup | None = None
+    cutoff: float = 0.0  # the best dense cosine this index asks of a covered question
 
     def to_dict(self) -> dict[str, Any]:
         lookup = self.lookup
@@ -112,6 +114,7 @@ class Retrieval:
             else {"term": lookup.term, "entries": list(lookup.doc_ids), "near": list(lookup.near)},
             "best_dense_score": round(self.best_dense, 4),
             "lexical_coverage": round(self.lexical_coverage, 4),
+            "relevance_cutoff": round(self.cutoff, 4),
             "timings": {k: round(v, 2) for k, v in self.timings.items()},
         }
 
@@ -124,7 +127,8 @@ class RetrievalSettings:
     candidates: int = 20  # hits taken from each retriever before fusion (at least top_k)
     mode: Mode = "hybrid"
     rrf_k: int = 60
-    relevance_threshold: float = 0.45  # best dense cosine at or above this: covered
+    relevance_threshold: float = 0.40  # best dense cosine at or above this: covered (the floor)
+    relevance_margin: float = 0.02  # or above the off-topic probes' level by this (relevance.py)
     dense_weight: float = 1.0  # RRF weight of the dense list against BM25's
     lexical_coverage: float = 0.75  # or: this share of the question's terms in the best BM25 hit
 
@@ -137,6 +141,8 @@ class RetrievalSettings:
             raise ValueError("rrf_k and dense_weight must not be negative")
         if not -1.0 <= self.relevance_threshold <= 1.0:
             raise ValueError("relevance_threshold is a cosine: between -1 and 1")
+        if not -1.0 <= self.relevance_margin <= 1.0:
+            raise ValueError("relevance_margin is a cosine difference: between -1 and 1")
         if not 0.0 <= self.lexical_coverage <= 1.0:
             raise ValueError("lexical_coverage is a share: between 0 and 1")
 
@@ -171,10 +177,12 @@ class Retriever:
         candidates: int = 20,
         mode: str = "hybrid",
         rrf_k: int = 60,
-        relevance_threshold: float = 0.45,
+        relevance_threshold: float = 0.40,
+        relevance_margin: float = 0.02,
         dense_weight: float = 1.0,
         lexical_coverage: float = 0.75,
         terms: TermIndex | None = None,
+        probes: tuple[str, ...] = (),
     ) -> None:
         self.settings = RetrievalSettings(
             top_k=top_k,
@@ -182,12 +190,21 @@ class Retriever:
             mode=cast(Mode, mode),  # checked by RetrievalSettings
             rrf_k=rrf_k,
             relevance_threshold=relevance_threshold,
+            relevance_margin=relevance_margin,
             dense_weight=dense_weight,
             lexical_coverage=lexical_coverage,
         )
         self.index = index
         self.embedder = embedder
         self.terms = terms
+        self.probes = probes
+
+    @cached_property
+    def cutoff(self) -> float:
+        """The best cosine a covered question needs in this index (see relevance.py)."""
+        level = probe_level(self.index, self.embedder, self.probes)
+        s = self.settings
+        return relevance_cutoff(s.relevance_threshold, s.relevance_margin, level)
 
     @property
     def mode(self) -> Mode:
@@ -275,6 +292,7 @@ class Retriever:
             timings=timings,
             lexical_coverage=coverage,
             lookup=lookup,
+            cutoff=self.cutoff,
         )
 
     def _rank(self, question: str, qvec: np.ndarray, timings: dict[str, float]) -> _Ranking:
@@ -314,7 +332,7 @@ class Retriever:
         question's terms, or an entry titled with the term looked up."""
         s = self.settings
         return bool(hits) and (
-            best_dense >= s.relevance_threshold
+            best_dense >= self.cutoff
             or coverage >= s.lexical_coverage
             or (lookup is not None and lookup.found)
         )

@@ -29,6 +29,7 @@ LAYERS = [
         "export",
     },
     {"index"},
+    {"relevance"},
     {"retrieve", "rewrite"},
     {"verify", "reader", "prompt", "compose", "draft"},
     {"pipeline"},
