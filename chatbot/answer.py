@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from chatbot.errors import InvalidQuestion
 
 REFUSAL = "The glossary does not cover that."
+OPINION_NOTE = "The glossary states facts, not opinions: ask what it says about the subject."
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
 AnswerMode = Literal["refusal", "lookup", "faq", "generated", "extractive"]
 
@@ -77,3 +79,11 @@ def clean_question(text: str, max_chars: int) -> str:
     if not any(ch.isalnum() for ch in text):
         raise InvalidQuestion("Please type a question with words in it.")
     return text
+
+
+def unknown_names_note(names: Sequence[str]) -> str:
+    """Why a question naming what the glossary never mentions is refused, so a typo shows."""
+    if not names:
+        return ""
+    listed = ", ".join(f'"{n}"' for n in names[:3])
+    return f"No entry of the glossary mentions {listed}."

@@ -204,3 +204,18 @@ def holds_type(sentence: str, kind: AnswerType) -> bool:
 def asks_count(question: str) -> bool:
     """ "How many ...?": only a sentence holding a quantity can answer it."""
     return bool(_COUNT.match(_asking(question)))
+
+
+# the assistant's own view asked for: "In your opinion, ...?", "Which do you personally think
+# is best?", "What's your favourite ...?" -- a glossary states facts and holds no opinion
+_OPINION = re.compile(
+    r"\b(?:in your (?:own |personal |honest )?(?:opinion|view)|(?:do|would) you personally|"
+    r"you personally (?:think|believe|prefer|like|recommend)|"
+    r"your (?:own |personal |honest )?(?:opinion|favou?rites?|preference|take on))\b",
+    re.I,
+)
+
+
+def asks_opinion(question: str) -> bool:
+    """The question asks for the assistant's opinion rather than for what the glossary says."""
+    return bool(_OPINION.search(question))

@@ -22,12 +22,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from chatbot.answer import (
+    OPINION_NOTE,
     REFUSAL,
     Answer,
     AnswerMode,
     Citation,
     Partial,
     clean_question,
+    unknown_names_note,
 )
 from chatbot.answer_cache import AnswerCache
 from chatbot.chunking import Chunk, Chunker
@@ -38,6 +40,7 @@ from chatbot.embedding import Embedder, create_embedder, encode_query
 from chatbot.gaps import GapLog
 from chatbot.generate import GenerationError, Generator, create_generator
 from chatbot.index import BuildSummary, IndexStore, IndexUnavailable, LoadedIndex, Progress
+from chatbot.kinds import asks_opinion
 from chatbot.reader import Scorer, extractive_answer, faq_answer, lookup_answer
 from chatbot.relevance import off_topic_probes
 from chatbot.retrieve import Hit, Retrieval, Retriever
@@ -47,6 +50,8 @@ from chatbot.text import renumber_citations
 from chatbot.verify import SupportChecker, attach_citations, unmentioned_specifics
 
 log = logging.getLogger(__name__)
+
+
 GeneratorFactory = Callable[[], Generator | None]
 
 
@@ -350,18 +355,20 @@ class Pipeline:
         if all(h.chunk.chunk_id != faq_hit.chunk_id for h in turn.hits):
             turn.hits = [Hit(faq_hit, 1.0, faq_sim, None, 0), *turn.hits[: self.settings.top_k - 1]]
         n = next(i for i, h in enumerate(turn.hits) if h.chunk.chunk_id == faq_hit.chunk_id) + 1
-        ext = faq_answer(faq_hit, n)
+        ext = faq_answer(faq_hit, n, asked=turn.standalone)
         return self._answer(turn, ext.text, ext.cited, "faq")
 
     def _route_refusal(self, turn: _Turn) -> Answer | None:
         """Nothing relevant, or the question names a number or a product code that no passage
         mentions (``unmentioned_specifics``)."""
         texts = [h.chunk.embed_text() for h in turn.hits]
+        if asks_opinion(turn.standalone):
+            return self._refusal(turn, OPINION_NOTE)
         if not turn.retrieval.covered or unmentioned_specifics(turn.standalone, texts):
-            return self._refusal(turn)
+            return self._refusal(turn, unknown_names_note(turn.retrieval.unknown_names))
         return None
 
-    def _refusal(self, turn: _Turn) -> Answer:
+    def _refusal(self, turn: _Turn, note: str = "") -> Answer:
         return Answer(
             question=turn.question,
             answer=REFUSAL,
@@ -372,6 +379,7 @@ class Pipeline:
             mode="refusal",
             standalone_question=turn.standalone,
             suggestions=self._suggestions(turn.state, turn.qvec),
+            note=note,
         )
 
     def _route_draft(self, turn: _Turn, generator: Generator) -> Iterator[Partial | Answer]:

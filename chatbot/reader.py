@@ -75,14 +75,34 @@ class Extract:
     cited: list[int]
 
 
-def faq_answer(chunk: Chunk, n: int, max_chars: int = 420) -> Extract:
-    """The FAQ entry's own answer, cut to its leading sentences (where the substance is)."""
+# "Yes, ..." / "No, ..." answers the question its passage was written under. Said to another
+# question it can assert the opposite: the FAQ "Can I use a foundation model without fine-tuning
+# it?" answers "Yes, through few-shot prompting ...", which to "Do I have to fine-tune it?" or
+# "Is it built for one narrow job?" reads as the wrong yes. Only the punctuated word goes: "No
+# single model ..." is not a denial.
+_POLARITY = re.compile(r"^(?:yes|no)\s*[,.;:!\u2013\u2014-]+\s*", re.I)
+
+
+def drop_polarity(sentence: str) -> str:
+    """The sentence without a leading "Yes," / "No,"; "" when nothing would be left."""
+    m = _POLARITY.match(sentence)
+    if not m:
+        return sentence
+    rest = sentence[m.end() :]
+    return rest[:1].upper() + rest[1:] if len(rest.split()) >= 3 else ""
+
+
+def faq_answer(chunk: Chunk, n: int, max_chars: int = 420, *, asked: str = "") -> Extract:
+    """The FAQ entry's own answer, cut to its leading sentences (where the substance is). Its
+    "Yes," or "No," stays only when ``asked`` is the entry's own question, word for word."""
+    own = not asked or _words(asked) == _words(chunk.question or "")
     sentences = split_sentences(chunk.body_without_heading())
     out: list[str] = []
     for s in sentences:
         if out and len(" ".join(out)) + len(s) > max_chars:
             break
-        out.append(strip_markup(s))
+        s = strip_markup(s)
+        out.append(s if own or out else drop_polarity(s) or s)
     return Extract(" ".join(out) + f" [{n}]", [n])
 
 
@@ -206,8 +226,8 @@ def _candidates(
                 text = note.group(1).strip().rstrip(".") + "."
                 if len(text.split()) >= 4:
                     out.append(_Candidate(i + 1, pos, text, chunk.title, focus, context, best))
-            s = strip_markup(raw)
-            if _REFERENCE.match(s):
+            s = drop_polarity(strip_markup(raw))
+            if not s or _REFERENCE.match(s):
                 continue
             field = field_sentence(chunk.title, s)
             if field and _asks_field(question, kinds, raw, field):

@@ -25,7 +25,7 @@ from chatbot.embedding import Embedder, encode_query
 from chatbot.index import LoadedIndex
 from chatbot.relevance import probe_level, relevance_cutoff
 from chatbot.terms import Lookup, TermIndex
-from chatbot.text import opening_definition
+from chatbot.text import opening_definition, proper_names
 
 Mode = Literal["hybrid", "dense", "bm25"]
 MODES: tuple[Mode, ...] = ("hybrid", "dense", "bm25")
@@ -102,6 +102,7 @@ class Retrieval:
     lexical_coverage: float = 0.0
     lookup: Lookup | None = None
     cutoff: float = 0.0  # the best dense cosine this index asks of a covered question
+    unknown_names: list[str] = field(default_factory=list)  # asked about, in no passage
 
     def to_dict(self) -> dict[str, Any]:
         lookup = self.lookup
@@ -115,6 +116,7 @@ class Retrieval:
             "best_dense_score": round(self.best_dense, 4),
             "lexical_coverage": round(self.lexical_coverage, 4),
             "relevance_cutoff": round(self.cutoff, 4),
+            "unknown_names": self.unknown_names,
             "timings": {k: round(v, 2) for k, v in self.timings.items()},
         }
 
@@ -251,6 +253,16 @@ class Retriever:
             model.index(corpus_tokens, show_progress=False)
         return model
 
+    def unknown_names(self, question: str) -> list[str]:
+        """Names the question asks about that no passage of the corpus mentions ("When did
+        Microsoft buy Activision?"): whatever passage comes close, it is about something else."""
+        vocabulary = self.bm25.vocab_dict if len(self.index) else {}
+        return [
+            name
+            for name in proper_names(question)
+            if (terms := tokenize(name)) and not any(t in vocabulary for t in terms)
+        ]
+
     def dense(self, query_vec: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         k = min(k, len(self.index))
         if k == 0:
@@ -284,15 +296,17 @@ class Retriever:
         hits = self._hits(ranking, qvec, k)
         timings["total_ms"] = sum(v for key, v in timings.items() if key.endswith("_ms"))
         coverage = 0.0 if ranking.best_bm25 is None else self.coverage(question, ranking.best_bm25)
+        unknown = self.unknown_names(question)
         return Retrieval(
             question=question,
             hits=hits,
-            covered=self._covers(hits, ranking.best_dense, coverage, lookup),
+            covered=not unknown and self._covers(hits, ranking.best_dense, coverage, lookup),
             best_dense=ranking.best_dense,
             timings=timings,
             lexical_coverage=coverage,
             lookup=lookup,
             cutoff=self.cutoff,
+            unknown_names=unknown,
         )
 
     def _rank(self, question: str, qvec: np.ndarray, timings: dict[str, float]) -> _Ranking:

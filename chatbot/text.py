@@ -45,6 +45,22 @@ def question_sentences(question: str) -> list[str]:
     return [s for s in _QUESTION_BREAK.split(question.strip()) if s]
 
 
+# a capitalised word with lower case after its capital ("Activision", "ChatGPT", "Log4Shell"),
+# not an acronym ("RAM", "FIFA"): acronyms are often spelled out in the entries that define them
+_PROPER = re.compile(r"(?<![\w'-])[A-Z][a-z][\w]*(?:[-'][A-Za-z][\w]*)*")
+
+
+def proper_names(question: str) -> list[str]:
+    """Capitalised words inside a question's sentences (a sentence's first word is capitalised
+    anyway): the names a user asks about."""
+    out: list[str] = []
+    for sentence in question_sentences(question):
+        first = re.match(r"\W*\w+", sentence)
+        start = first.end() if first else 0
+        out += [re.sub(r"'s$", "", m.group(0)) for m in _PROPER.finditer(sentence, start)]
+    return list(dict.fromkeys(out))
+
+
 def split_sentences(text: str) -> list[str]:
     """Sentences in order; a citation written after the full stop stays with its sentence."""
     out: list[str] = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chatbot.kinds import answer_type, asked_types, holds_type, type_strength
+from chatbot.kinds import answer_type, asked_types, asks_opinion, holds_type, type_strength
 
 
 @pytest.mark.parametrize(
@@ -88,3 +88,20 @@ def test_what_settles_a_yes_no_question(sentence: str, settles: bool) -> None:
 def test_what_gives_examples(sentence: str, gives: bool) -> None:
     """Examples are named ("such as", "include") or listed (three or more, then and/or)."""
     assert holds_type(sentence, "example") is gives
+
+
+@pytest.mark.parametrize(
+    ("question", "opinion"),
+    [
+        ("Which foundation model do you personally think is the best one for coding?", True),
+        ("In your opinion, is TypeScript worth adopting?", True),
+        ("What's your favourite base model?", True),
+        ("in your honest view, should I fine-tune?", True),
+        ("What do you think a base model is?", False),  # asks what it is
+        ("Which model would you recommend for a chatbot?", False),  # the glossary may say
+        ("Is a base model good for chatbots?", False),
+        ("What is an opinion mining system?", False),
+    ],
+)
+def test_what_asks_for_the_bots_own_opinion(question: str, opinion: bool) -> None:
+    assert asks_opinion(question) is opinion

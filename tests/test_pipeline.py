@@ -21,7 +21,7 @@ from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
 from chatbot import prompt as prompt_mod
-from chatbot.answer import REFUSAL, Answer, InvalidQuestion, Partial, clean_question
+from chatbot.answer import OPINION_NOTE, REFUSAL, Answer, InvalidQuestion, Partial, clean_question
 from chatbot.config import Settings
 from chatbot.errors import GenerationError
 from chatbot.pipeline import Pipeline
@@ -659,6 +659,25 @@ def test_a_number_no_passage_mentions_is_refused(settings: Settings) -> None:
     assert code.refused and gen.calls == []  # no passage names GPT-7
     kept = pipe.ask("Why was the term foundation model coined in 2021?")
     assert not kept.refused  # 2021 is in a passage
+
+
+def test_a_name_no_entry_mentions_is_refused_and_named(settings: Settings) -> None:
+    gen = Gen(grounded())
+    pipe = build(settings, gen)
+    answer = pipe.ask("When did the foundation model company Activision release its base model?")
+    assert answer.refused and gen.calls == []
+    assert answer.note == 'No entry of the glossary mentions "Activision".'
+    kept = pipe.ask("Why did Stanford coin the term foundation model?")
+    assert not kept.refused and kept.note == ""  # Stanford is in an entry
+
+
+def test_a_request_for_the_bots_opinion_is_refused(settings: Settings) -> None:
+    gen = Gen(grounded())
+    pipe = build(settings, gen)
+    answer = pipe.ask("Which foundation model do you personally think is the best base model?")
+    assert answer.refused and answer.mode == "refusal" and gen.calls == []
+    assert answer.note == OPINION_NOTE
+    assert not pipe.ask("Which foundation model is a base model?").refused
 
 
 def test_an_answer_citing_no_entry_that_names_the_asked_code_is_refused(

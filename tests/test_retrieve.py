@@ -16,6 +16,7 @@ import pytest
 from chatbot.chunking import Chunk, Chunker
 from chatbot.index import IndexStore, LoadedIndex, make_faiss_index
 from chatbot.retrieve import Retriever, query_terms, tokenize
+from chatbot.text import proper_names
 from tests.fakes import FakeEmbedder
 
 FAQ_Q = "Can you use a base model directly for a chatbot?"
@@ -278,3 +279,36 @@ def test_retrieval_serializes_to_json(real_index: LoadedIndex) -> None:
         == real_index.chunks[[c.chunk_id for c in real_index.chunks].index(hit["chunk_id"])].text
     )
     assert {"embed_ms", "dense_ms", "bm25_ms", "fusion_ms", "total_ms"} <= set(data["timings"])
+
+
+# ------------------------------------------------------------------------------ unknown names
+
+
+@pytest.mark.parametrize(
+    ("question", "names"),
+    [
+        (
+            "When did Microsoft finish buying Activision Blizzard?",
+            ["Microsoft", "Activision", "Blizzard"],
+        ),
+        ("Who founded Intel's rival AMD? And Cyrix?", ["Intel", "Cyrix"]),  # not "AMD", "Who"
+        ("Does the Forth-based HMSL use C-style loops?", ["Forth-based"]),
+        ("is ChatGPT a base model", ["ChatGPT"]),
+        ("What Is A Foundation Model?", ["Is", "Foundation", "Model"]),  # "Is": a stop word
+    ],
+)
+def test_the_names_a_question_asks_about(question: str, names: list[str]) -> None:
+    assert proper_names(question) == names
+
+
+def test_a_name_no_entry_mentions_makes_the_question_uncovered(real_index: LoadedIndex) -> None:
+    r = retriever(real_index)
+    known = r.run("Which foundation models does Anthropic make, and did Stanford coin the term?")
+    assert known.unknown_names == [] and known.covered
+    unknown = r.run("Which foundation models does Activision make?")
+    assert unknown.unknown_names == ["Activision"] and not unknown.covered
+    assert unknown.hits  # the passages are still shown as sources
+    assert unknown.to_dict()["unknown_names"] == ["Activision"]
+    # a name whose parts the corpus knows is not unknown ("Foundation-based")
+    assert r.unknown_names("Is the Foundation-based approach common?") == []
+    assert r.unknown_names("What Is A Foundation Model?") == []  # "Is" is a stop word

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from chatbot.chunking import Chunk
-from chatbot.reader import extractive_answer, faq_answer
+from chatbot.reader import drop_polarity, extractive_answer, faq_answer
 from chatbot.verify import (
     SupportChecker,
     best_passage,
@@ -275,6 +275,48 @@ def test_faq_answer_is_cut_to_leading_sentences() -> None:
 def test_faq_answer_strips_markdown_list_and_bold() -> None:
     entry = chunk("- **Yes**: with care, a base model can be prompted.", kind="faq")
     assert faq_answer(entry, 1).text == "Yes: with care, a base model can be prompted. [1]"
+
+
+CAN_Q = "Can I use a foundation model without fine-tuning it?"
+CAN = chunk(
+    "Yes, through few-shot prompting you can guide a foundation model without altering its "
+    "weights. No. That is all.",
+    kind="faq",
+    heading=f"Foundation Model > FAQ > {CAN_Q}",
+)
+
+
+def test_a_faq_yes_or_no_is_kept_only_for_its_own_question() -> None:
+    assert faq_answer(CAN, 1, asked=CAN_Q).text.startswith("Yes, through few-shot")
+    assert (
+        faq_answer(CAN, 1, asked="can i use a Foundation Model without fine tuning it").text[:4]
+        == "Yes,"
+    )  # the same words
+    # "Do I have to fine-tune it?" is close, but its answer would be "no": the "Yes" goes
+    other = faq_answer(CAN, 1, asked="Do I have to fine-tune a foundation model to use it?")
+    assert other.text.startswith("Through few-shot prompting you can guide")
+    assert "No. That is all." in other.text  # only the opening word is dropped
+
+
+@pytest.mark.parametrize(
+    ("sentence", "dropped"),
+    [
+        ("Yes, through few-shot prompting it works.", "Through few-shot prompting it works."),
+        ("No - base models are not ideal for chatbots.", "Base models are not ideal for chatbots."),
+        ("No single model can do everything.", "No single model can do everything."),
+        ("Yesterday it rained on the lab.", "Yesterday it rained on the lab."),
+        ("Yes.", ""),
+        ("No, never.", ""),
+    ],
+)
+def test_drop_polarity_takes_only_a_punctuated_yes_or_no(sentence: str, dropped: str) -> None:
+    assert drop_polarity(sentence) == dropped
+
+
+def test_the_reader_never_copies_another_questions_yes() -> None:
+    ext = extractive_answer("Is a foundation model built for one narrow job?", [CAN], None)
+    assert ext.text and not ext.text.lower().startswith("yes")
+    assert "Yes," not in ext.text
 
 
 # ------------------------------------------------------------------------------- specifics
