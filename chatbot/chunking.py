@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from chatbot.corpus import Document
+from chatbot.entries import TERM_ITEM
 
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$")
 _FENCE = re.compile(r"^(```|~~~)")
@@ -148,12 +149,37 @@ def _split_units(text: str, start: int, end: int, size: int) -> list[tuple[int, 
 
 
 FAQ_MAX_FACTOR = 3
+MIN_SECTION_TERMS = 3
+
+
+def term_items(text: str, sec: Section, size: int) -> list[tuple[int, int, str]]:
+    """(start, end, term) of each "- **Term**: definition" item of a section that holds only
+    such items ("Related terms"), the first with the heading line. Each becomes a chunk of its
+    own: packed six to a chunk, "What is a baseline?" had to match one definition blurred by
+    five others. A section with other text, or an item over ``size``, is left to the usual
+    packing, so no text is left out and no chunk outgrows the limit."""
+    items: list[tuple[int, int, str]] = []
+    pos = sec.start
+    for n, line in enumerate(text[sec.start : sec.end].splitlines(keepends=True)):
+        body = line.strip()
+        lead = len(line) - len(line.lstrip())
+        if m := TERM_ITEM.match(line.rstrip("\r\n")):
+            items.append((pos + lead, pos + lead + len(body), m.group(1).strip()))
+        elif items and body and lead:  # an indented continuation of the definition
+            items[-1] = (items[-1][0], pos + lead + len(body), items[-1][2])
+        elif body and not (n == 0 and _HEADING.match(body)):
+            return []
+        pos += len(line)
+    if len(items) < MIN_SECTION_TERMS or any(e - s > size for s, e, _ in items):
+        return []
+    items[0] = (sec.start, *items[0][1:])  # the heading line stays in a chunk
+    return items
 
 
 class Chunker:
     """Splits documents into heading-bounded chunks of at most ``size`` characters."""
 
-    def __init__(self, size: int = 500, overlap: int = 100) -> None:
+    def __init__(self, size: int = 400, overlap: int = 80) -> None:
         if size < 50:
             raise ValueError("chunk size must be at least 50 characters")
         if not 0 <= overlap < size:
@@ -162,7 +188,7 @@ class Chunker:
         self.overlap = overlap
 
     def params(self) -> dict[str, int | str]:
-        return {"strategy": "heading-aware-v3", "size": self.size, "overlap": self.overlap}
+        return {"strategy": "heading-aware-v4", "size": self.size, "overlap": self.overlap}
 
     def run(self, doc: Document) -> list[Chunk]:
         chunks: list[Chunk] = []
@@ -185,13 +211,15 @@ class Chunker:
                 # a heading (an FAQ question, an entry's title) fit no unit beside it: keep it
                 # with the start of its text, or the entry's first chunk holds no definition
                 spans[:2] = [(spans[0][0], spans[1][1])]
-            for s, e in spans:
+            terms = term_items(doc.text, sec, self.size) if kind == "text" else []
+            named = [(s, e, f"{heading} > {term}") for s, e, term in terms]
+            for s, e, where in named or [(s, e, heading) for s, e in spans]:
                 chunks.append(
                     Chunk(
                         chunk_id=f"{doc.doc_id}#{len(chunks)}",
                         doc_id=doc.doc_id,
                         title=doc.title,
-                        heading=heading,
+                        heading=where,
                         text=doc.text[s:e],
                         start=s,
                         end=e,

@@ -55,8 +55,8 @@ class Settings(BaseSettings):
     cache_dir: Path = PROJECT_ROOT / ".cache"
 
     # --- chunking (defaults measured with `chatbot eval retrieval`, see README) -------------
-    chunk_size: int = Field(500, ge=100, le=8000, description="max characters per chunk")
-    chunk_overlap: int = Field(100, ge=0, le=2000, description="characters shared by neighbours")
+    chunk_size: int = Field(400, ge=100, le=8000, description="max characters per chunk")
+    chunk_overlap: int = Field(80, ge=0, le=2000, description="characters shared by neighbours")
 
     # --- embedding / index -----------------------------------------------------------------
     embedding_model: str = Field("", description="sentence-transformers path; '' = bundled MiniLM")

@@ -93,7 +93,7 @@ def entry_document(
 
 
 # "- **Term**: definition", "**Term:** definition", "* **Term** - definition"
-_TERM_ITEM = re.compile(
+TERM_ITEM = re.compile(
     r"^[ \t]*(?:[-*+][ \t]+)?\*\*([^*\n]{1,80}?)[ \t]*"
     r"(?::\*\*|\*\*[ \t]*[:\u2014\u2013-])[ \t]*(\S.*)$"
 )
@@ -111,7 +111,7 @@ def term_list_items(body: str) -> tuple[list[tuple[str, str]], str]:
     in_items = 0
     for line in body.splitlines():
         text = line.strip()
-        if m := _TERM_ITEM.match(line):
+        if m := TERM_ITEM.match(line):
             items.append([m.group(1).strip(), m.group(2).strip()])
             in_items += len(text)
         elif not text or text.startswith("#"):

@@ -361,7 +361,7 @@ class Pipeline:
     def _route_refusal(self, turn: _Turn) -> Answer | None:
         """Nothing relevant, or the question names a number or a product code that no passage
         mentions (``unmentioned_specifics``)."""
-        texts = [h.chunk.embed_text() for h in turn.hits]
+        texts = turn.state.retriever.entry_texts(h.chunk for h in turn.hits)
         if asks_opinion(turn.standalone):
             return self._refusal(turn, OPINION_NOTE)
         if not turn.retrieval.covered or unmentioned_specifics(turn.standalone, texts):
@@ -439,7 +439,7 @@ class Pipeline:
         ext = extractive_answer(
             turn.standalone, [h.chunk for h in turn.hits], self.embedder, scorer=scorer
         )
-        cited = [turn.hits[n - 1].chunk.embed_text() for n in ext.cited]
+        cited = turn.state.retriever.entry_texts(turn.hits[n - 1].chunk for n in ext.cited)
         if not ext.text or unmentioned_specifics(turn.standalone, cited):
             return self._refusal(turn)  # not about the "M3" asked for, if no cited entry names it
         answer = self._answer(turn, ext.text, ext.cited, "extractive")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -218,6 +218,20 @@ class Retriever:
         out: dict[str, int] = {}
         for i, c in enumerate(self.index.chunks):
             out.setdefault(c.doc_id, i)
+        return out
+
+    def entry_texts(self, chunks: Iterable[Chunk]) -> list[str]:
+        """The whole entries these chunks belong to, once each: what "does an entry mention the
+        asked number or name?" reads, so a chunk boundary does not hide it ("In an MX record
+        like 'foo.co.uk. 1054 IN MX 10 ...'": the example and the rule are different chunks)."""
+        out: list[str] = []
+        for doc_id in dict.fromkeys(c.doc_id for c in chunks):
+            i = self.entry_starts.get(doc_id, len(self.index.chunks))
+            parts = []
+            while i < len(self.index.chunks) and self.index.chunks[i].doc_id == doc_id:
+                parts.append(self.index.chunks[i].embed_text())
+                i += 1
+            out.append("\n".join(parts))
         return out
 
     def promote(

@@ -24,6 +24,7 @@ from chatbot.chunking import (
     parse_sections,
 )
 from chatbot.corpus import Document
+from chatbot.entries import TERM_ITEM
 from chatbot.readers import load_corpus, parse_document
 
 REAL_CORPUS = Path(__file__).resolve().parent.parent / "corpus"
@@ -66,8 +67,10 @@ def check_invariants(doc: Document, chunker: Chunker) -> list[Chunk]:
         assert ch.start >= doc.body_start
         sec = section_of(ch, sections)
         by_section.setdefault(sec.start, []).append(ch)
-        # the heading path travels with the chunk
-        assert ch.heading == (" > ".join(sec.path) if sec.path else doc.title)
+        # the heading path travels with the chunk; an item of a term list adds its term
+        path = " > ".join(sec.path) if sec.path else doc.title
+        items = [m.group(1).strip() for ln in ch.text.split("\n") if (m := TERM_ITEM.match(ln))]
+        assert ch.heading == path or (len(items) == 1 and ch.heading == f"{path} > {items[0]}")
         assert ch.kind == ("faq" if sec.is_faq_entry() else "text")
         limit = chunker.size * (FAQ_MAX_FACTOR if ch.kind == "faq" else 1)
         first = ch.start == sec.start and sec.level > 0
@@ -287,3 +290,44 @@ def test_an_entry_title_is_never_alone_in_a_chunk() -> None:
     )
     first = Chunker(300, 50).run(doc)[0]
     assert first.text.startswith("# compiler\n\nA compiler turns source code")
+
+
+RELATED = """# Base Model
+
+A pre-trained model used as a starting point.
+
+## Related terms
+
+- **Baseline**: A reference model used to benchmark new approaches.
+- **Fine-Tuning**: Adapting a pre-trained model to a task
+  by continuing training on new data.
+- **Transfer Learning**: Reusing a model trained on one task for another.
+"""
+
+
+def test_each_item_of_a_term_list_section_is_a_chunk_named_by_its_term() -> None:
+    doc = doc_of(RELATED)
+    chunks = check_invariants(doc, Chunker(400, 80))
+    items = [c for c in chunks if "Related terms" in c.heading]
+    assert [c.heading for c in items] == [
+        "Base Model > Related terms > Baseline",
+        "Base Model > Related terms > Fine-Tuning",
+        "Base Model > Related terms > Transfer Learning",
+    ]
+    assert items[0].text.startswith("## Related terms")  # the heading line is kept
+    assert items[1].text.endswith("by continuing training on new data.")  # its continuation
+    assert items[1].body_without_heading().startswith("- **Fine-Tuning**")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        ("## Related terms\n", "## Related terms\n\nSee also these terms.\n"),  # other text
+        ("Reusing a model", "Reusing " + "a model " * 60),  # an item over the limit
+        ("- **Baseline**: A reference model used to benchmark new approaches.\n", ""),  # two
+    ],
+)
+def test_a_section_with_more_than_term_items_is_packed_as_before(change: tuple[str, str]) -> None:
+    doc = doc_of(RELATED.replace(*change))
+    chunks = check_invariants(doc, Chunker(400, 80))
+    assert {c.heading for c in chunks if "Related" in c.heading} == {"Base Model > Related terms"}

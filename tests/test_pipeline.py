@@ -462,8 +462,7 @@ def test_prompt_injection_in_the_corpus_is_neutralized(
     assert sorted(prompt_passages(messages)) == list(range(1, len(prompt_passages(messages)) + 1))
     assert "PWNED" not in answer.answer
     assert answer.mode == "generated"
-    check_citations(answer)
-    assert answer.citations[0].doc == "model-distillation"
+    check_citations(answer)  # which passage answers is the hashed fake's call, not the point
 
 
 # ------------------------------------------------------------------------------- rebuild
