@@ -219,3 +219,56 @@ _OPINION = re.compile(
 def asks_opinion(question: str) -> bool:
     """The question asks for the assistant's opinion rather than for what the glossary says."""
     return bool(_OPINION.search(question))
+
+
+# "What does CRFM stand for?", "What is RAM short for?": only a sentence spelling it out answers
+_EXPANSION_ASKED = re.compile(
+    r"\b(?:what|which words?)\b.{0,40}?\b((?-i:[A-Z][A-Za-z0-9]*[A-Z][A-Za-z0-9]*))\b[\"')]?"
+    r"(?:\s+(?:in|from|of)\s+[^?]{1,40}?)?\s+(?:actually\s+|really\s+)?"
+    r"(?:stand|stands|short|is short|an abbreviation|an acronym)\s+for\b",
+    re.I,
+)
+_SMALL = frozenset(
+    ("a", "an", "and", "as", "at", "by", "for", "from", "in", "of", "on", "or", "the")
+)
+
+
+def asked_expansion(question: str) -> str:
+    """The acronym whose expansion is asked for ("CRFM"), or ""."""
+    m = _EXPANSION_ASKED.search(question)
+    return m.group(1) if m else ""
+
+
+def _in_order(letters: list[str], words: list[str]) -> bool:
+    """Each letter starts its word, but for an X from inside one ("Extensible Markup Language"
+    for XML, "mail exchange" for MX)."""
+    return len(words) == len(letters) and all(
+        word[0].lower() == letter or (letter == "x" and "x" in word.lower())
+        for letter, word in zip(letters, words, strict=True)
+    )
+
+
+def spells_out(sentence: str, acronym: str) -> bool:
+    """Does the sentence hold words whose initials make the acronym: in order, small words
+    counted or not ("Center for Research on Foundation Models"), or in another order when the
+    words are capitalised ("Problem Exists between Chair and Keyboard" for PEBKAC)?"""
+    letters = [c.lower() for c in acronym]
+    words = re.findall(r"[A-Za-z0-9]+", sentence)
+    for i, first in enumerate(words):
+        if first.lower() in _SMALL:
+            continue
+        for size in range(len(letters), len(letters) + 4):
+            window = words[i : i + size]
+            if len(window) < size or window[-1].lower() in _SMALL:
+                continue
+            content = [w for w in window if w.lower() not in _SMALL]
+            every = [w[0].lower() for w in window]
+            initials = [w[0].lower() for w in content]
+            if _in_order(letters, window) or _in_order(letters, content):
+                return True
+            capitals = sum(w[0].isupper() for w in content)
+            if sorted(letters) in (sorted(every), sorted(initials)) and 3 * capitals >= 2 * len(
+                content
+            ):
+                return True
+    return False

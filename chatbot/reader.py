@@ -33,9 +33,11 @@ from chatbot.kinds import (
     LEAD_PHRASE,
     STRONG_TYPE,
     AnswerType,
+    asked_expansion,
     asked_types,
     asks_count,
     holds_type,
+    spells_out,
     type_strength,
 )
 from chatbot.retrieve import tokenize
@@ -212,6 +214,15 @@ def _note_answers(sentence: str, kinds: list[AnswerType]) -> bool:
     )
 
 
+def _answers_form(question: str, cand: _Candidate) -> bool:
+    """Some questions only a sentence of one form answers: "How many ...?" one holding a
+    quantity, "What does CRFM stand for?" one spelling it out."""
+    if asks_count(question):
+        return holds_type(cand.text, "number")
+    acronym = asked_expansion(question)
+    return not acronym or spells_out(cand.text, acronym)
+
+
 def _candidates(
     question: str, kinds: list[AnswerType], passages: Sequence[Chunk], max_passages: int
 ) -> list[_Candidate]:
@@ -221,6 +232,10 @@ def _candidates(
         best = chunk.doc_id == passages[0].doc_id
         section = chunk.heading.rsplit(" > ", 1)[-1]
         context = chunk.title if section in ("", chunk.title) else f"{chunk.title}, {section}"
+        if (acronym := asked_expansion(question)) and spells_out(chunk.title, acronym):
+            # the entry titled "Integrated Services Digital Network" is what ISDN stands for
+            text = f"{acronym} stands for {chunk.title}."
+            out.append(_Candidate(i + 1, -1, text, chunk.title, focus, context, best))
         for pos, raw in enumerate(split_sentences(chunk.body_without_heading() or chunk.text)):
             if note := _LEAD_NOTE.match(raw):  # an etymology is an answer to "why"
                 text = note.group(1).strip().rstrip(".") + "."
@@ -297,7 +312,7 @@ def extractive_answer(
     w = weights or WEIGHTS
     kinds = asked_types(question)
     cands = _candidates(question, kinds, passages, max_passages)
-    if not cands or (asks_count(question) and not any(holds_type(c.text, "number") for c in cands)):
+    if not cands or not any(_answers_form(question, c) for c in cands):
         return Extract("", [])  # "How many dollars ...?" and no passage gives a quantity
     base = _base_scores(question, cands, embedder, kinds[0], w)
     top = [int(i) for i in np.argsort(-base, kind="stable")[: max(1, rerank)]]
@@ -365,8 +380,8 @@ def _choose(
     pool = order
     if w.stated_first and kinds[0] in STRONG_TYPE:  # "written by X" answers "who" first
         pool = [i for i in order if type_strength(cands[i].text, kinds[0]) == 1.0] or order
-    elif asks_count(question):  # "how many" is answered by a sentence holding a quantity
-        pool = [i for i in order if holds_type(cands[i].text, "number")] or order
+    elif asks_count(question) or asked_expansion(question):  # a quantity, an expansion
+        pool = [i for i in order if _answers_form(question, cands[i])] or order
     first = cands[pool[0]]
     chosen = [pool[0]]
     asked = _words(question) - _words(first.title)

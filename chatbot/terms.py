@@ -27,6 +27,7 @@ _INVARIANT = ("ss", "us", "is", "ics", "ous", "as", "ys")
 _LOOKUP = [
     re.compile(p, re.I)
     for p in (
+        r"^what\s*(?:is|are|'s|’s)\s+(?P<t>.+?)\s+(?:short|an\s+abbreviation|an\s+acronym)\s+for$",
         r"^(?:what|who)\s*(?:is|are|was|were|'s|’s)\s+(?:meant\s+by\s+|the\s+(?:meaning|definition)"
         r"\s+of\s+|the\s+term\s+)?(?P<t>.+)$",
         r"^what\s+(?:does|do|did)\s+(?:the\s+(?:term|word|acronym|abbreviation)\s+)?(?P<t>.+?)"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chatbot.compose import Composer, compose_messages, evidence_sentences
+from chatbot.compose import Composer, compose_messages, entry_labels, evidence_sentences
 from chatbot.prompt import Templates
 from tests.fakes import FakeGroundedGenerator
 
@@ -142,3 +142,23 @@ def test_a_composition_cut_off_inside_a_clause_is_not_kept() -> None:
     result = Composer().run("Who wrote Bison?", EXTRACT, Stops(lambda m, c: answer))
     assert result.problem == "cut off inside a clause"
     assert Composer().run("Who wrote Bison?", EXTRACT, writes(answer)).problem == ""
+
+
+def test_an_answer_that_drops_the_asked_expansion_is_not_kept() -> None:
+    extract = "Integrated Services Digital Network: A set of standards carrying voice and data [1]."
+    evidence = evidence_sentences(extract)
+    labels = entry_labels(extract)
+    asked = "What does ISDN stand for?"
+    dropped = Composer().check(
+        asked, evidence, "A set of standards carrying voice and data.", labels
+    )
+    assert dropped == "left out the asked fact"
+    kept = "Integrated Services Digital Network: a set of standards carrying voice and data."
+    assert Composer().check(asked, evidence, kept, labels) == ""
+    # the same composition is fine for a question that does not ask the expansion
+    assert (
+        Composer().check(
+            "What is ISDN?", evidence, "A set of standards carrying voice and data.", labels
+        )
+        == ""
+    )

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from chatbot.kinds import answer_type, asked_types, asks_opinion, holds_type, type_strength
+from chatbot.kinds import (
+    answer_type,
+    asked_expansion,
+    asked_types,
+    asks_opinion,
+    holds_type,
+    spells_out,
+    type_strength,
+)
 
 
 @pytest.mark.parametrize(
@@ -105,3 +113,37 @@ def test_what_gives_examples(sentence: str, gives: bool) -> None:
 )
 def test_what_asks_for_the_bots_own_opinion(question: str, opinion: bool) -> None:
     assert asks_opinion(question) is opinion
+
+
+@pytest.mark.parametrize(
+    ("question", "acronym"),
+    [
+        ("What does the CRFM in 'Stanford CRFM' actually stand for?", "CRFM"),
+        ("what does PEBKAC stand for? the helpdesk wrote it", "PEBKAC"),
+        ("What is RAM short for?", "RAM"),
+        ("What does LoRA stand for, and why use it?", "LoRA"),
+        ("what does POTS mean??", ""),  # a meaning, not the letters
+        ("What does the abbreviation in the title stand for?", ""),  # no acronym named
+    ],
+)
+def test_the_acronym_whose_expansion_is_asked(question: str, acronym: str) -> None:
+    assert asked_expansion(question) == acronym
+
+
+@pytest.mark.parametrize(
+    ("sentence", "acronym", "spelled"),
+    [
+        ("Stanford Center for Research on Foundation Models (CRFM)", "CRFM", True),
+        ('Shorthand for "Problem (Exists) between Chair and Keyboard"', "PEBKAC", True),
+        ("Low-Rank Adaptation of large models", "LoRA", True),
+        ("random access memory", "RAM", True),
+        ("Extensible Markup Language", "XML", True),
+        ("the mail exchange record", "MX", True),
+        ("The term was introduced in a 2021 Stanford CRFM paper", "CRFM", False),
+        ("A memory-resident program which mimics a disk", "RAM", False),  # "A" is small
+        ("There are many kinds of memory", "RAM", False),  # the r of "There" is not its start
+        ("problem exists between chair and keyboard", "PEBKAC", False),  # reordered: capitals
+    ],
+)
+def test_what_spells_an_acronym_out(sentence: str, acronym: str, spelled: bool) -> None:
+    assert spells_out(sentence, acronym) is spelled

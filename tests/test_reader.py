@@ -350,3 +350,25 @@ def test_addresses_and_links_are_not_prose() -> None:
         == "Written by Jack Dongarra in Fortran."
     )
     assert strip_markup("Mesa (http://mesa3d.org/) is a free OpenGL.") == "Mesa is a free OpenGL."
+
+
+def test_an_expansion_is_answered_only_by_words_spelling_it_out() -> None:
+    paper = entry("Foundation Model", "The term was introduced in a 2021 Stanford CRFM paper.")
+    asked = "What does the CRFM in 'Stanford CRFM' stand for?"
+    assert extractive_answer(asked, [paper], FakeEmbedder()).text == ""  # nothing spells it
+    centre = entry(
+        "Foundation Model",
+        "The term comes from the Center for Research on Foundation Models at Stanford.",
+        n=1,
+    )
+    ext = extractive_answer(asked, [paper, centre], FakeEmbedder())
+    assert ext.text.startswith("The term comes from the Center for Research") and ext.cited[0] == 2
+
+
+def test_an_entry_titled_with_the_expansion_says_so() -> None:
+    isdn = entry(
+        "Integrated Services Digital Network",
+        "(ISDN) A set of communications standards carrying voice and data over one wire.",
+    )
+    ext = extractive_answer("What does ISDN stand for?", [isdn], FakeEmbedder())
+    assert ext.text.startswith("ISDN stands for Integrated Services Digital Network. [1]")

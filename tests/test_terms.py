@@ -40,6 +40,8 @@ def index() -> TermIndex:
         ("What are compilers?", "compilers"),
         ("What does TCP/IP stand for?", "TCP/IP"),
         ("What does RAM mean?", "RAM"),
+        ("What is RAM short for?", "RAM"),
+        ("what's ISDN an abbreviation for", "ISDN"),
         ("Define recursion.", "recursion"),
         ("Can you define recursion?", "recursion"),
         ("meaning of garbage collection", "garbage collection"),
