@@ -211,8 +211,11 @@ def test_rebuild_parses_only_changed_files_and_writes_what_a_full_build_writes(
     assert inc.manifest.document_count == full.manifest.document_count
     # other chunk settings: nothing is reused, every file is parsed again
     parsed.clear()
-    make_store(index_dir, chunker=Chunker(300, 50)).build(corpus_dir)
+    rechunked = make_store(index_dir, chunker=Chunker(300, 50)).build(corpus_dir)
     assert sorted(parsed) == sorted(p.name for p in corpus_dir.glob("*.md"))
+    assert rechunked.changed == [] and "chunking settings changed" in rechunked.describe()
+    again = make_store(index_dir, chunker=Chunker(300, 50)).build(corpus_dir)
+    assert again.up_to_date and "chunking settings" not in again.describe()
 
 
 def test_added_and_removed_files(built: IndexStore, index_dir: Path, corpus_dir: Path) -> None:

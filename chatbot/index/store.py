@@ -257,6 +257,11 @@ class IndexStore:
             summary.seconds = time.perf_counter() - started
             return summary
         summary.up_to_date = False
+        if previous is not None and not chunked_alike(previous, self.chunker):
+            # every file is chunked again although none changed: say why, or "0 changed" misleads
+            summary.note = "\n".join(
+                filter(None, [note, "chunking settings changed: every file was chunked again"])
+            )
         self._write_and_publish(corpus, previous, summary, progress, before_commit, started)
         return summary
 
