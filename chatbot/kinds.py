@@ -120,7 +120,7 @@ STRONG_TYPE: dict[AnswerType, re.Pattern[str]] = {
     "time": re.compile(
         r"\b(?:in|since|from|around|about|circa|ca\.|on|during|until|by|of)\s+(?:about\s+|"
         r"early\s+|late\s+|mid-?|the\s+)?(?:(?:January|February|March|April|May|June|July|"
-        r"August|September|October|November|December)\s+)?(?:1[5-9]\d\d|20\d\d)|"
+        r"August|September|October|November|December)\s+(?:\d{1,2},?\s+)?)?(?:1[5-9]\d\d|20\d\d)|"
         r"\b(?:year|date)s? of\b[^.]{1,80}\b(?:is|was|are|were)\s+(?:about\s+|around\s+)?"
         r"(?:1[5-9]\d\d|20\d\d)"  # a field: "The release year of Bison is 1985."
     ),

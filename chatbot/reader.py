@@ -378,8 +378,12 @@ def _choose(
     the question asks for, or (scoring close to the first) question words the first lacks."""
     order = [int(i) for i in np.argsort(-score, kind="stable")]
     pool = order
-    if w.stated_first and kinds[0] in STRONG_TYPE:  # "written by X" answers "who" first
-        pool = [i for i in order if type_strength(cands[i].text, kinds[0]) == 1.0] or order
+    if w.stated_first and kinds[0] in STRONG_TYPE:  # "written by X" answers "who" first,
+        strength = [type_strength(cands[i].text, kinds[0]) for i in order]  # then a bare name
+        pool = [i for i, x in zip(order, strength, strict=True) if x == 1.0] or [
+            i for i, x in zip(order, strength, strict=True) if x > 0
+        ]
+        pool = pool or order
     elif asks_count(question) or asked_expansion(question):  # a quantity, an expansion
         pool = [i for i in order if _answers_form(question, cands[i])] or order
     first = cands[pool[0]]

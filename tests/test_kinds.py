@@ -50,6 +50,7 @@ def test_the_kinds_of_fact_a_question_asks_for(question: str, kinds: list[str]) 
 
 def test_a_stated_fact_is_stronger_than_a_held_one() -> None:
     assert type_strength("It was written by Robert Corbett.", "person") == 1.0
+    assert type_strength("The log entry (from September 9, 1947) reads ...", "time") == 1.0
     assert (
         type_strength("Bison will no longer apply the GNU General Public License.", "person") == 0.5
     )

@@ -372,3 +372,20 @@ def test_an_entry_titled_with_the_expansion_says_so() -> None:
     )
     ext = extractive_answer("What does ISDN stand for?", [isdn], FakeEmbedder())
     assert ext.text.startswith("ISDN stands for Integrated Services Digital Network. [1]")
+
+
+def test_a_when_question_opens_with_a_sentence_holding_a_year() -> None:
+    """No sentence states the date as an answer ("in 1947"), but one holds it: it comes before
+    the story around it, which shares more of the question's words."""
+    bug = entry(
+        "bug",
+        "The famous moth found in the Harvard Mark II was taped into the log book. "
+        "The log book page is dated September 9, 1947 and shows relay 70.",
+    )
+    ext = extractive_answer(
+        "When was the famous moth found in the Harvard Mark II and taped into the log book?",
+        [bug],
+        FakeEmbedder(),
+        max_sentences=1,  # the one sentence said is the one with the year
+    )
+    assert ext.text.startswith("The log book page is dated September 9, 1947")
