@@ -17,7 +17,9 @@ from chatbot.text import question_sentences
 AnswerType = Literal[
     "person", "time", "situation", "number", "reason", "yesno", "example", "definition", "other"
 ]
-_DEFINITION = re.compile(r"^what (?:is|are|was|were) (?:a |an |the )?\w", re.I)
+_DEFINITION = re.compile(
+    r"^what (?:is|are|was|were) (?:a |an |the )?\w|^what (?:does|do) [^?]{1,60} mean\b", re.I
+)
 _TYPE_PATTERNS: list[tuple[AnswerType, re.Pattern[str]]] = [
     (
         "person",
@@ -51,7 +53,10 @@ _TYPE_PATTERNS: list[tuple[AnswerType, re.Pattern[str]]] = [
         "reason",
         re.compile(
             r"^(?:why|what (?:is|was) the reason|how come|where does .* name come from)\b|"
-            r"^what (?:usually |typically |often )?causes?\b",
+            r"^what (?:usually |typically |often )?causes?\b|"
+            r"^what (?:\w+ )?(?:is|was) (?:it|this|that|the \w+|\w+) "
+            r"(?:a pun|a play|wordplay) on\b|"
+            r"^what (?:is|was) the (?:origin|etymology) of\b",
             re.I,
         ),
     ),

@@ -143,8 +143,9 @@ class _Candidate:
 
 # a lead note that is prose: "(Named from the authors' initials) An interpreted language ..."
 _LEAD_NOTE = re.compile(
-    r"^\s*(?:<[^<>]*>\s*)?\((?=[^()]*\b(?:from|after|named|analogy|play on|"
-    r"short for|stands? for)\b)([^()]{10,200})\)\s+(?=[A-Z])",
+    r"^\s*(?:<[^<>]*>\s*)?(?:/[^/\s][^/]{0,60}/\s*)?"  # a tag, a pronunciation
+    r"\((?=[^()]*\b(?:from|after|named|analogy|play on|short for|stands? for)\b)"
+    r"([^()]{10,200})\)\s+(?=[A-Z])",
     re.I,
 )
 _REFERENCE = re.compile(
@@ -250,7 +251,8 @@ def _candidates(
             elif _note_answers(s, kinds):  # "Joseph Goguen 1976." opens a language's entry
                 note_text = f"{chunk.title}: {s.rstrip('.')}."
                 out.append(_Candidate(i + 1, pos, note_text, chunk.title, focus, context, best))
-            if len(s.split()) >= 5 and not s.endswith("?"):
+            # an entry's opening definition may be short ("Removal of a VAX."); prose is not
+            if len(s.split()) >= (3 if pos == 0 else 5) and not s.endswith("?"):
                 out.append(_Candidate(i + 1, pos, s, chunk.title, focus, context, best))
     return out
 
@@ -404,7 +406,7 @@ def _choose(
             and not holds_type(first.text, k)
             and (k != "yesno" or (describes and score[idx] >= score[chosen[0]] - w.settles))
             for k in kinds
-        ) or ("definition" in kinds and c.pos == 0 < first.pos and c.title == first.title)
+        ) or ("definition" in kinds and c.pos == 0 <= first.pos and c.title == first.title)
         adds_words = bool((asked & _words(c.text)) - covered)
         if adds_kind or (score[idx] >= score[chosen[0]] - w.close and adds_words):
             chosen.append(idx)

@@ -214,6 +214,7 @@ def unmentioned_specifics(question: str, passage_texts: Sequence[str]) -> list[s
     ]
     tokens = re.findall(r"[a-z0-9]+(?:-[a-z0-9]+)*", haystack.lower())
     seen = {t.replace("-", "") for t in tokens} | {a + b for a, b in pairwise(tokens)}
+    seen |= {t[:-1] for t in seen if re.search(r"\ds$", t)}  # "ASR-33s", "PDP-11s": plurals
     for code in _ASKED_CODE.findall(question):
         code = code.rstrip("-")
         if not _DECADE.match(code) and code.lower().replace("-", "") not in seen:

@@ -41,6 +41,12 @@ from chatbot.kinds import (
         ("And who wrote it?", ["person"]),
         ("In practice, at what point do teams worry about it?", ["situation"]),
         ("Under which circumstances is an API model cheaper?", ["situation"]),
+        (
+            "what does vaxectomy mean and what word is it a pun on?",
+            ["other", "reason", "definition"],
+        ),
+        ("What is the origin of the name Yerk?", ["reason"]),
+        ("Is it a play on words?", ["yesno"]),
     ],
 )
 def test_the_kinds_of_fact_a_question_asks_for(question: str, kinds: list[str]) -> None:

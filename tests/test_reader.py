@@ -389,3 +389,18 @@ def test_a_when_question_opens_with_a_sentence_holding_a_year() -> None:
         max_sentences=1,  # the one sentence said is the one with the year
     )
     assert ext.text.startswith("The log book page is dated September 9, 1947")
+
+
+def test_a_pun_is_answered_with_its_origin_and_the_short_definition() -> None:
+    """A Jargon File entry: a tag and a pronunciation before the "(By analogy with ...)" note,
+    then a four-word definition, which is still the entry's definition."""
+    vax = entry(
+        "VAXectomy",
+        '<jargon> /vak-sek\'t*-mee/ (By analogy with "vasectomy") Removal of a VAX.  DEC\'s '
+        "Microvaxen, especially, are much slower than newer RISC-based workstations.",
+    )
+    ext = extractive_answer(
+        "what does vaxectomy mean and what word is it a pun on?", [vax], FakeEmbedder()
+    )
+    assert "vasectomy" in ext.text and "Removal of a VAX." in ext.text
+    assert "Microvaxen" not in ext.text

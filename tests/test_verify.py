@@ -465,7 +465,7 @@ def test_markup_stripping_keeps_html_and_underscores_in_prose() -> None:
 
 
 PASSAGES = ["The Z80A runs at 4 MHz. The PDP-7 was sold from 1965 with 18 bit words.",
-            "GPT 4 is large. Windows NT 3.51 shipped in 1995."]  # fmt: skip
+            "GPT 4 is large. Windows NT 3.51 shipped in 1995. ASR-33s do not feep."]  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -481,6 +481,8 @@ PASSAGES = ["The Z80A runs at 4 MHz. The PDP-7 was sold from 1965 with 18 bit wo
         ("What was new in Windows NT 3.51?", []),
         ("Did the PDP-7 use 18-bit words?", []),  # a number with a unit: the number is checked
         ("Back in the mid-1990s, was NT popular?", []),  # a decade is not a product code
+        ("Do the old ASR-33 teletypes feep?", []),  # "ASR-33s": the plural names it
+        ("Was the Z80 faster?", ["Z80"]),  # "Z80A" is another model
     ],
 )
 def test_what_a_question_names_must_be_in_a_passage(question: str, missing: list[str]) -> None:
