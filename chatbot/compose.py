@@ -30,7 +30,7 @@ from typing import Protocol, runtime_checkable
 
 from chatbot.generate.base import Message
 from chatbot.grounded import ClauseGrammar, clauses
-from chatbot.kinds import asked_expansion, asked_types, holds_type, spells_out
+from chatbot.kinds import asked_expansion, asked_types, asks_term, holds_type, spells_out
 from chatbot.prompt import Templates, neutralize
 from chatbot.retrieve import tokenize
 from chatbot.text import CITATION, split_sentences
@@ -148,6 +148,8 @@ class Composer:
         if any(holds_type(" ".join(evidence), k) and not holds_type(text, k) for k in kinds):
             return "left out the asked fact"
         acronym = asked_expansion(question)  # "ISDN: ..." -> "A set of standards ..." drops it
+        if implied and asks_term(question) and implied.lower() not in said:
+            return "left out the asked fact"  # "What do you call ...?": the name is the answer
         source = f"{implied} {' '.join(evidence)}"
         if acronym and spells_out(source, acronym) and not spells_out(text, acronym):
             return "left out the asked fact"

@@ -277,3 +277,19 @@ def spells_out(sentence: str, acronym: str) -> bool:
             ):
                 return True
     return False
+
+
+# the name of a thing asked for: "What do you call X?", "What's the term for X?", "What is it
+# called when ...?" -- a glossary answers with the entry that is X, its title first
+_TERM_ASKED = re.compile(
+    r"^(?:what|which \w+)\s+(?:do|does|would|should)\s+(?:you|we|one|people|they|i)\s+call\b|"
+    r"^what(?:'?s|\s+is|\s+are)\s+(?:the\s+|a\s+)?(?:term|word|name|jargon)\s+for\b|"
+    r"^what\s+(?:is|are|was|were)\s+[^?]{1,80}?\s+called\b|"
+    r"^which\s+(?:term|word|name)\s+(?:describes|means|is used)\b",
+    re.I,
+)
+
+
+def asks_term(question: str) -> bool:
+    """The question asks what something is called, not what something is."""
+    return bool(_TERM_ASKED.search(_asking(question)))

@@ -28,6 +28,7 @@ import numpy as np
 
 from chatbot.chunking import Chunk
 from chatbot.embedding import Embedder
+from chatbot.entries import TERM_ITEM
 from chatbot.kinds import (
     HAS_TYPE,
     LEAD_PHRASE,
@@ -36,6 +37,7 @@ from chatbot.kinds import (
     asked_expansion,
     asked_types,
     asks_count,
+    asks_term,
     holds_type,
     spells_out,
     type_strength,
@@ -224,6 +226,15 @@ def _answers_form(question: str, cand: _Candidate) -> bool:
     return not acronym or spells_out(cand.text, acronym)
 
 
+def _named_definition(chunk: Chunk) -> str:
+    """ "Term: definition" of a chunk that is a term-list item or opens its entry, or ""."""
+    body = chunk.body_without_heading()
+    if item := TERM_ITEM.match(body.split("\n", 1)[0]):
+        return f"{item.group(1).strip()}: {strip_markup(item.group(2)).rstrip('.')}."
+    definition = opening_definition(chunk.text) if chunk.chunk_id.endswith("#0") else ""
+    return f"{chunk.title}: {split_sentences(definition)[0]}" if definition else ""
+
+
 def _candidates(
     question: str, kinds: list[AnswerType], passages: Sequence[Chunk], max_passages: int
 ) -> list[_Candidate]:
@@ -233,6 +244,9 @@ def _candidates(
         best = chunk.doc_id == passages[0].doc_id
         section = chunk.heading.rsplit(" > ", 1)[-1]
         context = chunk.title if section in ("", chunk.title) else f"{chunk.title}, {section}"
+        if asks_term(question) and (named := _named_definition(chunk)):
+            # "What do you call ...?" is answered by an entry's name with its definition
+            out.append(_Candidate(i + 1, -1, named, chunk.title, focus, context, best))
         if (acronym := asked_expansion(question)) and spells_out(chunk.title, acronym):
             # the entry titled "Integrated Services Digital Network" is what ISDN stands for
             text = f"{acronym} stands for {chunk.title}."
@@ -388,6 +402,8 @@ def _choose(
         pool = pool or order
     elif asks_count(question) or asked_expansion(question):  # a quantity, an expansion
         pool = [i for i in order if _answers_form(question, cands[i])] or order
+    elif asks_term(question):  # "Internet Telephony Service Providers: ..." from the best hit
+        pool = [i for i in order if cands[i].pos == -1 and cands[i].n == 1] or order
     first = cands[pool[0]]
     chosen = [pool[0]]
     asked = _words(question) - _words(first.title)

@@ -162,3 +162,13 @@ def test_an_answer_that_drops_the_asked_expansion_is_not_kept() -> None:
         )
         == ""
     )
+
+
+def test_a_name_asked_for_must_stay_in_the_answer() -> None:
+    extract = "Internet Telephony Service Providers: They are companies selling IP telephony [1]."
+    evidence, labels = evidence_sentences(extract), entry_labels(extract)
+    said = "They are companies selling IP telephony."
+    asked = "What do you call the companies that provide internet telephony services?"
+    assert Composer().check(asked, evidence, said, labels) == "left out the asked fact"
+    what = "What is an internet telephony service provider?"  # the name is the question's
+    assert Composer().check(what, evidence, said, labels) == ""

@@ -9,6 +9,7 @@ from chatbot.kinds import (
     asked_expansion,
     asked_types,
     asks_opinion,
+    asks_term,
     holds_type,
     spells_out,
     type_strength,
@@ -154,3 +155,18 @@ def test_the_acronym_whose_expansion_is_asked(question: str, acronym: str) -> No
 )
 def test_what_spells_an_acronym_out(sentence: str, acronym: str, spelled: bool) -> None:
     assert spells_out(sentence, acronym) is spelled
+
+
+@pytest.mark.parametrize(
+    ("question", "term"),
+    [
+        ("What do you call the companies that provide internet telephony services?", True),
+        ("whats the term for a wrong tech prediction?", True),
+        ("What is it called when a model forgets what it learned?", True),
+        ("Which term describes a model trained on broad data?", True),
+        ("What is a foundation model?", False),
+        ("why do people call it a bug?", False),
+    ],
+)
+def test_what_asks_for_the_name_of_a_thing(question: str, term: bool) -> None:
+    assert asks_term(question) is term

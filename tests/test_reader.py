@@ -396,7 +396,7 @@ def test_a_pun_is_answered_with_its_origin_and_the_short_definition() -> None:
     then a four-word definition, which is still the entry's definition."""
     vax = entry(
         "VAXectomy",
-        '<jargon> /vak-sek\'t*-mee/ (By analogy with "vasectomy") Removal of a VAX.  DEC\'s '
+        "<jargon> /vak-sek't*-mee/ (By analogy with \"vasectomy\") Removal of a VAX.  DEC's "
         "Microvaxen, especially, are much slower than newer RISC-based workstations.",
     )
     ext = extractive_answer(
@@ -404,3 +404,26 @@ def test_a_pun_is_answered_with_its_origin_and_the_short_definition() -> None:
     )
     assert "vasectomy" in ext.text and "Removal of a VAX." in ext.text
     assert "Microvaxen" not in ext.text
+
+
+def test_what_do_you_call_it_is_answered_with_the_entrys_name() -> None:
+    itsp = entry(
+        "Internet Telephony Service Providers",
+        "(ITSPs) Companies providing IP Telephony. They include telephone companies and ISPs.",
+    )
+    ext = extractive_answer(
+        "What do you call the companies that provide internet telephony services?",
+        [itsp],
+        FakeEmbedder(),
+    )
+    assert ext.text.startswith("Internet Telephony Service Providers: Companies providing IP")
+    related = Chunk(
+        "bm#3", "bm", "Base Model", "Base Model > Related terms > Baseline",
+        "- **Baseline**: A reference model used to benchmark new approaches.", 0, 60, "text",
+    )  # fmt: skip
+    ext = extractive_answer(
+        "What do you call a reference model that new approaches are benchmarked against?",
+        [related],
+        FakeEmbedder(),
+    )
+    assert ext.text.startswith("Baseline: A reference model used to benchmark new approaches.")
