@@ -402,8 +402,9 @@ def _choose(
         pool = pool or order
     elif asks_count(question) or asked_expansion(question):  # a quantity, an expansion
         pool = [i for i in order if _answers_form(question, cands[i])] or order
-    elif asks_term(question):  # "Internet Telephony Service Providers: ..." from the best hit
-        pool = [i for i in order if cands[i].pos == -1 and cands[i].n == 1] or order
+    elif asks_term(question):  # the best sentence's entry by name: "Jitter: The variation ..."
+        pool = [i for i in order if cands[i].pos == -1 and cands[i].n == cands[order[0]].n]
+        pool = pool or order
     first = cands[pool[0]]
     chosen = [pool[0]]
     asked = _words(question) - _words(first.title)

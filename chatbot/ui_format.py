@@ -42,6 +42,8 @@ def format_answer(answer: Answer) -> str:
     """Chat message Markdown: escaped answer text, [n] as links to the sources panel."""
     if answer.refused:
         lines = [f"**{escape_md(answer.answer)}**"]
+        if answer.note:  # why: 'No entry of the glossary mentions "Activision".'
+            lines.append(f"\n_{escape_md(answer.note)}_")
         if answer.suggestions:
             lines.append("\nYou could ask:")
             lines += [f"- {escape_md(s)}" for s in answer.suggestions]

@@ -427,3 +427,19 @@ def test_what_do_you_call_it_is_answered_with_the_entrys_name() -> None:
         FakeEmbedder(),
     )
     assert ext.text.startswith("Baseline: A reference model used to benchmark new approaches.")
+
+
+def test_what_do_you_call_it_names_the_entry_of_the_best_sentence_not_the_first_hit() -> None:
+    """The term-list page's first item (MTU) is hit 1 by rank; the answer is in item 2."""
+    items = [
+        Chunk(f"net#{n}", "net", "Networking", f"Networking > Terms > {term}",
+              f"- **{term}**: {text}", 0, 40, "text")
+        for n, (term, text) in enumerate([
+            ("MTU", "The largest packet a link can carry without fragmentation."),
+            ("Jitter", "The variation in packet arrival times, which hurts voice calls."),
+        ])
+    ]  # fmt: skip
+    ext = extractive_answer(
+        "What do you call the variation in packet arrival times?", items, FakeEmbedder()
+    )
+    assert ext.text.startswith("Jitter: The variation in packet arrival times")

@@ -17,6 +17,7 @@ import pytest
 from markdown_it import MarkdownIt
 
 from chatbot import ui
+from chatbot.answer import REFUSAL
 from chatbot.config import Settings
 from chatbot.pipeline import Answer, Citation, Pipeline
 from chatbot.ui import (
@@ -67,6 +68,17 @@ def answer(text: str, cited: list[int], n_sources: int = 3, **kw: Any) -> Answer
 
 
 # --------------------------------------------------------------------------------- format_answer
+def test_a_refusal_shows_why_and_what_to_ask_instead() -> None:
+    refused = Answer(
+        QUESTION, REFUSAL, True, [], [], {}, "refusal",
+        suggestions=["What is a base model?"],
+        note='No entry of the glossary mentions "Activision".',
+    )  # fmt: skip
+    md = format_answer(refused)
+    assert md.index("Activision") < md.index("You could ask") < md.index("What is a base model?")
+    assert "_No entry of the glossary mentions" in md
+
+
 def test_citations_become_links_to_the_sources_panel() -> None:
     md = format_answer(answer("Pre-trained on text [1]. Raw [2, 3].", [1, 2, 3]))
     html = render(md)
