@@ -15,9 +15,22 @@ from chatbot.terms import TermIndex
 _LEADING = re.compile(r"^\s*(and|but|so|also|ok(ay)?|then|what about|how about)\b[\s,]*", re.I)
 _SINGULAR = re.compile(r"\b(it|its|this one|that one)\b", re.I)
 _PLURAL = re.compile(r"\b(they|them|their|these|those)\b", re.I)
+# What makes a question lean on the one before: a connector ("and why?", "what about ..."),
+# a personal pronoun, or "this" / "that" standing for a thing ("why is that?", "how does this
+# work?"), not the relative "that" of "the companies that provide ...". A question that only
+# opens with "what" or "how" is not one: "What do you call the variation in packet arrival
+# times?" after a question about MTU is about jitter, not "(mtu)".
 _FOLLOWUP_HINT = re.compile(
-    r"^\s*(and|but|so|also|what about|how about|why|how|what)\b"
-    r"|\b(it|its|they|them|their|these|those|this|that)\b",
+    r"^\s*(and|but|so|also|what about|how about)\b"
+    r"|\b(it|its|they|them|their|these|those)\b"
+    r"|\b(this|that)(?=\s*(?:[?.!,;]|$)|\s+(?:one|work|works|mean|means|happen|happens|"
+    r"matter|matters|is|was|does|do|differ|differs|compare)\b)",
+    re.I,
+)
+# "why?", "how so?", "what else?", "examples?": nothing but asking, so about the last subject
+_BARE = re.compile(
+    r"^\s*(?:(?:why|how|what|when|who|where|so|then|exactly|else|really|not|come|any|more|"
+    r"examples?)\b[\s,]*){1,3}[?.!]*\s*$",
     re.I,
 )
 
@@ -43,7 +56,8 @@ class FollowUpRewriter:
 
     def run(self, question: str, history: Sequence[str]) -> str:
         """``history``: earlier user questions, oldest first."""
-        if not history or self.mentioned(question) or not _FOLLOWUP_HINT.search(question):
+        leans = _FOLLOWUP_HINT.search(question) or _BARE.match(question)
+        if not history or self.mentioned(question) or not leans:
             return question
         subject = next((t for h in reversed(history) if (t := self.mentioned(h))), None)
         if subject is None:

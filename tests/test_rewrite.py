@@ -33,6 +33,8 @@ def rewriter() -> FollowUpRewriter:
         ),
         ("How are they trained?", ["Tell me about base models"], "How are base models trained?"),
         ("and why?", ["What is a base model?"], "Why (base model)?"),
+        ("how so?", ["What is a base model?"], "How so (base model)?"),
+        ("why is that?", ["What is a base model?"], "Why is that (base model)?"),
     ],
 )
 def test_follow_up_becomes_standalone(
@@ -70,6 +72,10 @@ def test_longest_term_is_preferred(rewriter: FollowUpRewriter) -> None:
         ("Explain pre-training", ["What is a base model?"]),  # no follow-up hint
         ("what about its limitations?", []),  # nothing to refer back to
         ("and why do companies release them?", ["hello there", "thanks"]),  # no term known
+        # opens with "what" but leans on nothing: not "(base model)" appended
+        ("What do you call the variation in packet arrival times?", ["What is a base model?"]),
+        ("What do you call the companies that provide telephony?", ["What is a base model?"]),
+        ("What's LoRA?", ["What is a base model?"]),  # short, but it names what it asks about
     ],
 )
 def test_standalone_or_unresolvable_question_is_unchanged(
