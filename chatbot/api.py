@@ -40,6 +40,7 @@ from chatbot.answer import Answer, InvalidQuestion, Partial, clean_question
 from chatbot.config import Settings
 from chatbot.errors import ChatbotError
 from chatbot.pipeline import Pipeline
+from chatbot.rewrite import asked_with_answers
 
 log = logging.getLogger(__name__)
 PREFIX = "/v1"
@@ -196,8 +197,15 @@ class ChatCompletionRequest(BaseModel):
 
 
 def conversation(messages: Sequence[ChatMessage], max_chars: int) -> tuple[str, list[str]]:
-    """(question, history): the last user message, and the user messages before it."""
+    """(question, history): the last user message, and the user messages before it, each with
+    the entry its answer named (``asked_with_answers``)."""
     users = [m.text() for m in messages if m.role == "user"]
+    turns: list[tuple[str, str]] = []
+    for m in messages:
+        if m.role == "user":
+            turns.append((m.text(), ""))
+        elif m.role == "assistant" and turns and not turns[-1][1]:
+            turns[-1] = (turns[-1][0], m.text())
     if not users:
         raise APIError(
             400, "The messages contain no user message.", param="messages", code="no_question"
@@ -207,7 +215,8 @@ def conversation(messages: Sequence[ChatMessage], max_chars: int) -> tuple[str, 
         clean_question(question, max_chars)  # cheap: a 400 before any work, even when streaming
     except InvalidQuestion as exc:
         raise _answer_error(exc) from None
-    history = [h[:max_chars] for h in users[:-1] if h.strip()][-50:]
+    earlier = asked_with_answers(turns[:-1])
+    history = [h[:max_chars] for h in earlier if h.strip()][-50:]
     return question, history
 
 

@@ -35,6 +35,22 @@ _BARE = re.compile(
 )
 
 
+# "Jitter: The variation in ..." -- an answer that names its entry first (a lookup, a "what do
+# you call ...?" answer); Markdown emphasis around the name is allowed
+_ANSWER_LABEL = re.compile(r"^[*_\s]*([^:\n*_]{2,60}?)[*_]*:\s")
+
+
+def asked_with_answers(turns: Sequence[tuple[str, str]]) -> list[str]:
+    """Earlier questions for the rewriter, each with the entry its answer named when the answer
+    opens with one: after "What do you call the variation in packet arrival times?" (answer:
+    "Jitter: ..."), "why does it matter?" is about jitter."""
+    out = []
+    for asked, answer in turns:
+        label = _ANSWER_LABEL.match(answer)
+        out.append(f"{asked} ({label.group(1).strip()})" if label else asked)
+    return out
+
+
 def _plural(term: str) -> str:
     return term if term.endswith("s") else term + "s"
 

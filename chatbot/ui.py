@@ -22,6 +22,7 @@ from chatbot.export import ExportTurn, turn_record, write_exports
 from chatbot.gaps import GapLog
 from chatbot.pipeline import Pipeline
 from chatbot.presets import cached_answer
+from chatbot.rewrite import asked_with_answers
 from chatbot.ui_format import (
     CSS,
     PENDING,
@@ -49,12 +50,15 @@ log = logging.getLogger(__name__)
 
 
 def _user_questions(chat: Chat) -> list[str]:
-    """Earlier questions for follow-up rewriting (not the "…" shown for an empty message)."""
-    return [
-        str(m["content"])
-        for m in chat
-        if m.get("role") == "user" and m.get("content") and m["content"] != "…"
-    ]
+    """Earlier questions for follow-up rewriting (not the "…" shown for an empty message),
+    each with the entry its answer named (``asked_with_answers``)."""
+    turns = []
+    for n, m in enumerate(chat):
+        if m.get("role") == "user" and m.get("content") and m["content"] != "…":
+            reply = chat[n + 1] if n + 1 < len(chat) else {}
+            answer = str(reply.get("content") or "") if reply.get("role") == "assistant" else ""
+            turns.append((str(m["content"]), answer))
+    return asked_with_answers(turns)
 
 
 def _chat_list(history: Any) -> Chat:

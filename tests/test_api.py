@@ -223,6 +223,17 @@ def test_earlier_user_turns_are_the_history(
         assert resp.status_code == 200
     expected = ("what about its limitations?", ["What is a foundation model?", "And a base model?"])
     assert seen == [expected, expected]
+    # an answer that names its entry first lends it to the question it answered
+    named = [
+        {"role": "user", "content": "What do you call a model used as a yardstick?"},
+        {"role": "assistant", "content": "Baseline: A reference model used to benchmark [1]."},
+        {"role": "user", "content": "why does it matter?"},
+    ]
+    seen.clear()
+    assert client.post("/v1/chat/completions", json={"messages": named}).status_code == 200
+    assert seen == [
+        ("why does it matter?", ["What do you call a model used as a yardstick? (Baseline)"])
+    ]
 
 
 # ------------------------------------------------------------------------------- errors

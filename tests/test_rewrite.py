@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from chatbot.rewrite import FollowUpRewriter
+from chatbot.rewrite import FollowUpRewriter, asked_with_answers
 
 TERMS = ["Base Model", "Foundation Model", "Model", "Fine-tuning"]
 
@@ -89,3 +89,20 @@ def test_blank_terms_are_ignored() -> None:
     assert r.mentioned("tell me about base models") == "base model"
     assert r.mentioned("   ") is None
     assert r.run("what about its limitations?", ["a base model?"]) == "Base model's limitations?"
+
+
+def test_an_answer_naming_its_entry_lends_it_to_its_question(rewriter: FollowUpRewriter) -> None:
+    turns = [
+        ("What is the raw model before any tuning called?", "Base Model: The raw model [1]."),
+        ("Who wrote Bison?", "It was written by Robert Corbett [1]."),  # names nothing first
+        ("And?", "**The glossary does not cover that.**"),
+    ]
+    history = asked_with_answers(turns)
+    assert history == [
+        "What is the raw model before any tuning called? (Base Model)",
+        "Who wrote Bison?",
+        "And?",
+    ]
+    assert rewriter.run("why do companies release them?", history[:1]) == (
+        "Why do companies release base models?"
+    )

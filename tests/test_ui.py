@@ -292,6 +292,15 @@ def test_respond_passes_earlier_questions_for_follow_ups(
     ]
     run_respond(pipe, "How is it trained?", history)
     assert seen == [("How is it trained?", ["What is a base model?"])]
+    named = [
+        {"role": "user", "content": "What do you call a model used as a yardstick?"},
+        {"role": "assistant", "content": "**Baseline**: A reference model [\\[1\\]](#src-1)."},
+    ]
+    seen.clear()
+    run_respond(pipe, "why does it matter?", named)
+    assert seen == [
+        ("why does it matter?", ["What do you call a model used as a yardstick? (Baseline)"])
+    ]
 
 
 @pytest.mark.parametrize(
