@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -276,6 +277,22 @@ def test_insights_tab_groups_refusals_and_thumbs_down(page: Any, server: Server)
     assert page.errors == []
 
 
+def exported_markdown(page: Any, turns: int, timeout_s: float = 30.0) -> str:
+    """The Markdown export once it holds ``turns`` answers. The buttons get the new files from
+    an event that follows the answer, so right after the answer shows they may still offer the
+    previous export: download until the file holds the last answer, or fail at the deadline."""
+    button = page.locator("#export-md")
+    deadline = time.monotonic() + timeout_s
+    while True:
+        page.wait_for_function("!document.querySelector('#export-md').disabled")
+        with page.expect_download() as info:
+            button.click()
+        text = Path(info.value.path()).read_text(encoding="utf-8")
+        if len(re.findall(r"^## \d\. ", text, re.M)) >= turns or time.monotonic() > deadline:
+            return text
+        page.wait_for_timeout(250)
+
+
 def test_export_downloads_every_answer_with_its_sources(page: Any) -> None:
     box = page.locator("#question textarea")
     page.locator("#presets").get_by_text(PRESET, exact=True).click()
@@ -286,11 +303,7 @@ def test_export_downloads_every_answer_with_its_sources(page: Any) -> None:
         box.press("Enter")
         wait_for_final_answer(page, n)
     answers = [page.locator(BOT).nth(i).inner_text().strip() for i in range(3)]
-    button = page.locator("#export-md")
-    page.wait_for_function("!document.querySelector('#export-md').disabled")
-    with page.expect_download() as info:
-        button.click()
-    text = Path(info.value.path()).read_text(encoding="utf-8")
+    text = exported_markdown(page, turns=3)
     assert len(re.findall(r"^## \d\. ", text, re.M)) == 3 and text.count("**Sources**") == 3
     for q in (PRESET, "What is a foundation model?", "How are base models trained?"):
         assert q in text
