@@ -147,9 +147,9 @@ class Composer:
         kinds = [k for k in asked_types(question) if k not in ("other", "definition")]
         if any(holds_type(" ".join(evidence), k) and not holds_type(text, k) for k in kinds):
             return "left out the asked fact"
-        acronym = asked_expansion(question)  # "ISDN: ..." -> "A set of standards ..." drops it
         if implied and asks_term(question) and implied.lower() not in said:
             return "left out the asked fact"  # "What do you call ...?": the name is the answer
+        acronym = asked_expansion(question)  # "ISDN: ..." -> "A set of standards ..." drops it
         source = f"{implied} {' '.join(evidence)}"
         if acronym and spells_out(source, acronym) and not spells_out(text, acronym):
             return "left out the asked fact"

@@ -20,7 +20,7 @@ scorer is given (``CHATBOT_READER_LM=1``; measured, not the default).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -217,13 +217,15 @@ def _note_answers(sentence: str, kinds: list[AnswerType]) -> bool:
     )
 
 
-def _answers_form(question: str, cand: _Candidate) -> bool:
-    """Some questions only a sentence of one form answers: "How many ...?" one holding a
-    quantity, "What does CRFM stand for?" one spelling it out."""
+def _needed_form(question: str) -> Callable[[_Candidate], bool] | None:
+    """The form of sentence that alone answers some questions: one holding a quantity for "How
+    many ...?", one spelling the acronym out for "What does CRFM stand for?"; None for others.
+    Read from the question once, then tried on every candidate."""
     if asks_count(question):
-        return holds_type(cand.text, "number")
-    acronym = asked_expansion(question)
-    return not acronym or spells_out(cand.text, acronym)
+        return lambda cand: holds_type(cand.text, "number")
+    if acronym := asked_expansion(question):
+        return lambda cand: spells_out(cand.text, acronym)
+    return None
 
 
 def _named_definition(chunk: Chunk) -> str:
@@ -239,15 +241,16 @@ def _candidates(
     question: str, kinds: list[AnswerType], passages: Sequence[Chunk], max_passages: int
 ) -> list[_Candidate]:
     out = []
+    term, acronym = asks_term(question), asked_expansion(question)
     for i, chunk in enumerate(passages[:max_passages]):
         focus = named_in(question, chunk.title)
         best = chunk.doc_id == passages[0].doc_id
         section = chunk.heading.rsplit(" > ", 1)[-1]
         context = chunk.title if section in ("", chunk.title) else f"{chunk.title}, {section}"
-        if asks_term(question) and (named := _named_definition(chunk)):
+        if term and (named := _named_definition(chunk)):
             # "What do you call ...?" is answered by an entry's name with its definition
             out.append(_Candidate(i + 1, -1, named, chunk.title, focus, context, best))
-        if (acronym := asked_expansion(question)) and spells_out(chunk.title, acronym):
+        if acronym and spells_out(chunk.title, acronym):
             # the entry titled "Integrated Services Digital Network" is what ISDN stands for
             text = f"{acronym} stands for {chunk.title}."
             out.append(_Candidate(i + 1, -1, text, chunk.title, focus, context, best))
@@ -328,7 +331,8 @@ def extractive_answer(
     w = weights or WEIGHTS
     kinds = asked_types(question)
     cands = _candidates(question, kinds, passages, max_passages)
-    if not cands or not any(_answers_form(question, c) for c in cands):
+    needed = _needed_form(question)
+    if not cands or (needed and not any(needed(c) for c in cands)):
         return Extract("", [])  # "How many dollars ...?" and no passage gives a quantity
     base = _base_scores(question, cands, embedder, kinds[0], w)
     top = [int(i) for i in np.argsort(-base, kind="stable")[: max(1, rerank)]]
@@ -394,14 +398,13 @@ def _choose(
     the question asks for, or (scoring close to the first) question words the first lacks."""
     order = [int(i) for i in np.argsort(-score, kind="stable")]
     pool = order
+    needed = _needed_form(question)
     if w.stated_first and kinds[0] in STRONG_TYPE:  # "written by X" answers "who" first,
-        strength = [type_strength(cands[i].text, kinds[0]) for i in order]  # then a bare name
-        pool = [i for i, x in zip(order, strength, strict=True) if x == 1.0] or [
-            i for i, x in zip(order, strength, strict=True) if x > 0
-        ]
-        pool = pool or order
-    elif asks_count(question) or asked_expansion(question):  # a quantity, an expansion
-        pool = [i for i in order if _answers_form(question, cands[i])] or order
+        strength = {i: type_strength(cands[i].text, kinds[0]) for i in order}  # then a name
+        stated = [i for i in order if strength[i] == 1.0]
+        pool = stated or [i for i in order if strength[i] > 0] or order
+    elif needed:  # a quantity, an expansion
+        pool = [i for i in order if needed(cands[i])] or order
     elif asks_term(question):  # the best sentence's entry by name: "Jitter: The variation ..."
         pool = [i for i in order if cands[i].pos == -1 and cands[i].n == cands[order[0]].n]
         pool = pool or order
