@@ -199,23 +199,17 @@ class ChatCompletionRequest(BaseModel):
 def conversation(messages: Sequence[ChatMessage], max_chars: int) -> tuple[str, list[str]]:
     """(question, history): the last user message, and the user messages before it, each with
     the entry its answer named (``asked_with_answers``)."""
-    users = [m.text() for m in messages if m.role == "user"]
-    turns: list[tuple[str, str]] = []
-    for m in messages:
-        if m.role == "user":
-            turns.append((m.text(), ""))
-        elif m.role == "assistant" and turns and not turns[-1][1]:
-            turns[-1] = (turns[-1][0], m.text())
-    if not users:
+    last = max((n for n, m in enumerate(messages) if m.role == "user"), default=-1)
+    if last < 0:
         raise APIError(
             400, "The messages contain no user message.", param="messages", code="no_question"
         )
-    question = users[-1]
+    question = messages[last].text()
     try:
         clean_question(question, max_chars)  # cheap: a 400 before any work, even when streaming
     except InvalidQuestion as exc:
         raise _answer_error(exc) from None
-    earlier = asked_with_answers(turns[:-1])
+    earlier = asked_with_answers((m.role, m.text()) for m in messages[:last])
     history = [h[:max_chars] for h in earlier if h.strip()][-50:]
     return question, history
 

@@ -40,14 +40,23 @@ _BARE = re.compile(
 _ANSWER_LABEL = re.compile(r"^[*_\s]*([^:\n*_]{2,60}?)[*_]*:\s")
 
 
-def asked_with_answers(turns: Sequence[tuple[str, str]]) -> list[str]:
-    """Earlier questions for the rewriter, each with the entry its answer named when the answer
-    opens with one: after "What do you call the variation in packet arrival times?" (answer:
-    "Jitter: ..."), "why does it matter?" is about jitter."""
+def asked_with_answers(messages: Iterable[tuple[str, str]]) -> list[str]:
+    """Earlier questions for the rewriter, from a chat's (role, text) messages in order: each
+    non-empty user message with the entry that the assistant reply after it named, when the
+    reply opens with one. After "What do you call the variation in packet arrival times?"
+    (reply: "Jitter: ..."), "why does it matter?" is about jitter. The UI and the API both
+    read their conversations through this."""
+    turns: list[list[str]] = []
+    for role, text in messages:
+        if role == "user":
+            turns.append([text, ""])
+        elif role == "assistant" and turns and not turns[-1][1]:
+            turns[-1][1] = text
     out = []
     for asked, answer in turns:
-        label = _ANSWER_LABEL.match(answer)
-        out.append(f"{asked} ({label.group(1).strip()})" if label else asked)
+        if asked.strip():
+            label = _ANSWER_LABEL.match(answer)
+            out.append(f"{asked} ({label.group(1).strip()})" if label else asked)
     return out
 
 

@@ -52,13 +52,10 @@ log = logging.getLogger(__name__)
 def _user_questions(chat: Chat) -> list[str]:
     """Earlier questions for follow-up rewriting (not the "…" shown for an empty message),
     each with the entry its answer named (``asked_with_answers``)."""
-    turns = []
-    for n, m in enumerate(chat):
-        if m.get("role") == "user" and m.get("content") and m["content"] != "…":
-            reply = chat[n + 1] if n + 1 < len(chat) else {}
-            answer = str(reply.get("content") or "") if reply.get("role") == "assistant" else ""
-            turns.append((str(m["content"]), answer))
-    return asked_with_answers(turns)
+    return asked_with_answers(
+        (str(m.get("role")), "" if m.get("content") == "…" else str(m.get("content") or ""))
+        for m in chat
+    )
 
 
 def _chat_list(history: Any) -> Chat:

@@ -97,7 +97,12 @@ def test_an_answer_naming_its_entry_lends_it_to_its_question(rewriter: FollowUpR
         ("Who wrote Bison?", "It was written by Robert Corbett [1]."),  # names nothing first
         ("And?", "**The glossary does not cover that.**"),
     ]
-    history = asked_with_answers(turns)
+    messages = [
+        (role, text)
+        for turn in turns
+        for role, text in zip(("user", "assistant"), turn, strict=True)
+    ]
+    history = asked_with_answers([("assistant", "Hello!"), *messages, ("user", "")])
     assert history == [
         "What is the raw model before any tuning called? (Base Model)",
         "Who wrote Bison?",
