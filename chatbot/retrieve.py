@@ -25,7 +25,7 @@ from chatbot.embedding import Embedder, encode_query
 from chatbot.index import LoadedIndex
 from chatbot.relevance import probe_level, relevance_cutoff
 from chatbot.terms import Lookup, TermIndex
-from chatbot.text import opening_definition, proper_names
+from chatbot.text import asked_sentence, opening_definition, proper_names
 
 Mode = Literal["hybrid", "dense", "bm25"]
 MODES: tuple[Mode, ...] = ("hybrid", "dense", "bm25")
@@ -300,9 +300,11 @@ class Retriever:
         """The top_k passages for a question, and whether the corpus covers it at all."""
         k = top_k or self.settings.top_k
         timings: dict[str, float] = {}
+        asked = asked_sentence(question)
         with _timed(timings, "embed_ms"):
             qvec = encode_query(self.embedder, question)
-        ranking = self._rank(question, qvec, timings)
+            also = [encode_query(self.embedder, asked)] if asked != question.strip() else []
+        ranking = self._rank(question, [qvec, *also], timings)
         with _timed(timings, "lookup_ms"):
             lookup = self.terms.lookup(question) if self.terms is not None else None
             if lookup is not None and lookup.found:
@@ -323,23 +325,28 @@ class Retriever:
             unknown_names=unknown,
         )
 
-    def _rank(self, question: str, qvec: np.ndarray, timings: dict[str, float]) -> _Ranking:
-        """Dense search, BM25 (unless dense only), and their fusion, each timed."""
+    def _rank(self, question: str, qvecs: list[np.ndarray], timings: dict[str, float]) -> _Ranking:
+        """Dense search (for the whole question, and for its asked sentence when it has
+        context around it), BM25 (unless dense only), and their fusion, each timed."""
         n = max(self.settings.candidates, self.settings.top_k)
         with _timed(timings, "dense_ms"):
-            d_ids, d_scores = self.dense(qvec, n)
+            dense = [self.dense(v, n) for v in qvecs]
         b_ids: np.ndarray = np.zeros(0, dtype=np.int64)
         b_scores: np.ndarray = np.zeros(0, dtype=np.float32)
         if self.settings.mode != "dense":
             with _timed(timings, "bm25_ms"):
                 b_ids, b_scores = self.lexical(question, n)
         with _timed(timings, "fusion_ms"):
-            ranked = self.fuse(d_ids, d_scores, b_ids, b_scores)
+            ranked = self.fuse(dense, b_ids, b_scores)
+        dense_of: dict[int, float] = {}
+        for ids, scores in dense:
+            for i, sc in zip(ids, scores, strict=True):
+                dense_of[int(i)] = max(float(sc), dense_of.get(int(i), -1.0))
         return _Ranking(
             ranked=ranked,
-            dense_of={int(i): float(s) for i, s in zip(d_ids, d_scores, strict=True)},
+            dense_of=dense_of,
             bm25_of={int(i): float(s) for i, s in zip(b_ids, b_scores, strict=True)},
-            best_dense=float(d_scores[0]) if len(d_scores) else -1.0,
+            best_dense=max(dense_of.values(), default=-1.0),
             best_bm25=int(b_ids[0]) if len(b_ids) else None,
         )
 
@@ -366,16 +373,25 @@ class Retriever:
         )
 
     def fuse(
-        self, d_ids: np.ndarray, d_scores: np.ndarray, b_ids: np.ndarray, b_scores: np.ndarray
+        self,
+        dense: list[tuple[np.ndarray, np.ndarray]],
+        b_ids: np.ndarray,
+        b_scores: np.ndarray,
     ) -> list[tuple[int, float]]:
-        """(chunk, score) best first: one retriever's own scores, or weighted RRF of both."""
+        """(chunk, score) best first: one retriever's own scores, or weighted RRF of all the
+        lists (one dense list per query vector, and BM25's)."""
         s = self.settings
         if s.mode == "dense":
-            return [(int(i), float(x)) for i, x in zip(d_ids, d_scores, strict=True)]
+            best: dict[int, float] = {}
+            for ids, scores in dense:
+                for i, x in zip(ids, scores, strict=True):
+                    best[int(i)] = max(float(x), best.get(int(i), -1.0))
+            return sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))
         if s.mode == "bm25":
             return [(int(i), float(x)) for i, x in zip(b_ids, b_scores, strict=True)]
         fused: dict[int, float] = {}
-        for ids, weight in ((d_ids, s.dense_weight), (b_ids, 1.0)):
+        lists = [(ids, s.dense_weight) for ids, _ in dense] + [(b_ids, 1.0)]
+        for ids, weight in lists:
             for rank, i in enumerate(ids):
                 fused[int(i)] = fused.get(int(i), 0.0) + weight / (s.rrf_k + rank + 1)
         return sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))

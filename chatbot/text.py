@@ -45,6 +45,15 @@ def question_sentences(question: str) -> list[str]:
     return [s for s in _QUESTION_BREAK.split(question.strip()) if s]
 
 
+def asked_sentence(question: str) -> str:
+    """The one question among several sentences ("We build for a law firm. Is there an
+    approach deeper than fine-tuning?" asks the second), else the whole question: the context
+    sentences around it dilute its embedding and name no term of its own."""
+    sentences = question_sentences(question)
+    asked = [s for s in sentences if s.endswith("?")]
+    return asked[0] if len(sentences) > 1 and len(asked) == 1 else question.strip()
+
+
 # a capitalised word with lower case after its capital ("Activision", "ChatGPT", "Log4Shell"),
 # not an acronym ("RAM", "FIFA"): acronyms are often spelled out in the entries that define them
 _PROPER = re.compile(r"(?<![\w'-])[A-Z][a-z][\w]*(?:[-'][A-Za-z][\w]*)*")

@@ -16,7 +16,7 @@ import pytest
 from chatbot.chunking import Chunk, Chunker
 from chatbot.index import IndexStore, LoadedIndex, make_faiss_index
 from chatbot.retrieve import Retriever, query_terms, tokenize
-from chatbot.text import proper_names
+from chatbot.text import asked_sentence, proper_names
 from tests.fakes import FakeEmbedder
 
 FAQ_Q = "Can you use a base model directly for a chatbot?"
@@ -160,6 +160,20 @@ def test_relevance_gate_on_dense_cosine_or_lexical_coverage() -> None:
     assert r.lexical_coverage == pytest.approx(0.5)
     assert r.covered
     assert not tiny(relevance_threshold=0.5, lexical_coverage=0.75).run("lion tiger").covered
+
+
+def test_a_question_in_context_is_also_searched_by_its_asked_sentence() -> None:
+    """The context sentence pulls the whole question's vector away from every passage; the
+    asked sentence alone finds d3, and covers the question."""
+    whole = "We work for a law firm. Is zebra deeper?"
+    vecs = {whole: [0, 0, 0.3, 1], "Is zebra deeper?": [0, 0, 1, 0]}
+    index = tiny_index(TINY_TEXTS, TINY_VECS)
+    r = Retriever(index, StubEmbedder(vecs), mode="dense", top_k=2, relevance_threshold=0.9)  # type: ignore[arg-type]
+    got = r.run(whole)
+    assert got.covered and got.best_dense == pytest.approx(1.0, abs=1e-6)
+    assert got.hits[0].chunk.chunk_id == "d#3"
+    q = np.array(vecs[whole]) / np.linalg.norm(vecs[whole])
+    assert float(max(index.vectors @ q)) < 0.9  # the whole question alone is not covered
 
 
 def test_words_of_the_asking_are_no_query_terms() -> None:
@@ -323,3 +337,16 @@ def test_entry_texts_are_whole_entries_once_each(real_index: LoadedIndex) -> Non
     other = next(c for c in real_index.chunks if c.doc_id != "base-model-envisioning")
     assert len(r.entry_texts([chunks[0], other])) == 2
     assert r.entry_texts([]) == []
+
+
+@pytest.mark.parametrize(
+    ("question", "asked"),
+    [
+        ("We build for a law firm. Is there a deeper way?", "Is there a deeper way?"),
+        ("What is X? Why?", "What is X? Why?"),  # two questions: the whole is asked
+        ("  What is X?  ", "What is X?"),
+        ("Tell me about X. Thanks.", "Tell me about X. Thanks."),  # no question sentence
+    ],
+)
+def test_the_asked_sentence_of_a_question(question: str, asked: str) -> None:
+    assert asked_sentence(question) == asked
