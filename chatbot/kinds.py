@@ -52,7 +52,9 @@ _TYPE_PATTERNS: list[tuple[AnswerType, re.Pattern[str]]] = [
     (
         "reason",
         re.compile(
-            r"^(?:why|what (?:is|was) the reason|how come|where does .* name come from)\b|"
+            r"^(?:why|what (?:is|was) the reason|how come)\b|"
+            r"^where (?:does|did|do) [^?]{1,80}? (?:come from|originate)\b|"
+            r"^how did [^?]{1,60}? get (?:its|their|the|this|that) name\b|"
             r"^what (?:usually |typically |often )?causes?\b|"
             r"^what (?:\w+ )?(?:is|was) (?:it|this|that|the \w+|\w+) "
             r"(?:a pun|a play|wordplay) on\b|"
@@ -95,7 +97,9 @@ HAS_TYPE: dict[AnswerType, re.Pattern[str]] = {
     "reason": re.compile(
         r"\b(?:because|since|so that|due to|owing to|named (?:after|for|from)|in order to|"
         r"as a result|reason|caused by|results? from|comes? from|derived from|after (?:the|a|an)|"
-        r"hence|thus|therefore|so called|so-called|stands? for|play on|by analogy)\b|"
+        r"hence|thus|therefore|so called|so-called|stands? for|play on|by analogy|"
+        r"originat(?:es|ed|ing) (?:from|in|with)|derives? from|(?:is|was) a reference to|"
+        r"the reference is to|alludes? to)\b|"
         r"^(?:named|called|so named)\b",  # "Named during a game in which ..." is the etymology
         re.I,
     ),
@@ -226,13 +230,27 @@ def asks_opinion(question: str) -> bool:
     return bool(_OPINION.search(question))
 
 
-# "What does CRFM stand for?", "What is RAM short for?": only a sentence spelling it out answers
-_EXPANSION_ASKED = re.compile(
-    r"\b(?:what|which words?)\b.{0,40}?\b((?-i:[A-Z][A-Za-z0-9]*[A-Z][A-Za-z0-9]*))\b[\"')]?"
-    r"(?:\s+(?:in|from|of)\s+[^?]{1,40}?)?\s+(?:actually\s+|really\s+)?"
-    r"(?:stand|stands|short|is short|an abbreviation|an acronym)\s+for\b",
-    re.I,
-)
+# "What does CRFM stand for?", "What is RAM short for?", "clut stands for what?", "the full
+# form of ISDN": only a sentence spelling the acronym out answers. Where nothing else marks the
+# word as the acronym, it must be written as one ("CRFM", "LoRA"): "what does the name stand
+# for?" names none.
+_ACRONYM = r"((?-i:[A-Z][A-Za-z0-9]*[A-Z][A-Za-z0-9]*))"
+_WORD = r"(?!(?:it|this|that|these|those|they|he|she|we|you)\b)([a-z][a-z0-9]{1,9})"
+_EXPANSION_ASKED = [
+    re.compile(p, re.I)
+    for p in (
+        r"\b(?:what|which words?)\b.{0,40}?\b" + _ACRONYM + r"\b[\"')]?"
+        r"(?:\s+(?:in|from|of)\s+[^?]{1,40}?|(?:\s+(?-i:[a-z]+)){1,2})?\s+(?:actually\s+|really\s+)?"
+        r"(?:stand|stands|short|is short|an abbreviation|an acronym)\s+(?:for|of)\b",
+        r"^(?:so\s+)?" + _WORD + r"\s+(?:stands?|is short)\s+for\s+what\b",
+        r"\b(?:full|long|expanded)\s+(?:form|name)\s+of\s+(?:the\s+)?(?:acronym\s+|"
+        r"abbreviation\s+)?" + _WORD + r"\b",
+        r"^what\s+does\s+(?:the\s+)?(?:acronym|abbreviation|initialism)\s+"
+        + _WORD
+        + r"\s+(?:mean|stand\s+for)\b",
+        r"^what\s+does\s+" + _WORD + r"\s+stand\s+for\b",
+    )
+]
 _SMALL = frozenset(
     ("a", "an", "and", "as", "at", "by", "for", "from", "in", "of", "on", "or", "the")
 )
@@ -240,7 +258,7 @@ _SMALL = frozenset(
 
 def asked_expansion(question: str) -> str:
     """The acronym whose expansion is asked for ("CRFM"), or ""."""
-    m = _EXPANSION_ASKED.search(question)
+    m = next((m for p in _EXPANSION_ASKED if (m := p.search(question.strip()))), None)
     return m.group(1) if m else ""
 
 
@@ -254,11 +272,18 @@ def _in_order(letters: list[str], words: list[str]) -> bool:
 
 
 def spells_out(sentence: str, acronym: str) -> bool:
-    """Does the sentence hold words whose initials make the acronym: in order, small words
-    counted or not ("Center for Research on Foundation Models"), or in another order when the
-    words are capitalised ("Problem Exists between Chair and Keyboard" for PEBKAC)?"""
+    """Does the sentence hold words whose initials make the acronym?"""
+    return bool(expansion_in(sentence, acronym))
+
+
+def expansion_in(sentence: str, acronym: str) -> str:
+    """The words of the sentence whose initials make the acronym, as written there: in order,
+    small words counted or not ("Center for Research on Foundation Models"), or in another order
+    when the words are capitalised ("Problem Exists between Chair and Keyboard" for PEBKAC);
+    "" when none do."""
     letters = [c.lower() for c in acronym]
-    words = re.findall(r"[A-Za-z0-9]+", sentence)
+    spans = list(re.finditer(r"[A-Za-z0-9]+", sentence))
+    words = [m.group() for m in spans]
     for i, first in enumerate(words):
         if first.lower() in _SMALL:
             continue
@@ -269,14 +294,17 @@ def spells_out(sentence: str, acronym: str) -> bool:
             content = [w for w in window if w.lower() not in _SMALL]
             every = [w[0].lower() for w in window]
             initials = [w[0].lower() for w in content]
-            if _in_order(letters, window) or _in_order(letters, content):
-                return True
             capitals = sum(w[0].isupper() for w in content)
-            if sorted(letters) in (sorted(every), sorted(initials)) and 3 * capitals >= 2 * len(
-                content
+            if (
+                _in_order(letters, window)
+                or _in_order(letters, content)
+                or (
+                    sorted(letters) in (sorted(every), sorted(initials))
+                    and 3 * capitals >= 2 * len(content)
+                )
             ):
-                return True
-    return False
+                return sentence[spans[i].start() : spans[i + size - 1].end()]
+    return ""
 
 
 # the name of a thing asked for: "What do you call X?", "What's the term for X?", "What is it

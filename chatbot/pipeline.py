@@ -40,7 +40,7 @@ from chatbot.embedding import Embedder, create_embedder, encode_query
 from chatbot.gaps import GapLog
 from chatbot.generate import GenerationError, Generator, create_generator
 from chatbot.index import BuildSummary, IndexStore, IndexUnavailable, LoadedIndex, Progress
-from chatbot.kinds import asks_opinion
+from chatbot.kinds import asked_expansion, asks_opinion, spells_out
 from chatbot.reader import Scorer, extractive_answer, faq_answer, lookup_answer
 from chatbot.relevance import off_topic_probes
 from chatbot.retrieve import Hit, Retrieval, Retriever
@@ -334,9 +334,10 @@ class Pipeline:
                 if h.chunk.doc_id in lookup.doc_ids:
                     entries.setdefault(h.chunk.doc_id, (n, h.chunk))
             ext = lookup_answer(list(entries.values()))
-            if ext.text:
-                return self._answer(turn, ext.text, ext.cited, "lookup")
-            return None
+            acronym = asked_expansion(turn.standalone)
+            if not ext.text or (acronym and not spells_out(ext.text, acronym)):
+                return None  # the reader finds "CLUT stands for colour look-up table"
+            return self._answer(turn, ext.text, ext.cited, "lookup")
         if lookup.near:
             answer = self._refusal(turn)
             answer.answer = (

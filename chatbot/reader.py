@@ -38,6 +38,7 @@ from chatbot.kinds import (
     asked_types,
     asks_count,
     asks_term,
+    expansion_in,
     holds_type,
     spells_out,
     type_strength,
@@ -260,6 +261,11 @@ def _candidates(
                 if len(text.split()) >= 4:
                     out.append(_Candidate(i + 1, pos, text, chunk.title, focus, context, best))
             s = drop_polarity(strip_markup(raw))
+            if acronym and not spells_out(s, acronym) and (words := expansion_in(raw, acronym)):
+                # "(colour look-up table, CLUT) A device ...": the markup stripped is the answer
+                said = re.search(rf"\b{re.escape(acronym)}\b", raw, re.I)  # as the entry has it
+                text = f"{said.group() if said else acronym} stands for {words}."
+                out.append(_Candidate(i + 1, pos, text, chunk.title, focus, context, best))
             if not s or _REFERENCE.match(s):
                 continue
             field = field_sentence(chunk.title, s)

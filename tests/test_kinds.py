@@ -48,6 +48,8 @@ from chatbot.kinds import (
         ),
         ("What is the origin of the name Yerk?", ["reason"]),
         ("Is it a play on words?", ["yesno"]),
+        ("Where does the word 'job' for computer work come from?", ["reason"]),
+        ("how did Bison get its name?", ["reason"]),
     ],
 )
 def test_the_kinds_of_fact_a_question_asks_for(question: str, kinds: list[str]) -> None:
@@ -92,6 +94,12 @@ def test_what_settles_a_yes_no_question(sentence: str, settles: bool) -> None:
     assert holds_type(sentence, "yesno") is settles
 
 
+def test_an_origin_is_a_reason() -> None:
+    assert holds_type("This term originates from a time when users submitted decks.", "reason")
+    assert holds_type("The reference is to divination from the entrails.", "reason")
+    assert not holds_type("A job is all the work done for one user.", "reason")
+
+
 @pytest.mark.parametrize(
     ("sentence", "gives"),
     [
@@ -132,6 +140,14 @@ def test_what_asks_for_the_bots_own_opinion(question: str, opinion: bool) -> Non
         ("What does LoRA stand for, and why use it?", "LoRA"),
         ("what does POTS mean??", ""),  # a meaning, not the letters
         ("What does the abbreviation in the title stand for?", ""),  # no acronym named
+        ("clut stands for what in graphics hardware?", "clut"),
+        ("what does the name of the ALIAS language stand for?", "ALIAS"),
+        ("what is the full form of ISDN?", "ISDN"),
+        ("What does the acronym ISDN mean?", "ISDN"),
+        ("what is ISDN an abbreviation of?", "ISDN"),
+        ("what does isdn stand for?", "isdn"),
+        ("what does it stand for?", ""),  # a pronoun: the rewrite names the term first
+        ("it stands for what?", ""),
     ],
 )
 def test_the_acronym_whose_expansion_is_asked(question: str, acronym: str) -> None:

@@ -738,3 +738,22 @@ def test_a_follow_up_naming_a_term_is_a_lookup(settings: Settings) -> None:
         "And what about a base model?", history=["What is a foundation model?"]
     )
     assert answer.mode == "lookup" and answer.citations[0].title == "Base Model"
+
+
+def test_an_asked_expansion_is_answered_from_the_words_spelling_it_out(
+    settings: Settings, corpus_dir: Path
+) -> None:
+    """ "What does CLUT stand for?" looks up the entry whose alias is CLUT. Its opening
+    definition leaves the expansion out (the parenthetical is markup to the answer), so the
+    reader answers, from the words of the entry that spell CLUT out."""
+    (corpus_dir / "palette.md").write_text(
+        "---\ntitle: colour palette\nterms: [colour palette, CLUT]\n---\n# colour palette\n\n"
+        "(colour look-up table, CLUT) A device which converts the colour numbers stored in "
+        "video memory into physical colours.\n"
+    )
+    pipe = build(settings, None)
+    assert pipe.retrieve("What does CLUT stand for?").lookup.found  # type: ignore[union-attr]
+    answer = pipe.ask("What does CLUT stand for?")
+    assert answer.mode == "extractive"
+    assert answer.answer.startswith("CLUT stands for colour look-up table. [1]")
+    assert pipe.ask("What is CLUT?").mode == "lookup"  # a meaning asked: the definition
