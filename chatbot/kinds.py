@@ -230,6 +230,79 @@ def asks_opinion(question: str) -> bool:
     return bool(_OPINION.search(question))
 
 
+# "Who were the authors of the paper?", "Which two people wrote SATAN?": the people asked for
+# by a word for people, so a sentence naming an organisation ("coined by Stanford University")
+# does not answer it, while "Who coined the term?" may be answered by one
+_PEOPLE_ASKED = re.compile(
+    r"^(?:who|which|what)\s+(?:[\w-]+\s+){0,2}?(?:(?:are|were|is|was)\s+)?(?:the\s+)?"
+    r"(?:authors?|people|persons?|researchers?|scientists?|inventors?|creators?|designers?)\b",
+    re.I,
+)
+_NOT_A_PERSON = frozenset(
+    [
+        "university",
+        "universities",
+        "institute",
+        "institution",
+        "laboratory",
+        "laboratories",
+        "lab",
+        "labs",
+        "center",
+        "centre",
+        "corporation",
+        "corp",
+        "inc",
+        "ltd",
+        "company",
+        "group",
+        "association",
+        "society",
+        "department",
+        "college",
+        "school",
+        "research",
+        "foundation",
+        "model",
+        "models",
+        "language",
+        "languages",
+        "system",
+        "systems",
+        "standard",
+        "project",
+        "network",
+        "networks",
+        "computer",
+        "computers",
+        "software",
+        "press",
+        "council",
+        "agency",
+        "office",
+        "observatory",
+    ]
+)
+_PERSON = re.compile(
+    r"\b[A-Z][a-z]+(?:\s+[A-Z]\.)*\s+(?:(?:van|von|de|der|da|di|le)\s+)?[A-Z][a-z'\u2019-]+\b"
+    r"|\bby\s+[A-Z][a-z]+\s+and\s+[A-Z][a-z]+\b"
+)
+
+
+def asks_people(question: str) -> bool:
+    """The question asks for people by a word for them (authors, inventors, researchers)."""
+    return bool(_PEOPLE_ASKED.search(_asking(question)))
+
+
+def names_person(sentence: str) -> bool:
+    """Does the sentence name a person ("Robert Corbett", "Arthur W. Burks", "by Goos and
+    Wulf"), not only an organisation or a thing in title case ("Stanford University")?"""
+    return any(
+        not ({w.lower() for w in re.findall(r"[A-Za-z]+", m.group())} & _NOT_A_PERSON)
+        for m in _PERSON.finditer(sentence)
+    )
+
+
 # "What does CRFM stand for?", "What is RAM short for?", "clut stands for what?", "the full
 # form of ISDN": only a sentence spelling the acronym out answers. Where nothing else marks the
 # word as the acronym, it must be written as one ("CRFM", "LoRA"): "what does the name stand

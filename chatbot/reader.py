@@ -37,9 +37,11 @@ from chatbot.kinds import (
     asked_expansion,
     asked_types,
     asks_count,
+    asks_people,
     asks_term,
     expansion_in,
     holds_type,
+    names_person,
     spells_out,
     type_strength,
 )
@@ -226,6 +228,8 @@ def _needed_form(question: str) -> Callable[[_Candidate], bool] | None:
         return lambda cand: holds_type(cand.text, "number")
     if acronym := asked_expansion(question):
         return lambda cand: spells_out(cand.text, acronym)
+    if asks_people(question):  # "Who were the authors?": not "coined by Stanford University"
+        return lambda cand: names_person(cand.text)
     return None
 
 
@@ -403,15 +407,13 @@ def _choose(
     """The best sentence, then another only when it adds what the first lacks: a kind of fact
     the question asks for, or (scoring close to the first) question words the first lacks."""
     order = [int(i) for i in np.argsort(-score, kind="stable")]
-    pool = order
-    needed = _needed_form(question)
+    needed = _needed_form(question)  # a quantity, an expansion, a person's name
+    pool = [i for i in order if needed(cands[i])] or order if needed else order
     if w.stated_first and kinds[0] in STRONG_TYPE:  # "written by X" answers "who" first,
-        strength = {i: type_strength(cands[i].text, kinds[0]) for i in order}  # then a name
-        stated = [i for i in order if strength[i] == 1.0]
-        pool = stated or [i for i in order if strength[i] > 0] or order
-    elif needed:  # a quantity, an expansion
-        pool = [i for i in order if needed(cands[i])] or order
-    elif asks_term(question):  # the best sentence's entry by name: "Jitter: The variation ..."
+        strength = {i: type_strength(cands[i].text, kinds[0]) for i in pool}  # then a name
+        stated = [i for i in pool if strength[i] == 1.0]
+        pool = stated or [i for i in pool if strength[i] > 0] or pool
+    elif not needed and asks_term(question):  # the best one's entry by name: "Jitter: ..."
         pool = [i for i in order if cands[i].pos == -1 and cands[i].n == cands[order[0]].n]
         pool = pool or order
     first = cands[pool[0]]

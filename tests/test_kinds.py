@@ -9,8 +9,10 @@ from chatbot.kinds import (
     asked_expansion,
     asked_types,
     asks_opinion,
+    asks_people,
     asks_term,
     holds_type,
+    names_person,
     spells_out,
     type_strength,
 )
@@ -186,3 +188,32 @@ def test_what_spells_an_acronym_out(sentence: str, acronym: str, spelled: bool) 
 )
 def test_what_asks_for_the_name_of_a_thing(question: str, term: bool) -> None:
     assert asks_term(question) is term
+
+
+@pytest.mark.parametrize(
+    ("question", "people"),
+    [
+        ("Who were the authors of the Stanford paper?", True),
+        ("Which two people wrote SATAN?", True),
+        ("Which science-fiction author made the name popular?", True),
+        ("Who coined the term?", False),  # an organisation may answer it
+        ("Who ended up buying the company founded by ex-Intel people?", False),
+    ],
+)
+def test_which_questions_ask_for_people_by_a_word_for_them(question: str, people: bool) -> None:
+    assert asks_people(question) is people
+
+
+@pytest.mark.parametrize(
+    ("sentence", "names"),
+    [
+        ("It was written by Robert Corbett.", True),
+        ("A very early attempt by Arthur W. Burks to express machine language.", True),
+        ("Developed by Goos and Wulf at CMU in 1981.", True),
+        ("The term, coined by Stanford University in 2021, draws an analogy.", False),
+        ("The term was introduced in a 2021 Stanford CRFM paper.", False),
+        ("Foundation Model refers to an AI model.", False),
+    ],
+)
+def test_a_person_named_not_an_organisation(sentence: str, names: bool) -> None:
+    assert names_person(sentence) is names

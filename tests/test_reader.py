@@ -443,3 +443,16 @@ def test_what_do_you_call_it_names_the_entry_of_the_best_sentence_not_the_first_
         "What do you call the variation in packet arrival times?", items, FakeEmbedder()
     )
     assert ext.text.startswith("Jitter: The variation in packet arrival times")
+
+
+def test_people_asked_for_are_not_answered_by_an_organisation() -> None:
+    paper = entry(
+        "Foundation Model",
+        "The term, coined by Stanford University in 2021, draws an analogy to a building.",
+    )
+    asked = "Who were the authors of the paper that coined the term?"
+    assert extractive_answer(asked, [paper], FakeEmbedder()).text == ""  # nobody is named
+    assert extractive_answer("Who coined the term?", [paper], FakeEmbedder()).text
+    named = entry("Foundation Model", "The paper was written by Rishi Bommasani and others.", 1)
+    ext = extractive_answer(asked, [paper, named], FakeEmbedder())
+    assert ext.text.startswith("The paper was written by Rishi Bommasani") and ext.cited[0] == 2
