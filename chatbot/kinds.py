@@ -347,7 +347,10 @@ def expansion_in(sentence: str, acronym: str) -> str:
 # called when ...?" -- a glossary answers with the entry that is X, its title first
 _TERM_ASKED = re.compile(
     r"^(?:what|which \w+)\s+(?:do|does|would|should)\s+(?:you|we|one|people|they|i)\s+call\b|"
-    r"^what(?:'?s|\s+is|\s+are)\s+(?:the\s+|a\s+)?(?:term|word|name|jargon)\s+for\b|"
+    r"^what(?:'?s|\s+is|\s+are)\s+(?:the\s+|a\s+)?(?:[\w-]+\s+)?(?:term|word|name|jargon|slang|"
+    r"expression|phrase)\s+(?:used\s+)?for\b|"
+    r"^what(?:'?s|\s+is)\s+(?:the\s+)?name\s+(?:of|for)\s+(?=(?:the|a|an)\s+[\w\s-]{1,40}?\s+"
+    r"(?:where|when|that|which|in which|whereby)\b)|"
     r"^what\s+(?:is|are|was|were)\s+[^?]{1,80}?\s+called\b|"
     r"^which\s+(?:term|word|name)\s+(?:describes|means|is used)\b",
     re.I,

@@ -184,6 +184,9 @@ def test_what_spells_an_acronym_out(sentence: str, acronym: str, spelled: bool) 
         ("Which term describes a model trained on broad data?", True),
         ("What is a foundation model?", False),
         ("why do people call it a bug?", False),
+        ("what's the hacker slang for digging through a core dump?", True),
+        ("What's the name of the training approach where a model learns on its own?", True),
+        ("What is the name of the file?", False),
     ],
 )
 def test_what_asks_for_the_name_of_a_thing(question: str, term: bool) -> None:
