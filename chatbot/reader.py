@@ -422,6 +422,12 @@ def _choose(
     covered = asked & _words(first.text)
     # the entry's description answers no yes/no question: a settling sentence may join it
     describes = kinds[0] == "yesno" and first.pos == 0 and not holds_type(first.text, "yesno")
+    # nor does it say why: the story after it may ("when one Sun goes down, the others freeze")
+    explains = (
+        kinds[0] == "reason"
+        and first.pos == 0
+        and not any(holds_type(cands[i].text, "reason") for i in order)
+    )
     for idx in order:
         if len(chosen) >= limit:
             break
@@ -435,6 +441,9 @@ def _choose(
             and (k != "yesno" or (describes and score[idx] >= score[chosen[0]] - w.settles))
             for k in kinds
         ) or ("definition" in kinds and c.pos == 0 <= first.pos and c.title == first.title)
+        adds_kind = adds_kind or (
+            explains and c.n == first.n and c.pos > 0 and score[idx] >= score[chosen[0]] - w.settles
+        )
         adds_words = bool((asked & _words(c.text)) - covered)
         if adds_kind or (score[idx] >= score[chosen[0]] - w.close and adds_words):
             chosen.append(idx)

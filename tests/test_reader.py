@@ -456,3 +456,23 @@ def test_people_asked_for_are_not_answered_by_an_organisation() -> None:
     named = entry("Foundation Model", "The paper was written by Rishi Bommasani and others.", 1)
     ext = extractive_answer(asked, [paper, named], FakeEmbedder())
     assert ext.text.startswith("The paper was written by Rishi Bommasani") and ext.cited[0] == 2
+
+
+def test_a_why_answer_goes_on_past_the_entry_description() -> None:
+    """The description says what the Nightmare File System is, not why it is called so; the
+    story after it does, with no cue word ("because") for the reader to find."""
+    nfs = entry(
+        "Nightmare File System",
+        "Pejorative hackerism for Sun's Network File System. In any network of Suns with a lot "
+        "of NFS file system cross-mounting, when one Sun goes down, the others freeze up.",
+    )
+    asked = "Why did hackers nickname NFS the Nightmare File System?"
+    ext = extractive_answer(asked, [nfs], FakeEmbedder())
+    assert ext.text.startswith("Pejorative hackerism") and "the others freeze up" in ext.text
+    lint = entry(
+        "lint",
+        "A Unix C language processor which checks code. Lint is named after the bits of fluff "
+        "it supposedly picks from programs. It is used on Usenet too.",
+    )
+    ext = extractive_answer("Why is the checker called lint?", [lint], FakeEmbedder())
+    assert "named after the bits of fluff" in ext.text and "Usenet" not in ext.text
