@@ -233,6 +233,16 @@ def _needed_form(question: str) -> Callable[[_Candidate], bool] | None:
     return None
 
 
+_SMALL_WORDS = frozenset(("a", "an", "and", "for", "in", "of", "on", "or", "the", "to"))
+
+
+def _bare(sentence: str) -> bool:
+    """A short sentence that is only a name in title case: "Mail Transfer Agent."."""
+    words = re.findall(r"[\w'-]+", sentence)
+    named = [w for w in words[1:] if w not in _SMALL_WORDS]  # the first word is capitalised
+    return len(words) < 5 and len(named) >= 2 and all(w[0].isupper() for w in named)
+
+
 def _named_definition(chunk: Chunk) -> str:
     """ "Term: definition" of a chunk that is a term-list item or opens its entry, or ""."""
     body = chunk.body_without_heading()
@@ -278,8 +288,10 @@ def _candidates(
             elif _note_answers(s, kinds):  # "Joseph Goguen 1976." opens a language's entry
                 note_text = f"{chunk.title}: {s.rstrip('.')}."
                 out.append(_Candidate(i + 1, pos, note_text, chunk.title, focus, context, best))
-            # an entry's opening definition may be short ("Removal of a VAX."); prose is not
-            if len(s.split()) >= (3 if pos == 0 else 5) and not s.endswith("?"):
+            # an entry's opening definition may be short ("Removal of a VAX."), but a name
+            # alone ("Mail Transfer Agent.", an alias entry's pointer) says what X is called,
+            # not what it is or does; prose is not short
+            if len(s.split()) >= (3 if pos == 0 else 5) and not s.endswith("?") and not _bare(s):
                 out.append(_Candidate(i + 1, pos, s, chunk.title, focus, context, best))
     return out
 

@@ -476,3 +476,21 @@ def test_a_why_answer_goes_on_past_the_entry_description() -> None:
     )
     ext = extractive_answer("Why is the checker called lint?", [lint], FakeEmbedder())
     assert "named after the bits of fluff" in ext.text and "Usenet" not in ext.text
+
+
+def test_a_name_alone_is_no_answer_but_a_short_definition_is() -> None:
+    """ "Mail Transfer Agent." (an alias entry's pointer) says what MTA is called, not what it
+    does; "Removal of a VAX." is a whole, short definition."""
+    alias = entry("MTA", "Mail Transfer Agent.")
+    mail = entry(
+        "electronic mail",
+        "Mail is passed to a Message Transfer Agent, a program which "
+        "delivers the message locally or passes it on.",
+        n=1,
+    )
+    ext = extractive_answer("What does an MTA actually do?", [alias, mail], FakeEmbedder())
+    assert ext.text.startswith("Mail is passed to a Message Transfer Agent")
+    vax = entry("vaxectomy", "Removal of a VAX.")
+    assert extractive_answer("What is a vaxectomy?", [vax], FakeEmbedder()).text.startswith(
+        "Removal of a VAX."
+    )
