@@ -112,6 +112,7 @@ def parse_citations(text: str) -> list[int]:
 def strip_markup(text: str) -> str:
     """Prose only: no category tags, pronunciations, source notes, dates, e-mail addresses, links
     or Markdown emphasis."""
+    text = _MD_PREFIX.sub("", text)  # first: "2. <tool> A program ..." is a numbered sense
     text = _CATEGORY.sub("", text)
     text = _PRONUNCIATION.sub("", text)
     text = _LEADING_ABBREVIATION.sub("", text)
@@ -119,7 +120,7 @@ def strip_markup(text: str) -> str:
     text = _CROSS_REFERENCE.sub(r"\1", text)
     text = _SOURCE_NOTE.sub("", text)
     text = _LINK.sub("", _EMAIL.sub("", text))
-    text = _MD_PREFIX.sub("", text).replace("**", "")
+    text = text.replace("**", "")
     text = re.sub(r"[ \t]{2,}", " ", text)
     return re.sub(r"\s+([.,;:!?])", r"\1", text).strip()
 

@@ -352,6 +352,10 @@ def test_addresses_and_links_are_not_prose() -> None:
     assert strip_markup("Mesa (http://mesa3d.org/) is a free OpenGL.") == "Mesa is a free OpenGL."
 
 
+def test_a_numbered_sense_loses_its_number_and_its_tag() -> None:
+    assert strip_markup("2. <tool> A program for viewing a file.") == "A program for viewing a file."
+
+
 def test_an_expansion_is_answered_only_by_words_spelling_it_out() -> None:
     paper = entry("Foundation Model", "The term was introduced in a 2021 Stanford CRFM paper.")
     asked = "What does the CRFM in 'Stanford CRFM' stand for?"
