@@ -367,6 +367,9 @@ def extractive_answer(
     chosen = _choose(question, [cands[i] for i in top], score, kinds, max_sentences, w)
     picked = _with_context([cands[top[c]] for c in chosen], cands)
     parts = [f"{c.text} [{c.n}]" for c in picked]
+    lead = picked[0]
+    if asks_term(question) and lead.pos >= 0 and not named_in(lead.text, lead.title):
+        parts[0] = f"{lead.title}: {parts[0]}"  # the name asked for, though no sentence says it
     return Extract(" ".join(parts), list(dict.fromkeys(c.n for c in picked)))
 
 

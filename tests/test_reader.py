@@ -353,7 +353,9 @@ def test_addresses_and_links_are_not_prose() -> None:
 
 
 def test_a_numbered_sense_loses_its_number_and_its_tag() -> None:
-    assert strip_markup("2. <tool> A program for viewing a file.") == "A program for viewing a file."
+    assert (
+        strip_markup("2. <tool> A program for viewing a file.") == "A program for viewing a file."
+    )
 
 
 def test_an_expansion_is_answered_only_by_words_spelling_it_out() -> None:
@@ -498,3 +500,19 @@ def test_a_name_alone_is_no_answer_but_a_short_definition_is() -> None:
     assert extractive_answer("What is a vaxectomy?", [vax], FakeEmbedder()).text.startswith(
         "Removal of a VAX."
     )
+
+
+def test_a_name_asked_for_is_said_even_when_no_sentence_says_it() -> None:
+    """The pager entry's second sense defines it without naming it: the answer to "what do
+    you call ...?" opens with the entry's name."""
+    pager = entry(
+        "pager",
+        "An alphanumeric pager shows short messages. A program for viewing a text file one "
+        "screenful at a time via a text terminal.",
+        n=2,
+    )
+    asked = "What do you call a program that shows a text file one screenful at a time?"
+    ext = extractive_answer(asked, [pager], FakeEmbedder())
+    assert ext.text.startswith("pager: A program for viewing a text file")
+    said = extractive_answer("What is a program for viewing text?", [pager], FakeEmbedder())
+    assert said.text.startswith("A program for viewing")  # no name asked for: none added
