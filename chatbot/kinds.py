@@ -235,7 +235,7 @@ def asks_opinion(question: str) -> bool:
 # does not answer it, while "Who coined the term?" may be answered by one
 _PEOPLE_ASKED = re.compile(
     r"^(?:who|which|what)\s+(?:[\w-]+\s+){0,2}?(?:(?:are|were|is|was)\s+)?(?:the\s+)?"
-    r"(?:authors?|people|persons?|researchers?|scientists?|inventors?|creators?|designers?)\b",
+    r"(?:(?:lead|main|original|principal|first|key)\s+)?(?:authors?|people|persons?|researchers?|scientists?|inventors?|creators?|designers?)\b",
     re.I,
 )
 _NOT_A_PERSON = frozenset((

@@ -59,6 +59,8 @@ _ASKING = frozenset(
         "which", "who", "whom", "whose", "when", "where", "do", "did", "could", "would",
         "should", "may", "might", "must", "has", "have", "had", "were", "been", "being", "am",
         "i", "me", "my", "you", "your", "we", "our", "us",
+        # chat spelling of the same: "wat r lora and qlora for"
+        "wat", "wut", "whats", "wats", "hw", "ur", "pls", "plz", "thx",
     )
 )  # fmt: skip
 

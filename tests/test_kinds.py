@@ -197,6 +197,7 @@ def test_what_asks_for_the_name_of_a_thing(question: str, term: bool) -> None:
     ("question", "people"),
     [
         ("Who were the authors of the Stanford paper?", True),
+        ("Who were the lead authors of the Stanford paper?", True),
         ("Which two people wrote SATAN?", True),
         ("Which science-fiction author made the name popular?", True),
         ("Who coined the term?", False),  # an organisation may answer it

@@ -179,6 +179,7 @@ def test_a_question_in_context_is_also_searched_by_its_asked_sentence() -> None:
 def test_words_of_the_asking_are_no_query_terms() -> None:
     assert query_terms("Which company did you say makes GPT?") == ["compani", "say", "make", "gpt"]
     assert tokenize("Who makes GPT?") == ["who", "make", "gpt"]  # answers still read "who"
+    assert query_terms("wat r lora and qlora for") == ["lora", "qlora"]  # chat spelling too
 
 
 def test_a_short_question_is_covered_by_the_passage_holding_its_words(
