@@ -235,7 +235,8 @@ def asks_opinion(question: str) -> bool:
 # does not answer it, while "Who coined the term?" may be answered by one
 _PEOPLE_ASKED = re.compile(
     r"^(?:who|which|what)\s+(?:[\w-]+\s+){0,2}?(?:(?:are|were|is|was)\s+)?(?:the\s+)?"
-    r"(?:(?:lead|main|original|principal|first|key)\s+)?(?:authors?|people|persons?|researchers?|scientists?|inventors?|creators?|designers?)\b",
+    r"(?:(?:lead|main|original|principal|first|key)\s+)?(?:authors?|people|persons?|"
+    r"researchers?|scientists?|inventors?|creators?|designers?)\b",
     re.I,
 )
 _NOT_A_PERSON = frozenset((
@@ -287,7 +288,7 @@ _EXPANSION_ASKED = [
         r"^what\s+does\s+" + _WORD + r"\s+stand\s+for\b",
     )
 ]
-_SMALL = frozenset(
+SMALL_WORDS = frozenset(
     ("a", "an", "and", "as", "at", "by", "for", "from", "in", "of", "on", "or", "the")
 )
 
@@ -321,13 +322,13 @@ def expansion_in(sentence: str, acronym: str) -> str:
     spans = list(re.finditer(r"[A-Za-z0-9]+", sentence))
     words = [m.group() for m in spans]
     for i, first in enumerate(words):
-        if first.lower() in _SMALL:
+        if first.lower() in SMALL_WORDS:
             continue
         for size in range(len(letters), len(letters) + 4):
             window = words[i : i + size]
-            if len(window) < size or window[-1].lower() in _SMALL:
+            if len(window) < size or window[-1].lower() in SMALL_WORDS:
                 continue
-            content = [w for w in window if w.lower() not in _SMALL]
+            content = [w for w in window if w.lower() not in SMALL_WORDS]
             every = [w[0].lower() for w in window]
             initials = [w[0].lower() for w in content]
             capitals = sum(w[0].isupper() for w in content)

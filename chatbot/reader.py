@@ -32,6 +32,7 @@ from chatbot.entries import TERM_ITEM
 from chatbot.kinds import (
     HAS_TYPE,
     LEAD_PHRASE,
+    SMALL_WORDS,
     STRONG_TYPE,
     AnswerType,
     asked_expansion,
@@ -233,13 +234,10 @@ def _needed_form(question: str) -> Callable[[_Candidate], bool] | None:
     return None
 
 
-_SMALL_WORDS = frozenset(("a", "an", "and", "for", "in", "of", "on", "or", "the", "to"))
-
-
 def _bare(sentence: str) -> bool:
     """A short sentence that is only a name in title case: "Mail Transfer Agent."."""
     words = re.findall(r"[\w'-]+", sentence)
-    named = [w for w in words[1:] if w not in _SMALL_WORDS]  # the first word is capitalised
+    named = [w for w in words[1:] if w.lower() not in SMALL_WORDS]  # the first word is capitalised
     return len(words) < 5 and len(named) >= 2 and all(w[0].isupper() for w in named)
 
 

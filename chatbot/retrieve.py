@@ -162,6 +162,15 @@ class _Ranking:
     best_bm25: int | None  # the chunk BM25 ranked first, for lexical coverage
 
 
+def _best_cosines(dense: list[tuple[np.ndarray, np.ndarray]]) -> dict[int, float]:
+    """Each chunk's best cosine over the dense lists (one per query vector)."""
+    best: dict[int, float] = {}
+    for ids, scores in dense:
+        for i, x in zip(ids, scores, strict=True):
+            best[int(i)] = max(float(x), best.get(int(i), -1.0))
+    return best
+
+
 @contextmanager
 def _timed(timings: dict[str, float], key: str) -> Iterator[None]:
     start = time.perf_counter()
@@ -340,10 +349,7 @@ class Retriever:
                 b_ids, b_scores = self.lexical(question, n)
         with _timed(timings, "fusion_ms"):
             ranked = self.fuse(dense, b_ids, b_scores)
-        dense_of: dict[int, float] = {}
-        for ids, scores in dense:
-            for i, sc in zip(ids, scores, strict=True):
-                dense_of[int(i)] = max(float(sc), dense_of.get(int(i), -1.0))
+        dense_of = _best_cosines(dense)
         return _Ranking(
             ranked=ranked,
             dense_of=dense_of,
@@ -384,11 +390,7 @@ class Retriever:
         lists (one dense list per query vector, and BM25's)."""
         s = self.settings
         if s.mode == "dense":
-            best: dict[int, float] = {}
-            for ids, scores in dense:
-                for i, x in zip(ids, scores, strict=True):
-                    best[int(i)] = max(float(x), best.get(int(i), -1.0))
-            return sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))
+            return sorted(_best_cosines(dense).items(), key=lambda kv: (-kv[1], kv[0]))
         if s.mode == "bm25":
             return [(int(i), float(x)) for i, x in zip(b_ids, b_scores, strict=True)]
         fused: dict[int, float] = {}
