@@ -129,9 +129,14 @@ def without_headings(text: str) -> str:
     return _HEADING_LINE.sub("", text).strip()
 
 
+# a "Name: value" field line ("Year: 2018"), not a sentence of the definition before it
+_FIELD_LINE = re.compile(r"^[A-Z][\w ]{1,30}:\s+\S[^.:]{0,40}\.?$")
+
+
 def opening_definition(text: str, max_chars: int = 320) -> str:
     """An entry's defining sentence(s): the first sentence that is a claim, plus the next one
-    when the first is short. Lines such as 'Plural "Unices".' or a bare year are skipped."""
+    when the first is short. Lines such as 'Plural "Unices".' or a bare year are skipped, and a
+    field line after the definition ("Year: 2018") ends it."""
     out: list[str] = []
     for sentence in split_sentences(without_headings(text)):
         s = strip_markup(sentence)
@@ -139,7 +144,9 @@ def opening_definition(text: str, max_chars: int = 320) -> str:
             continue
         if not out and (len(s.split()) < 4 or s.startswith("(") or s.endswith("?")):
             continue
-        if out and (len(" ".join(out)) + len(s) > max_chars or s.endswith("?")):
+        if out and (
+            len(" ".join(out)) + len(s) > max_chars or s.endswith("?") or _FIELD_LINE.match(s)
+        ):
             break
         out.append(s)
         if len(" ".join(out)) >= 120:

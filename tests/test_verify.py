@@ -380,6 +380,15 @@ def test_opening_definition_strips_markup_and_lists_short_senses() -> None:
     assert opening_definition("# Empty\n\n(1999-01-01)\n") == ""
 
 
+def test_a_field_line_ends_the_opening_definition() -> None:
+    from chatbot.text import opening_definition
+
+    page = "# Base Model\n\nA pre-trained model used as a starting point.\n\nYear: 2018\n\nMore."
+    assert opening_definition(page) == "A pre-trained model used as a starting point."
+    prose = "# X\n\nA short claim here now. It has a second sentence about it."
+    assert opening_definition(prose) == "A short claim here now. It has a second sentence about it."
+
+
 class _FavourSecond:
     """A scorer that prefers the prefix containing 'second': the model's ranking decides."""
 
