@@ -47,7 +47,7 @@ from chatbot.kinds import (
     type_strength,
 )
 from chatbot.retrieve import tokenize
-from chatbot.text import opening_definition, split_sentences, strip_markup
+from chatbot.text import field_line, opening_definition, split_sentences, strip_markup
 
 
 @dataclass(frozen=True)
@@ -172,17 +172,16 @@ _LEMMA = {
 
 
 # a field of an entry, "Year: 2018", "Created by: Robert Corbett" (an export's column)
-_FIELD = re.compile(r"^([A-Z][\w/&'-]*(?: [\w/&'-]+){0,3}):\s+([^\s:][^:]{0,150}?)\.?$")
 _PREPOSITION = re.compile(r"\b(?:by|in|on|at|for|from|with|since|to|of)$", re.I)
 
 
 def field_sentence(title: str, line: str) -> str:
     """A short "Name: value" line read as a sentence about its entry: "The year of Base Model is
     2018.", "Bison: created by Robert Corbett."; "" when the line is no such field."""
-    m = _FIELD.match(line.strip())
-    if not m or len(m.group(2).split()) > 8:
+    field = field_line(line)
+    if field is None:
         return ""
-    key, value = m.group(1), m.group(2).strip()
+    key, value = field
     if _PREPOSITION.search(key):
         return f"{title}: {key[0].lower()}{key[1:]} {value}."
     name = key if key[:2].isupper() else key[0].lower() + key[1:]

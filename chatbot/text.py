@@ -129,8 +129,16 @@ def without_headings(text: str) -> str:
     return _HEADING_LINE.sub("", text).strip()
 
 
-# a "Name: value" field line ("Year: 2018"), not a sentence of the definition before it
-_FIELD_LINE = re.compile(r"^[A-Z][\w ]{1,30}:\s+\S[^.:]{0,40}\.?$")
+# a short "Name: value" field line ("Year: 2018", "Created by: Robert Corbett")
+_FIELD = re.compile(r"^([A-Z][\w/&'-]*(?: [\w/&'-]+){0,3}):\s+([^\s:][^:]{0,150}?)\.?$")
+
+
+def field_line(line: str) -> tuple[str, str] | None:
+    """(name, value) of a short "Name: value" line (a value of at most 8 words), else None."""
+    m = _FIELD.match(line.strip())
+    if not m or len(m.group(2).split()) > 8:
+        return None
+    return m.group(1), m.group(2).strip()
 
 
 def opening_definition(text: str, max_chars: int = 320) -> str:
@@ -144,9 +152,7 @@ def opening_definition(text: str, max_chars: int = 320) -> str:
             continue
         if not out and (len(s.split()) < 4 or s.startswith("(") or s.endswith("?")):
             continue
-        if out and (
-            len(" ".join(out)) + len(s) > max_chars or s.endswith("?") or _FIELD_LINE.match(s)
-        ):
+        if out and (len(" ".join(out)) + len(s) > max_chars or s.endswith("?") or field_line(s)):
             break
         out.append(s)
         if len(" ".join(out)) >= 120:
