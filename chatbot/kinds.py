@@ -249,7 +249,7 @@ _NOT_A_PERSON = frozenset((
 ))  # fmt: skip
 _PERSON = re.compile(
     r"\b[A-Z][a-z]+(?:\s+[A-Z]\.)*\s+(?:(?:van|von|de|der|da|di|le)\s+)?[A-Z][a-z'\u2019-]+\b"
-    r"|\bby\s+[A-Z][a-z]+\s+and\s+[A-Z][a-z]+\b"
+    r"|\bby\s+[A-Z][a-z]+\s+and\s+[A-Z][a-z]+\b|\b[A-Z][a-z]+\s+&\s+[A-Z][a-z]+\b"
 )
 
 

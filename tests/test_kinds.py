@@ -214,6 +214,7 @@ def test_which_questions_ask_for_people_by_a_word_for_them(question: str, people
         ("It was written by Robert Corbett.", True),
         ("A very early attempt by Arthur W. Burks to express machine language.", True),
         ("Developed by Goos and Wulf at CMU in 1981.", True),
+        ("Lindqvist & Berg, Uppsala.", True),  # a dictionary's attribution line
         ("The term, coined by Stanford University in 2021, draws an analogy.", False),
         ("The term was introduced in a 2021 Stanford CRFM paper.", False),
         ("Foundation Model refers to an AI model.", False),

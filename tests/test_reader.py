@@ -516,3 +516,17 @@ def test_a_name_asked_for_is_said_even_when_no_sentence_says_it() -> None:
     assert ext.text.startswith("pager: A program for viewing a text file")
     said = extractive_answer("What is a program for viewing text?", [pager], FakeEmbedder())
     assert said.text.startswith("A program for viewing")  # no name asked for: none added
+
+
+def test_who_prefers_a_sentence_naming_a_person_in_the_same_entry() -> None:
+    """ "by the Zeta machine" holds a capitalised name, but no person's: the entry's own sentence
+    naming its designers answers "who", not a title-case name in another entry."""
+    zeta = entry(
+        "Zeta-code",
+        "Intermediate language used by the Zeta machine for graph reduction. "
+        "Kari Lindqvist and Ola Berg designed it at a university in Sweden.",
+    )
+    omega = entry("Omega", "The Omega Parallel Reduction Machine for graph reduction.", n=1)
+    question = "Who developed Zeta-code, the intermediate language for graph reduction?"
+    ext = extractive_answer(question, [zeta, omega], FakeEmbedder())
+    assert ext.text.startswith("Kari Lindqvist and Ola Berg designed it")
