@@ -240,6 +240,16 @@ def _bare(sentence: str) -> bool:
     return len(words) < 5 and len(named) >= 2 and all(w[0].isupper() for w in named)
 
 
+def _quoted_example(sentence: str) -> bool:
+    """A usage example in quotes ("WYSIWYG is a clear win for small documents"), or a piece of
+    one that the splitter cut at its inner full stop: it uses the word, it says not what it
+    means, and its words echo a question that quotes it."""
+    opens = sentence.startswith(('"', "\u201c"))
+    closes = sentence.rstrip(".!?").endswith(('"', "\u201d"))
+    cut = sum(sentence.count(q) for q in ('"', "\u201c", "\u201d")) % 2 == 1
+    return (opens and (closes or cut)) or (closes and cut)
+
+
 def _named_definition(chunk: Chunk) -> str:
     """ "Term: definition" of a chunk that is a term-list item or opens its entry, or ""."""
     body = chunk.body_without_heading()
@@ -287,8 +297,9 @@ def _candidates(
                 out.append(_Candidate(i + 1, pos, note_text, chunk.title, focus, context, best))
             # an entry's opening definition may be short ("Removal of a VAX."), but a name
             # alone ("Mail Transfer Agent.", an alias entry's pointer) says what X is called,
-            # not what it is or does; prose is not short
-            if len(s.split()) >= (3 if pos == 0 else 5) and not s.endswith("?") and not _bare(s):
+            # not what it is or does; prose is not short, nor a quoted usage example
+            prose = len(s.split()) >= (3 if pos == 0 else 5) and not s.endswith("?")
+            if prose and not _bare(s) and not _quoted_example(s):
                 out.append(_Candidate(i + 1, pos, s, chunk.title, focus, context, best))
     return out
 
@@ -408,17 +419,11 @@ def _with_context(picked: list[_Candidate], cands: list[_Candidate]) -> list[_Ca
     return picked
 
 
-def _choose(
-    question: str,
-    cands: list[_Candidate],
-    score: np.ndarray,
-    kinds: list[AnswerType],
-    limit: int,
-    w: Weights,
-) -> list[int]:
-    """The best sentence, then another only when it adds what the first lacks: a kind of fact
-    the question asks for, or (scoring close to the first) question words the first lacks."""
-    order = [int(i) for i in np.argsort(-score, kind="stable")]
+def _first(
+    question: str, cands: list[_Candidate], order: list[int], kinds: list[AnswerType], w: Weights
+) -> int:
+    """The sentence said first: of the form some questions need, stating the asked kind of
+    fact, or naming the entry asked for; else the best scoring one."""
     needed = _needed_form(question)  # a quantity, an expansion, a person's name
     pool = [i for i in order if needed(cands[i])] or order if needed else order
     if w.stated_first and kinds[0] in STRONG_TYPE:  # "written by X" answers "who" first,
@@ -433,8 +438,22 @@ def _choose(
     elif not needed and asks_term(question):  # the best one's entry by name: "Jitter: ..."
         pool = [i for i in order if cands[i].pos == -1 and cands[i].n == cands[order[0]].n]
         pool = pool or order
-    first = cands[pool[0]]
-    chosen = [pool[0]]
+    return pool[0]
+
+
+def _choose(
+    question: str,
+    cands: list[_Candidate],
+    score: np.ndarray,
+    kinds: list[AnswerType],
+    limit: int,
+    w: Weights,
+) -> list[int]:
+    """The best sentence, then another only when it adds what the first lacks: a kind of fact
+    the question asks for, or (scoring close to the first) question words the first lacks."""
+    order = [int(i) for i in np.argsort(-score, kind="stable")]
+    chosen = [_first(question, cands, order, kinds, w)]
+    first = cands[chosen[0]]
     asked = _words(question) - _words(first.title)
     covered = asked & _words(first.text)
     # the entry's description answers no yes/no question: a settling sentence may join it

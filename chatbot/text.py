@@ -17,7 +17,7 @@ LEADING_CITATIONS = re.compile(r"^(?:\[\s*\d+\s*(?:[,;]\s*\d+\s*)*\]\s*)+")
 # Abbreviations ("e.g.", "i.e.", an initial such as "J." or "D.A.", "U.S.") do not end a sentence.
 _SENTENCE = re.compile(
     r"(?<!\be\.g\.)(?<!\bi\.e\.)(?<!\bcf\.)(?<!\bvs\.)(?<!\bc\.f\.)(?<!\bDr\.)(?<!\bMr\.)"
-    r"(?<!\bSt\.)(?<!\bNo\.)(?<!\s[A-Z]\.)(?<![A-Z]\.[A-Z]\.)(?<=[.!?])[\"')\]]*\s+(?=[A-Z0-9\"'(\[])"
+    r"(?<!\bSt\.)(?<!\bNo\.)(?<!\s[A-Z]\.)(?<![A-Z]\.[A-Z]\.)(?<=[.!?])([\"')\]]*)\s+(?=[A-Z0-9\"'(\[])"
     r"|\n\s*\n+|\n(?=\s*(?:[-*•]\s|\d+\.\s|#))"
 )
 _SOFT_WRAP = re.compile(r"(?<!\n)\n(?![\n\s]*(?:[-*•]\s|\d+\.\s|#|\n))")
@@ -71,10 +71,12 @@ def proper_names(question: str) -> list[str]:
 
 
 def split_sentences(text: str) -> list[str]:
-    """Sentences in order; a citation written after the full stop stays with its sentence."""
+    """Sentences in order; a citation written after the full stop stays with its sentence, and
+    so does a closing quote or bracket ('He's "plug and play."')."""
     out: list[str] = []
-    for s in _SENTENCE.split(_SOFT_WRAP.sub(" ", text)):
-        s = (s or "").strip()
+    parts = _SENTENCE.split(_SOFT_WRAP.sub(" ", text))  # sentence, closing marks, sentence, ...
+    for piece, closing in zip(parts[::2], [*parts[1::2], None], strict=True):
+        s = ((piece or "") + (closing or "")).strip()
         # "Claim one. [1] Claim two." -- a citation after the full stop belongs to claim one
         if out and (m := LEADING_CITATIONS.match(s)):
             out[-1] += " " + m.group(0).strip()

@@ -344,6 +344,11 @@ def test_initials_and_abbreviations_do_not_end_a_sentence() -> None:
     ]
 
 
+def test_a_closing_quote_or_bracket_stays_with_its_sentence() -> None:
+    text = 'He said "it is plug and play." (It was.) Then it broke.'
+    assert split_sentences(text) == ['He said "it is plug and play."', "(It was.)", "Then it broke."]
+
+
 def test_addresses_and_links_are_not_prose() -> None:
     assert (
         strip_markup("Written by Jack Dongarra <dongarra@cs.utk.edu> in Fortran.")
@@ -530,3 +535,17 @@ def test_who_prefers_a_sentence_naming_a_person_in_the_same_entry() -> None:
     question = "Who developed Zeta-code, the intermediate language for graph reduction?"
     ext = extractive_answer(question, [zeta, omega], FakeEmbedder())
     assert ext.text.startswith("Kari Lindqvist and Ola Berg designed it")
+
+
+def test_a_quoted_usage_example_is_no_answer() -> None:
+    """A jargon entry's example in quotes uses the word and echoes a question that quotes it
+    ("the new intern is plug and play"); the splitter also cuts it at its inner full stop."""
+    jargon = entry(
+        "plug and play",
+        'A new recruit who needs no training. "The new intern, Ada, is great. '
+        "She's totally plug and play.\" Also said of hardware.",
+    )
+    question = "My boss said the new intern is 'totally plug and play'. What does that mean?"
+    ext = extractive_answer(question, [jargon], FakeEmbedder())
+    assert ext.text.startswith("A new recruit who needs no training.")
+    assert "Ada" not in ext.text and "totally" not in ext.text
