@@ -286,6 +286,11 @@ _EXPANSION_ASKED = [
         + _WORD
         + r"\s+(?:mean|stand\s+for)\b",
         r"^what\s+does\s+" + _WORD + r"\s+stand\s+for\b",
+        # "admd in x.400, what's that short for?"
+        r"^(?!(?:so|and|but|ok|okay|in|on|at|the|also|now|well|hey|hi|then|yes|no)\b)"
+        + _WORD
+        + r"\b[^?,]{0,40}?,\s*what(?:'?s|\s+is|\s+does)\s+(?:that|it|this)\s+"
+        r"(?:short\s+for|stands?\s+for)\b",
     )
 ]
 SMALL_WORDS = frozenset(
@@ -308,6 +313,18 @@ def _in_order(letters: list[str], words: list[str]) -> bool:
     )
 
 
+def _by_prefixes(letters: str, words: list[str]) -> bool:
+    """Each capitalised word gives the acronym a prefix of itself, in order: "ADministration
+    Management Domain" is ADMD, "MOdulator DEModulator" is MODEM."""
+    if not words or not letters:
+        return not words and not letters
+    word = words[0].lower()
+    return words[0][0].isupper() and any(
+        word.startswith(letters[:k]) and _by_prefixes(letters[k:], words[1:])
+        for k in range(1, min(len(letters), len(word)) + 1)
+    )
+
+
 def spells_out(sentence: str, acronym: str) -> bool:
     """Does the sentence hold words whose initials make the acronym?"""
     return bool(expansion_in(sentence, acronym))
@@ -324,11 +341,15 @@ def expansion_in(sentence: str, acronym: str) -> str:
     for i, first in enumerate(words):
         if first.lower() in SMALL_WORDS:
             continue
-        for size in range(len(letters), len(letters) + 4):
+        for size in range(2, len(letters) + 4):
             window = words[i : i + size]
             if len(window) < size or window[-1].lower() in SMALL_WORDS:
                 continue
             content = [w for w in window if w.lower() not in SMALL_WORDS]
+            if size < len(letters):  # fewer words than letters: some give more than one
+                if _by_prefixes("".join(letters), content):
+                    return sentence[spans[i].start() : spans[i + size - 1].end()]
+                continue
             every = [w[0].lower() for w in window]
             initials = [w[0].lower() for w in content]
             capitals = sum(w[0].isupper() for w in content)
@@ -350,8 +371,8 @@ _TERM_ASKED = re.compile(
     r"^(?:what|which \w+)\s+(?:do|does|would|should)\s+(?:you|we|one|people|they|i)\s+call\b|"
     r"^what(?:'?s|\s+is|\s+are)\s+(?:the\s+|a\s+)?(?:[\w-]+\s+)?(?:term|word|name|jargon|slang|"
     r"expression|phrase)\s+(?:used\s+)?for\b|"
-    r"^what(?:'?s|\s+is)\s+(?:the\s+)?name\s+(?:of|for)\s+(?=(?:the|a|an)\s+[\w\s-]{1,40}?\s+"
-    r"(?:where|when|that|which|in which|whereby)\b)|"
+    r"^what(?:'?s|\s+is)\s+(?:the\s+)?name\s+(?:of|for)\s+(?=(?:(?:the|a|an)\s+)?[\w\s'+-]{1,60}?"
+    r"\s+(?:where|when|that|which|in which|whereby)\b)|"
     r"^what\s+(?:is|are|was|were)\s+[^?]{1,80}?\s+called\b|"
     r"^which\s+(?:term|word|name)\s+(?:describes|means|is used)\b",
     re.I,

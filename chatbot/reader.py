@@ -250,6 +250,12 @@ def _quoted_example(sentence: str) -> bool:
     return (opens and (closes or cut)) or (closes and cut)
 
 
+def _as_written(acronym: str, text: str) -> str:
+    """The acronym as the entry writes it ("ADMD"), not as the question did ("admd")."""
+    said = re.search(rf"\b{re.escape(acronym)}\b", text, re.I)
+    return said.group() if said else acronym
+
+
 def _named_definition(chunk: Chunk) -> str:
     """ "Term: definition" of a chunk that is a term-list item or opens its entry, or ""."""
     body = chunk.body_without_heading()
@@ -274,7 +280,7 @@ def _candidates(
             out.append(_Candidate(i + 1, -1, named, chunk.title, focus, context, best))
         if acronym and spells_out(chunk.title, acronym):
             # the entry titled "Integrated Services Digital Network" is what ISDN stands for
-            text = f"{acronym} stands for {chunk.title}."
+            text = f"{_as_written(acronym, chunk.text)} stands for {chunk.title}."
             out.append(_Candidate(i + 1, -1, text, chunk.title, focus, context, best))
         for pos, raw in enumerate(split_sentences(chunk.body_without_heading() or chunk.text)):
             if note := _LEAD_NOTE.match(raw):  # an etymology is an answer to "why"
@@ -284,8 +290,7 @@ def _candidates(
             s = drop_polarity(strip_markup(raw))
             if acronym and not spells_out(s, acronym) and (words := expansion_in(raw, acronym)):
                 # "(colour look-up table, CLUT) A device ...": the markup stripped is the answer
-                said = re.search(rf"\b{re.escape(acronym)}\b", raw, re.I)  # as the entry has it
-                text = f"{said.group() if said else acronym} stands for {words}."
+                text = f"{_as_written(acronym, raw)} stands for {words}."
                 out.append(_Candidate(i + 1, pos, text, chunk.title, focus, context, best))
             if not s or _REFERENCE.match(s):
                 continue

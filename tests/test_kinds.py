@@ -150,6 +150,8 @@ def test_what_asks_for_the_bots_own_opinion(question: str, opinion: bool) -> Non
         ("what does isdn stand for?", "isdn"),
         ("what does it stand for?", ""),  # a pronoun: the rewrite names the term first
         ("it stands for what?", ""),
+        ("admd in x.400, what's that short for?", "admd"),
+        ("so in the RFC, what does that stand for?", ""),  # no acronym named
     ],
 )
 def test_the_acronym_whose_expansion_is_asked(question: str, acronym: str) -> None:
@@ -169,6 +171,9 @@ def test_the_acronym_whose_expansion_is_asked(question: str, acronym: str) -> No
         ("A memory-resident program which mimics a disk", "RAM", False),  # "A" is small
         ("There are many kinds of memory", "RAM", False),  # the r of "There" is not its start
         ("problem exists between chair and keyboard", "PEBKAC", False),  # reordered: capitals
+        ("Administration Management Domain", "ADMD", True),  # "AD" from one word
+        ("FORmula TRANslation", "FORTRAN", True),
+        ("administration management domain", "ADMD", False),  # prefixes: capitalised words
     ],
 )
 def test_what_spells_an_acronym_out(sentence: str, acronym: str, spelled: bool) -> None:
@@ -180,6 +185,7 @@ def test_what_spells_an_acronym_out(sentence: str, acronym: str, spelled: bool) 
     [
         ("What do you call the companies that provide internet telephony services?", True),
         ("whats the term for a wrong tech prediction?", True),
+        ("whats the name of microsofts set of c++ classes that wrap windows?", True),
         ("What is it called when a model forgets what it learned?", True),
         ("Which term describes a model trained on broad data?", True),
         ("What is a foundation model?", False),

@@ -346,7 +346,11 @@ def test_initials_and_abbreviations_do_not_end_a_sentence() -> None:
 
 def test_a_closing_quote_or_bracket_stays_with_its_sentence() -> None:
     text = 'He said "it is plug and play." (It was.) Then it broke.'
-    assert split_sentences(text) == ['He said "it is plug and play."', "(It was.)", "Then it broke."]
+    assert split_sentences(text) == [
+        'He said "it is plug and play."',
+        "(It was.)",
+        "Then it broke.",
+    ]
 
 
 def test_addresses_and_links_are_not_prose() -> None:
@@ -383,6 +387,16 @@ def test_an_entry_titled_with_the_expansion_says_so() -> None:
     )
     ext = extractive_answer("What does ISDN stand for?", [isdn], FakeEmbedder())
     assert ext.text.startswith("ISDN stands for Integrated Services Digital Network. [1]")
+
+
+def test_an_acronym_may_take_several_letters_from_one_word() -> None:
+    """ADMD takes "AD" from "Administration"; the answer writes it as the entry does."""
+    admd = entry(
+        "Administration Management Domain",
+        "(ADMD) A public message handling service carrier. The ADMDs together form a backbone.",
+    )
+    ext = extractive_answer("admd in x.400, what's that short for?", [admd], FakeEmbedder())
+    assert ext.text.startswith("ADMD stands for Administration Management Domain. [1]")
 
 
 def test_a_when_question_opens_with_a_sentence_holding_a_year() -> None:
