@@ -270,9 +270,11 @@ def _candidates(
 ) -> list[_Candidate]:
     out = []
     term, acronym = asks_term(question), asked_expansion(question)
-    for i, chunk in enumerate(passages[:max_passages]):
+    for i, chunk in enumerate(passages):
         focus = named_in(question, chunk.title)
         best = chunk.doc_id == passages[0].doc_id
+        if i >= max_passages and not (best and chunk.title == passages[0].title):
+            continue  # a later passage is read only when it goes on with the best one's entry
         section = chunk.heading.rsplit(" > ", 1)[-1]
         context = chunk.title if section in ("", chunk.title) else f"{chunk.title}, {section}"
         if term and (named := _named_definition(chunk)):
@@ -359,6 +361,8 @@ def extractive_answer(
     asked-for fact, each with its citation; nothing when a count is asked ("how many") and no
     sentence holds a quantity, as no sentence there can answer it.
 
+    The first ``max_passages`` passages are read, and any later one that goes on with the
+    first one's entry: a long entry is cut into chunks, and its answer may sit in a later one.
     Cheap scores (cosine, shared words, passage rank, the named entry, the asked kind of fact)
     pick ``rerank`` candidates; the model's query likelihood re-ranks them when a scorer is
     given.

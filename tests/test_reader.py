@@ -563,3 +563,15 @@ def test_a_quoted_usage_example_is_no_answer() -> None:
     ext = extractive_answer(question, [jargon], FakeEmbedder())
     assert ext.text.startswith("A new recruit who needs no training.")
     assert "Ada" not in ext.text and "totally" not in ext.text
+
+
+def test_a_later_chunk_of_the_best_entry_is_read_too() -> None:
+    """The fourth passage is read only because it goes on with the first one's entry."""
+    doc = "Rosetta"
+    first = Chunk(f"{doc}#0", doc, doc, doc, f"# {doc}\n\nA web browser from a lab.", 0, 9, "text")
+    later = Chunk(f"{doc}#3", doc, doc, doc, "It was first released in April 1993.", 0, 9, "text")
+    others = [entry("Gopher", "A menu browser.", n=1), entry("Lynx", "A text browser.", n=2)]
+    asked = "When was the Rosetta browser first released?"
+    assert "1993" in extractive_answer(asked, [first, *others, later], FakeEmbedder()).text
+    stranger = Chunk("Mosaic#3", "Mosaic", "Mosaic", "Mosaic", later.text, 0, 9, "text")
+    assert "1993" not in extractive_answer(asked, [first, *others, stranger], FakeEmbedder()).text
