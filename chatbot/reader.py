@@ -165,9 +165,12 @@ _REFERENCE = re.compile(
 _LEMMA = {
     "wrote": "write", "written": "write", "made": "make", "built": "build", "began": "begin",
     "begun": "begin", "ran": "run", "took": "take", "taken": "take", "gave": "give",
-    "given": "give", "came": "come", "chose": "choos", "chosen": "choos", "grew": "grow",
+    "given": "give", "came": "come", "chose": "select", "chosen": "select", "grew": "grow",
     "grown": "grow", "sold": "sell", "bought": "buy", "led": "lead", "meant": "mean",
     "known": "know", "knew": "know", "drew": "draw", "drawn": "draw", "held": "hold",
+    # everyday words for the glossary's ("picking a model" is "selecting" one)
+    "pick": "select", "choos": "select", "choic": "select", "big": "larg", "huge": "larg",
+    "purchas": "buy",
 }  # fmt: skip
 
 

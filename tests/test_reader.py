@@ -575,3 +575,14 @@ def test_a_later_chunk_of_the_best_entry_is_read_too() -> None:
     assert "1993" in extractive_answer(asked, [first, *others, later], FakeEmbedder()).text
     stranger = Chunk("Mosaic#3", "Mosaic", "Mosaic", "Mosaic", later.text, 0, 9, "text")
     assert "1993" not in extractive_answer(asked, [first, *others, stranger], FakeEmbedder()).text
+
+
+def test_everyday_words_match_the_glossarys() -> None:
+    """ "picking" a model is "selecting" one: the sentence saying how adds a question word."""
+    page = entry(
+        "Foundation Model",
+        "For most product teams, foundation models remove the need to train anything. "
+        "Selecting a foundation model involves assessing context length and licensing.",
+    )
+    asked = "what should i look at when picking a foundation model for our product?"
+    assert "context length" in extractive_answer(asked, [page], FakeEmbedder()).text
