@@ -1,16 +1,16 @@
 """Answers composed from the passages' own sentences: FAQ answers, lookups, and the
 extractive answer that states the asked fact.
 
-The extractive answer reads each sentence of the top passages with its entry's title and
-section ("It was written by Robert Corbett" is about Bison), scores it by cosine, shared words,
-passage rank, whether the question names its entry, and whether it holds the kind of fact asked
-for (a name for "who", a year for "when", a quantity for "how many", a reason for "why"). A
-sentence *stating* that fact ("written by X", "in 1964") answers first. A second sentence is
-added only when it adds an asked-for fact: another kind the question asks for ("..., and by
-whom?"), the definition for "what is X and why ...", or question words the first lacks. A yes/no
-question is settled by a sentence that asserts or denies ("It is not in the public domain"), not
-by the entry's description: when the best sentence only describes, a settling one scoring close
-to it is added and said first.
+The extractive answer reads each candidate sentence of the top passages (``candidates``) with
+its entry's title and section ("It was written by Robert Corbett" is about Bison), scores it by
+cosine, shared words, passage rank, whether the question names its entry, and whether it holds
+the kind of fact asked for (a name for "who", a year for "when", a quantity for "how many", a
+reason for "why"). A sentence *stating* that fact ("written by X", "in 1964") answers first. A
+second sentence is added only when it adds an asked-for fact: another kind the question asks for
+("..., and by whom?"), the definition for "what is X and why ...", or question words the first
+lacks. A yes/no question is settled by a sentence that asserts or denies ("It is not in the
+public domain"), not by the entry's description: when the best sentence only describes, a
+settling one scoring close to it is added and said first.
 
 A 135M model invents names and flips yes/no answers when it writes, but it can rank: how likely
 the question is after a sentence (query likelihood, as in UPR) re-ranks the candidates when a
@@ -26,13 +26,12 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from chatbot.candidates import Candidate, candidates, drop_polarity, named_in, words
 from chatbot.chunking import Chunk
 from chatbot.embedding import Embedder
-from chatbot.entries import TERM_ITEM
 from chatbot.kinds import (
     HAS_TYPE,
     LEAD_PHRASE,
-    SMALL_WORDS,
     STRONG_TYPE,
     AnswerType,
     asked_expansion,
@@ -40,14 +39,12 @@ from chatbot.kinds import (
     asks_count,
     asks_people,
     asks_term,
-    expansion_in,
     holds_type,
     names_person,
     spells_out,
     type_strength,
 )
-from chatbot.retrieve import tokenize
-from chatbot.text import field_line, opening_definition, split_sentences, strip_markup
+from chatbot.text import opening_definition, split_sentences, strip_markup
 
 
 @dataclass(frozen=True)
@@ -88,22 +85,10 @@ class Extract:
 # it?" answers "Yes, through few-shot prompting ...", which to "Do I have to fine-tune it?" or
 # "Is it built for one narrow job?" reads as the wrong yes. Only the punctuated word goes: "No
 # single model ..." is not a denial.
-_POLARITY = re.compile(r"^(?:yes|no)\s*[,.;:!\u2013\u2014-]+\s*", re.I)
-
-
-def drop_polarity(sentence: str) -> str:
-    """The sentence without a leading "Yes," / "No,"; "" when nothing would be left."""
-    m = _POLARITY.match(sentence)
-    if not m:
-        return sentence
-    rest = sentence[m.end() :]
-    return rest[:1].upper() + rest[1:] if len(rest.split()) >= 3 else ""
-
-
 def faq_answer(chunk: Chunk, n: int, max_chars: int = 420, *, asked: str = "") -> Extract:
     """The FAQ entry's own answer, cut to its leading sentences (where the substance is). Its
     "Yes," or "No," stays only when ``asked`` is the entry's own question, word for word."""
-    own = not asked or _words(asked) == _words(chunk.question or "")
+    own = not asked or words(asked) == words(chunk.question or "")
     sentences = split_sentences(chunk.body_without_heading())
     out: list[str] = []
     for s in sentences:
@@ -136,94 +121,7 @@ def lookup_answer(entries: Sequence[tuple[int, Chunk]], max_senses: int = 2) -> 
     return Extract(" ".join(parts), cited)
 
 
-@dataclass(frozen=True)
-class _Candidate:
-    n: int  # passage number, from 1
-    pos: int  # sentence position in the passage
-    text: str
-    title: str
-    focus: bool  # the passage is an entry the question names
-    context: str = ""  # what the sentence is about: its entry and section ("Bison", "X, Why?")
-    best: bool = False  # from the entry of the best retrieved passage
-
-
-# a lead note that is prose: "(Named from the authors' initials) An interpreted language ..."
-_LEAD_NOTE = re.compile(
-    r"^\s*(?:<[^<>]*>\s*)?(?:/[^/\s][^/]{0,60}/\s*)?"  # a tag, a pronunciation
-    r"\((?=[^()]*\b(?:from|after|named|analogy|play on|short for|stands? for)\b)"
-    r"([^()]{10,200})\)\s+(?=[A-Z])",
-    re.I,
-)
-_REFERENCE = re.compile(
-    r"^(?:see also|see|compare|e-mail|ftp|version|home page|unix manual page|usenet newsgroup|"
-    r"mailing list|source code|latest version)\b",
-    re.I,
-)
-
-
-# irregular verb forms the stemmer leaves apart: "Who wrote X?" is answered by "written by"
-_LEMMA = {
-    "wrote": "write", "written": "write", "made": "make", "built": "build", "began": "begin",
-    "begun": "begin", "ran": "run", "took": "take", "taken": "take", "gave": "give",
-    "given": "give", "came": "come", "chose": "select", "chosen": "select", "grew": "grow",
-    "grown": "grow", "sold": "sell", "bought": "buy", "led": "lead", "meant": "mean",
-    "known": "know", "knew": "know", "drew": "draw", "drawn": "draw", "held": "hold",
-    # everyday words for the glossary's ("picking a model" is "selecting" one)
-    "pick": "select", "choos": "select", "choic": "select", "big": "larg", "huge": "larg",
-    "purchas": "buy",
-}  # fmt: skip
-
-
-# a field of an entry, "Year: 2018", "Created by: Robert Corbett" (an export's column)
-_PREPOSITION = re.compile(r"\b(?:by|in|on|at|for|from|with|since|to|of)$", re.I)
-
-
-def field_sentence(title: str, line: str) -> str:
-    """A short "Name: value" line read as a sentence about its entry: "The year of Base Model is
-    2018.", "Bison: created by Robert Corbett."; "" when the line is no such field."""
-    field = field_line(line)
-    if field is None:
-        return ""
-    key, value = field
-    if _PREPOSITION.search(key):
-        return f"{title}: {key[0].lower()}{key[1:]} {value}."
-    name = key if key[:2].isupper() else key[0].lower() + key[1:]
-    verb = "are" if key.endswith("s") and not key.endswith("ss") else "is"
-    return f"The {name} of {title} {verb} {value}."
-
-
-def _asks_field(question: str, kinds: list[AnswerType], line: str, field: str) -> bool:
-    """A field answers a question that asks for what it states ("The year of X is 2018" for
-    "when") or that names it ("What license ..." and "License: MIT"). Other "Name: value" lines
-    (a related-terms list: "**Fine-Tuning**: Adapting a model.") stay as they are."""
-    if any(k in STRONG_TYPE and type_strength(field, k) == 1.0 for k in kinds):
-        return True
-    key = line.split(":", 1)[0]
-    return "**" not in key and _words(key) <= _words(question)
-
-
-def _words(text: str) -> set[str]:
-    return {_LEMMA.get(t, t) for t in tokenize(text)}
-
-
-def named_in(question: str, title: str) -> bool:
-    """Does the question name this entry ("Who wrote Bison?" names "Bison", not "Bison++")?"""
-    t = " ".join(title.lower().split())
-    if len(t) < 2 or not re.search(r"\w", t):
-        return False
-    pattern = rf"(?<![\w+/-]){re.escape(t)}(?:s|es)?(?![\w+/-])"
-    return bool(re.search(pattern, " ".join(question.lower().split())))
-
-
-def _note_answers(sentence: str, kinds: list[AnswerType]) -> bool:
-    """A note too short to be prose ("Joseph Goguen 1976.") that holds the name or year asked
-    for: a dictionary's designer-and-year line."""
-    return 1 < len(sentence.split()) < 5 and any(
-        k in ("person", "time") and holds_type(sentence, k) for k in kinds
-    )
-
-
-def _needed_form(question: str) -> Callable[[_Candidate], bool] | None:
+def _needed_form(question: str) -> Callable[[Candidate], bool] | None:
     """The form of sentence that alone answers some questions: one holding a quantity for "How
     many ...?", one spelling the acronym out for "What does CRFM stand for?"; None for others.
     Read from the question once, then tried on every candidate."""
@@ -236,99 +134,21 @@ def _needed_form(question: str) -> Callable[[_Candidate], bool] | None:
     return None
 
 
-def _bare(sentence: str) -> bool:
-    """A short sentence that is only a name in title case: "Mail Transfer Agent."."""
-    words = re.findall(r"[\w'-]+", sentence)
-    named = [w for w in words[1:] if w.lower() not in SMALL_WORDS]  # the first word is capitalised
-    return len(words) < 5 and len(named) >= 2 and all(w[0].isupper() for w in named)
-
-
-def _quoted_example(sentence: str) -> bool:
-    """A usage example in quotes ("WYSIWYG is a clear win for small documents"), or a piece of
-    one that the splitter cut at its inner full stop: it uses the word, it says not what it
-    means, and its words echo a question that quotes it."""
-    opens = sentence.startswith(('"', "\u201c"))
-    closes = sentence.rstrip(".!?").endswith(('"', "\u201d"))
-    cut = sum(sentence.count(q) for q in ('"', "\u201c", "\u201d")) % 2 == 1
-    return (opens and (closes or cut)) or (closes and cut)
-
-
-def _as_written(acronym: str, text: str) -> str:
-    """The acronym as the entry writes it ("ADMD"), not as the question did ("admd")."""
-    said = re.search(rf"\b{re.escape(acronym)}\b", text, re.I)
-    return said.group() if said else acronym
-
-
-def _named_definition(chunk: Chunk) -> str:
-    """ "Term: definition" of a chunk that is a term-list item or opens its entry, or ""."""
-    body = chunk.body_without_heading()
-    if item := TERM_ITEM.match(body.split("\n", 1)[0]):
-        return f"{item.group(1).strip()}: {strip_markup(item.group(2)).rstrip('.')}."
-    definition = opening_definition(chunk.text) if chunk.chunk_id.endswith("#0") else ""
-    return f"{chunk.title}: {split_sentences(definition)[0]}" if definition else ""
-
-
-def _candidates(
-    question: str, kinds: list[AnswerType], passages: Sequence[Chunk], max_passages: int
-) -> list[_Candidate]:
-    out = []
-    term, acronym = asks_term(question), asked_expansion(question)
-    for i, chunk in enumerate(passages):
-        focus = named_in(question, chunk.title)
-        best = chunk.doc_id == passages[0].doc_id
-        if i >= max_passages and not (best and chunk.title == passages[0].title):
-            continue  # a later passage is read only when it goes on with the best one's entry
-        section = chunk.heading.rsplit(" > ", 1)[-1]
-        context = chunk.title if section in ("", chunk.title) else f"{chunk.title}, {section}"
-        if term and (named := _named_definition(chunk)):
-            # "What do you call ...?" is answered by an entry's name with its definition
-            out.append(_Candidate(i + 1, -1, named, chunk.title, focus, context, best))
-        if acronym and spells_out(chunk.title, acronym):
-            # the entry titled "Integrated Services Digital Network" is what ISDN stands for
-            text = f"{_as_written(acronym, chunk.text)} stands for {chunk.title}."
-            out.append(_Candidate(i + 1, -1, text, chunk.title, focus, context, best))
-        for pos, raw in enumerate(split_sentences(chunk.body_without_heading() or chunk.text)):
-            if note := _LEAD_NOTE.match(raw):  # an etymology is an answer to "why"
-                text = note.group(1).strip().rstrip(".") + "."
-                if len(text.split()) >= 4:
-                    out.append(_Candidate(i + 1, pos, text, chunk.title, focus, context, best))
-            s = drop_polarity(strip_markup(raw))
-            if acronym and not spells_out(s, acronym) and (words := expansion_in(raw, acronym)):
-                # "(colour look-up table, CLUT) A device ...": the markup stripped is the answer
-                text = f"{_as_written(acronym, raw)} stands for {words}."
-                out.append(_Candidate(i + 1, pos, text, chunk.title, focus, context, best))
-            if not s or _REFERENCE.match(s):
-                continue
-            field = field_sentence(chunk.title, s)
-            if field and _asks_field(question, kinds, raw, field):
-                out.append(_Candidate(i + 1, pos, field, chunk.title, focus, context, best))
-            elif _note_answers(s, kinds):  # "Joseph Goguen 1976." opens a language's entry
-                note_text = f"{chunk.title}: {s.rstrip('.')}."
-                out.append(_Candidate(i + 1, pos, note_text, chunk.title, focus, context, best))
-            # an entry's opening definition may be short ("Removal of a VAX."), but a name
-            # alone ("Mail Transfer Agent.", an alias entry's pointer) says what X is called,
-            # not what it is or does; prose is not short, nor a quoted usage example
-            prose = len(s.split()) >= (3 if pos == 0 else 5) and not s.endswith("?")
-            if prose and not _bare(s) and not _quoted_example(s):
-                out.append(_Candidate(i + 1, pos, s, chunk.title, focus, context, best))
-    return out
-
-
 def _zscore(values: np.ndarray) -> np.ndarray:
     spread = float(values.std())
     return (values - values.mean()) / spread if spread > 1e-9 else values * 0.0
 
 
 def _base_scores(
-    question: str, cands: list[_Candidate], embedder: Embedder | None, kind: AnswerType, w: Weights
+    question: str, cands: list[Candidate], embedder: Embedder | None, kind: AnswerType, w: Weights
 ) -> np.ndarray:
     """Cheap scores: cosine of the sentence read with its entry's title and section, shared
     words (the title's count as the sentence's: "It was written by ..." is about the entry),
     the passage's retrieval rank, whether the question names the sentence's entry, and whether
     the sentence holds the asked kind of fact."""
-    q_tokens = _words(LEAD_PHRASE.sub("", question.strip()))
+    q_tokens = words(LEAD_PHRASE.sub("", question.strip()))
     lexical = np.array(
-        [len(q_tokens & _words(f"{c.context} {c.text}")) / max(1, len(q_tokens)) for c in cands]
+        [len(q_tokens & words(f"{c.context} {c.text}")) / max(1, len(q_tokens)) for c in cands]
     )
     if embedder is not None:
         vecs = embedder.encode([question] + [f"{c.context}: {c.text}" for c in cands])
@@ -372,7 +192,7 @@ def extractive_answer(
     """
     w = weights or WEIGHTS
     kinds = asked_types(question)
-    cands = _candidates(question, kinds, passages, max_passages)
+    cands = candidates(question, kinds, passages, max_passages)
     needed = _needed_form(question)
     if not cands or (needed and not any(needed(c) for c in cands)):
         return Extract("", [])  # "How many dollars ...?" and no passage gives a quantity
@@ -408,7 +228,7 @@ _ANNOUNCES = re.compile(
 )
 
 
-def _with_context(picked: list[_Candidate], cands: list[_Candidate]) -> list[_Candidate]:
+def _with_context(picked: list[Candidate], cands: list[Candidate]) -> list[Candidate]:
     """The answer's first sentence with the one it leans on: the sentence before when it opens
     with "This ..." or "These ...", the sentence after when it only announces what follows
     ("There are multiple ways to ...", "... fall into two categories"). A lone sentence also
@@ -416,7 +236,7 @@ def _with_context(picked: list[_Candidate], cands: list[_Candidate]) -> list[_Ca
     question's premise is often stated in one sentence and its answer in the next."""
     first = picked[0]
 
-    def neighbour(step: int) -> list[_Candidate]:
+    def neighbour(step: int) -> list[Candidate]:
         return [
             c for c in cands if c.n == first.n and c.pos == first.pos + step and c not in picked
         ][:1]
@@ -432,7 +252,7 @@ def _with_context(picked: list[_Candidate], cands: list[_Candidate]) -> list[_Ca
 
 
 def _first(
-    question: str, cands: list[_Candidate], order: list[int], kinds: list[AnswerType], w: Weights
+    question: str, cands: list[Candidate], order: list[int], kinds: list[AnswerType], w: Weights
 ) -> int:
     """The sentence said first: of the form some questions need, stating the asked kind of
     fact, or naming the entry asked for; else the best scoring one."""
@@ -455,7 +275,7 @@ def _first(
 
 def _choose(
     question: str,
-    cands: list[_Candidate],
+    cands: list[Candidate],
     score: np.ndarray,
     kinds: list[AnswerType],
     limit: int,
@@ -466,8 +286,8 @@ def _choose(
     order = [int(i) for i in np.argsort(-score, kind="stable")]
     chosen = [_first(question, cands, order, kinds, w)]
     first = cands[chosen[0]]
-    asked = _words(question) - _words(first.title)
-    covered = asked & _words(first.text)
+    asked = words(question) - words(first.title)
+    covered = asked & words(first.text)
     # the entry's description answers no yes/no question: a settling sentence may join it
     describes = kinds[0] == "yesno" and first.pos == 0 and not holds_type(first.text, "yesno")
     # nor does it say why: the story after it may ("when one Sun goes down, the others freeze")
@@ -492,7 +312,7 @@ def _choose(
         adds_kind = adds_kind or (
             explains and c.n == first.n and c.pos > 0 and score[idx] >= score[chosen[0]] - w.settles
         )
-        adds_words = bool((asked & _words(c.text)) - covered)
+        adds_words = bool((asked & words(c.text)) - covered)
         if adds_kind or (score[idx] >= score[chosen[0]] - w.close and adds_words):
             chosen.append(idx)
     # the sentence holding the asked fact is said first: the "no", the year, the count

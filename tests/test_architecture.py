@@ -30,7 +30,7 @@ LAYERS = [
     },
     {"index"},
     {"relevance"},
-    {"retrieve", "rewrite"},
+    {"retrieve", "rewrite", "candidates"},
     {"verify", "reader", "prompt", "compose", "draft"},
     {"pipeline"},
     {"api"},

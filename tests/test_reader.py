@@ -11,7 +11,7 @@ import pytest
 
 from chatbot.chunking import Chunk
 from chatbot.kinds import holds_type
-from chatbot.reader import Weights, extractive_answer, field_sentence, named_in
+from chatbot.reader import Weights, extractive_answer
 from chatbot.text import split_sentences, strip_markup
 from tests.fakes import FakeEmbedder
 
@@ -28,13 +28,6 @@ BISON = entry(
     "restriction. FTP GNU.org (ftp://ftp.gnu.org/gnu/bison/). E-mail: <bug-bison@gnu.org>.",
 )
 BISON_PP = entry("Bison++", "GNU's Yacc parser generator retargeted to C++ by Alain Coetmeur.", n=1)
-
-
-def test_an_entry_is_named_only_by_its_whole_title() -> None:
-    assert named_in("Who wrote Bison, the parser generator?", "Bison")
-    assert not named_in("Who wrote Bison, the parser generator?", "Bison++")
-    assert named_in("Who invented Petri nets?", "Petri net")
-    assert not named_in("Is C-Prolog free?", "C")
 
 
 # ------------------------------------------------------------------------------ composition
@@ -67,21 +60,6 @@ def test_a_field_of_an_export_answers_what_it_states() -> None:
     assert lic.text.startswith("The license of Bison is GPL. [1]")
     yacc = extractive_answer("What does Bison replace, Yacc?", [tool], FakeEmbedder())
     assert "The yacc of Bison" not in yacc.text and "The Yacc of Bison" not in yacc.text
-
-
-@pytest.mark.parametrize(
-    ("line", "sentence"),
-    [
-        ("Year: 2018", "The year of Base Model is 2018."),
-        ("Authors: Ada Lovelace", "The authors of Base Model are Ada Lovelace."),
-        ("CPU count: 8", "The CPU count of Base Model is 8."),
-        ("Used in: chat assistants", "Base Model: used in chat assistants."),
-        ("Note: this line is a whole sentence with far too many words for a field.", ""),
-        ("A sentence with no field in it.", ""),
-    ],
-)
-def test_what_reads_as_a_field(line: str, sentence: str) -> None:
-    assert field_sentence("Base Model", line) == sentence
 
 
 def test_the_answering_sentence_comes_first_even_when_it_comes_later() -> None:

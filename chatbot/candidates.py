@@ -1,0 +1,205 @@
+"""The sentences a reader may answer with: each sentence of the top passages, read with its
+entry's title and section, plus the forms a glossary holds an answer in without prose: an
+export's field line ("Year: 1985" as "The year of Bison is 1985."), a dictionary's designer-and-
+year note, an entry's name with its definition for "What do you call ...?", and an acronym's
+expansion for "What does X stand for?". Reference lines, bare names and quoted usage examples
+are not candidates: they say nothing about what the entry is.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from chatbot.chunking import Chunk
+from chatbot.entries import TERM_ITEM
+from chatbot.kinds import (
+    SMALL_WORDS,
+    STRONG_TYPE,
+    AnswerType,
+    asked_expansion,
+    asks_term,
+    expansion_in,
+    holds_type,
+    spells_out,
+    type_strength,
+)
+from chatbot.retrieve import tokenize
+from chatbot.text import field_line, opening_definition, split_sentences, strip_markup
+
+_POLARITY = re.compile(r"^(?:yes|no)\s*[,.;:!\u2013\u2014-]+\s*", re.I)
+
+
+def drop_polarity(sentence: str) -> str:
+    """The sentence without a leading "Yes," / "No,"; "" when nothing would be left."""
+    m = _POLARITY.match(sentence)
+    if not m:
+        return sentence
+    rest = sentence[m.end() :]
+    return rest[:1].upper() + rest[1:] if len(rest.split()) >= 3 else ""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    n: int  # passage number, from 1
+    pos: int  # sentence position in the passage
+    text: str
+    title: str
+    focus: bool  # the passage is an entry the question names
+    context: str = ""  # what the sentence is about: its entry and section ("Bison", "X, Why?")
+    best: bool = False  # from the entry of the best retrieved passage
+
+
+# a lead note that is prose: "(Named from the authors' initials) An interpreted language ..."
+_LEAD_NOTE = re.compile(
+    r"^\s*(?:<[^<>]*>\s*)?(?:/[^/\s][^/]{0,60}/\s*)?"  # a tag, a pronunciation
+    r"\((?=[^()]*\b(?:from|after|named|analogy|play on|short for|stands? for)\b)"
+    r"([^()]{10,200})\)\s+(?=[A-Z])",
+    re.I,
+)
+_REFERENCE = re.compile(
+    r"^(?:see also|see|compare|e-mail|ftp|version|home page|unix manual page|usenet newsgroup|"
+    r"mailing list|source code|latest version)\b",
+    re.I,
+)
+
+
+# irregular verb forms the stemmer leaves apart: "Who wrote X?" is answered by "written by"
+_LEMMA = {
+    "wrote": "write", "written": "write", "made": "make", "built": "build", "began": "begin",
+    "begun": "begin", "ran": "run", "took": "take", "taken": "take", "gave": "give",
+    "given": "give", "came": "come", "chose": "select", "chosen": "select", "grew": "grow",
+    "grown": "grow", "sold": "sell", "bought": "buy", "led": "lead", "meant": "mean",
+    "known": "know", "knew": "know", "drew": "draw", "drawn": "draw", "held": "hold",
+    # everyday words for the glossary's ("picking a model" is "selecting" one)
+    "pick": "select", "choos": "select", "choic": "select", "big": "larg", "huge": "larg",
+    "purchas": "buy",
+}  # fmt: skip
+
+
+# a field of an entry, "Year: 2018", "Created by: Robert Corbett" (an export's column)
+_PREPOSITION = re.compile(r"\b(?:by|in|on|at|for|from|with|since|to|of)$", re.I)
+
+
+def field_sentence(title: str, line: str) -> str:
+    """A short "Name: value" line read as a sentence about its entry: "The year of Base Model is
+    2018.", "Bison: created by Robert Corbett."; "" when the line is no such field."""
+    field = field_line(line)
+    if field is None:
+        return ""
+    key, value = field
+    if _PREPOSITION.search(key):
+        return f"{title}: {key[0].lower()}{key[1:]} {value}."
+    name = key if key[:2].isupper() else key[0].lower() + key[1:]
+    verb = "are" if key.endswith("s") and not key.endswith("ss") else "is"
+    return f"The {name} of {title} {verb} {value}."
+
+
+def _asks_field(question: str, kinds: list[AnswerType], line: str, field: str) -> bool:
+    """A field answers a question that asks for what it states ("The year of X is 2018" for
+    "when") or that names it ("What license ..." and "License: MIT"). Other "Name: value" lines
+    (a related-terms list: "**Fine-Tuning**: Adapting a model.") stay as they are."""
+    if any(k in STRONG_TYPE and type_strength(field, k) == 1.0 for k in kinds):
+        return True
+    key = line.split(":", 1)[0]
+    return "**" not in key and words(key) <= words(question)
+
+
+def words(text: str) -> set[str]:
+    return {_LEMMA.get(t, t) for t in tokenize(text)}
+
+
+def named_in(question: str, title: str) -> bool:
+    """Does the question name this entry ("Who wrote Bison?" names "Bison", not "Bison++")?"""
+    t = " ".join(title.lower().split())
+    if len(t) < 2 or not re.search(r"\w", t):
+        return False
+    pattern = rf"(?<![\w+/-]){re.escape(t)}(?:s|es)?(?![\w+/-])"
+    return bool(re.search(pattern, " ".join(question.lower().split())))
+
+
+def _note_answers(sentence: str, kinds: list[AnswerType]) -> bool:
+    """A note too short to be prose ("Joseph Goguen 1976.") that holds the name or year asked
+    for: a dictionary's designer-and-year line."""
+    return 1 < len(sentence.split()) < 5 and any(
+        k in ("person", "time") and holds_type(sentence, k) for k in kinds
+    )
+
+
+def _bare(sentence: str) -> bool:
+    """A short sentence that is only a name in title case: "Mail Transfer Agent."."""
+    words = re.findall(r"[\w'-]+", sentence)
+    named = [w for w in words[1:] if w.lower() not in SMALL_WORDS]  # the first word is capitalised
+    return len(words) < 5 and len(named) >= 2 and all(w[0].isupper() for w in named)
+
+
+def _quoted_example(sentence: str) -> bool:
+    """A usage example in quotes ("WYSIWYG is a clear win for small documents"), or a piece of
+    one that the splitter cut at its inner full stop: it uses the word, it says not what it
+    means, and its words echo a question that quotes it."""
+    opens = sentence.startswith(('"', "\u201c"))
+    closes = sentence.rstrip(".!?").endswith(('"', "\u201d"))
+    cut = sum(sentence.count(q) for q in ('"', "\u201c", "\u201d")) % 2 == 1
+    return (opens and (closes or cut)) or (closes and cut)
+
+
+def _as_written(acronym: str, text: str) -> str:
+    """The acronym as the entry writes it ("ADMD"), not as the question did ("admd")."""
+    said = re.search(rf"\b{re.escape(acronym)}\b", text, re.I)
+    return said.group() if said else acronym
+
+
+def _named_definition(chunk: Chunk) -> str:
+    """ "Term: definition" of a chunk that is a term-list item or opens its entry, or ""."""
+    body = chunk.body_without_heading()
+    if item := TERM_ITEM.match(body.split("\n", 1)[0]):
+        return f"{item.group(1).strip()}: {strip_markup(item.group(2)).rstrip('.')}."
+    definition = opening_definition(chunk.text) if chunk.chunk_id.endswith("#0") else ""
+    return f"{chunk.title}: {split_sentences(definition)[0]}" if definition else ""
+
+
+def candidates(
+    question: str, kinds: list[AnswerType], passages: Sequence[Chunk], max_passages: int
+) -> list[Candidate]:
+    out = []
+    term, acronym = asks_term(question), asked_expansion(question)
+    for i, chunk in enumerate(passages):
+        focus = named_in(question, chunk.title)
+        best = chunk.doc_id == passages[0].doc_id
+        if i >= max_passages and not (best and chunk.title == passages[0].title):
+            continue  # a later passage is read only when it goes on with the best one's entry
+        section = chunk.heading.rsplit(" > ", 1)[-1]
+        context = chunk.title if section in ("", chunk.title) else f"{chunk.title}, {section}"
+        if term and (named := _named_definition(chunk)):
+            # "What do you call ...?" is answered by an entry's name with its definition
+            out.append(Candidate(i + 1, -1, named, chunk.title, focus, context, best))
+        if acronym and spells_out(chunk.title, acronym):
+            # the entry titled "Integrated Services Digital Network" is what ISDN stands for
+            text = f"{_as_written(acronym, chunk.text)} stands for {chunk.title}."
+            out.append(Candidate(i + 1, -1, text, chunk.title, focus, context, best))
+        for pos, raw in enumerate(split_sentences(chunk.body_without_heading() or chunk.text)):
+            if note := _LEAD_NOTE.match(raw):  # an etymology is an answer to "why"
+                text = note.group(1).strip().rstrip(".") + "."
+                if len(text.split()) >= 4:
+                    out.append(Candidate(i + 1, pos, text, chunk.title, focus, context, best))
+            s = drop_polarity(strip_markup(raw))
+            if acronym and not spells_out(s, acronym) and (words := expansion_in(raw, acronym)):
+                # "(colour look-up table, CLUT) A device ...": the markup stripped is the answer
+                text = f"{_as_written(acronym, raw)} stands for {words}."
+                out.append(Candidate(i + 1, pos, text, chunk.title, focus, context, best))
+            if not s or _REFERENCE.match(s):
+                continue
+            field = field_sentence(chunk.title, s)
+            if field and _asks_field(question, kinds, raw, field):
+                out.append(Candidate(i + 1, pos, field, chunk.title, focus, context, best))
+            elif _note_answers(s, kinds):  # "Joseph Goguen 1976." opens a language's entry
+                note_text = f"{chunk.title}: {s.rstrip('.')}."
+                out.append(Candidate(i + 1, pos, note_text, chunk.title, focus, context, best))
+            # an entry's opening definition may be short ("Removal of a VAX."), but a name
+            # alone ("Mail Transfer Agent.", an alias entry's pointer) says what X is called,
+            # not what it is or does; prose is not short, nor a quoted usage example
+            prose = len(s.split()) >= (3 if pos == 0 else 5) and not s.endswith("?")
+            if prose and not _bare(s) and not _quoted_example(s):
+                out.append(Candidate(i + 1, pos, s, chunk.title, focus, context, best))
+    return out
