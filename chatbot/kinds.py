@@ -325,6 +325,21 @@ def _by_prefixes(letters: str, words: list[str]) -> bool:
     )
 
 
+def _capitals_spell(letters: list[str], words: list[str]) -> bool:
+    """The words' capitals spell the acronym, over more than one word and without the acronym
+    itself among them: "ALgorIthmic ASsembly" is ALIAS, "SLD resolution" is not SLD."""
+    acronym = "".join(letters)
+    capped = [w for w in words if any(c.isupper() for c in w)]
+    capitals = "".join(c for w in capped for c in w if c.isupper()).lower()
+    return (
+        len(capped) >= 2
+        and capped[0] == words[0]  # "logic, programming> (Selected, ..." starts at "Selected"
+        and capped[-1] == words[-1]
+        and capitals == acronym
+        and all(w.lower() != acronym for w in words)
+    )
+
+
 def spells_out(sentence: str, acronym: str) -> bool:
     """Does the sentence hold words whose initials make the acronym?"""
     return bool(expansion_in(sentence, acronym))
@@ -346,6 +361,8 @@ def expansion_in(sentence: str, acronym: str) -> str:
             if len(window) < size or window[-1].lower() in SMALL_WORDS:
                 continue
             content = [w for w in window if w.lower() not in SMALL_WORDS]
+            if _capitals_spell(letters, window):
+                return sentence[spans[i].start() : spans[i + size - 1].end()]
             if size < len(letters):  # fewer words than letters: some give more than one
                 if _by_prefixes("".join(letters), content):
                     return sentence[spans[i].start() : spans[i + size - 1].end()]

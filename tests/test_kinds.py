@@ -174,6 +174,10 @@ def test_the_acronym_whose_expansion_is_asked(question: str, acronym: str) -> No
         ("Administration Management Domain", "ADMD", True),  # "AD" from one word
         ("FORmula TRANslation", "FORTRAN", True),
         ("administration management domain", "ADMD", False),  # prefixes: capitalised words
+        ("ALgorIthmic ASsembly language", "ALIAS", True),  # the capitals spell it
+        ("Concurrent Representation of Your Space-Time ALgorithms.", "CRYSTAL", True),
+        ("SLD resolution is a rule of inference", "SLD", False),  # the acronym itself
+        ("The term comes from a 2021 Stanford CRFM paper", "CRFM", False),
     ],
 )
 def test_what_spells_an_acronym_out(sentence: str, acronym: str, spelled: bool) -> None:
