@@ -358,23 +358,28 @@ def test_an_expansion_is_answered_only_by_words_spelling_it_out() -> None:
     assert ext.text.startswith("The term comes from the Center for Research") and ext.cited[0] == 2
 
 
-def test_an_entry_titled_with_the_expansion_says_so() -> None:
-    isdn = entry(
-        "Integrated Services Digital Network",
-        "(ISDN) A set of communications standards carrying voice and data over one wire.",
-    )
-    ext = extractive_answer("What does ISDN stand for?", [isdn], FakeEmbedder())
-    assert ext.text.startswith("ISDN stands for Integrated Services Digital Network. [1]")
-
-
-def test_an_acronym_may_take_several_letters_from_one_word() -> None:
-    """ADMD takes "AD" from "Administration"; the answer writes it as the entry does."""
-    admd = entry(
-        "Administration Management Domain",
-        "(ADMD) A public message handling service carrier. The ADMDs together form a backbone.",
-    )
-    ext = extractive_answer("admd in x.400, what's that short for?", [admd], FakeEmbedder())
-    assert ext.text.startswith("ADMD stands for Administration Management Domain. [1]")
+@pytest.mark.parametrize(
+    ("title", "body", "question", "answer"),
+    [
+        (
+            "Integrated Services Digital Network",
+            "(ISDN) A set of communications standards carrying voice and data over one wire.",
+            "What does ISDN stand for?",
+            "ISDN stands for Integrated Services Digital Network. [1]",
+        ),
+        (  # "AD" from "Administration"; the acronym written as the entry does
+            "Administration Management Domain",
+            "(ADMD) A public message handling service carrier. The ADMDs form a backbone.",
+            "admd in x.400, what's that short for?",
+            "ADMD stands for Administration Management Domain. [1]",
+        ),
+    ],
+)
+def test_an_entry_titled_with_the_expansion_says_so(
+    title: str, body: str, question: str, answer: str
+) -> None:
+    ext = extractive_answer(question, [entry(title, body)], FakeEmbedder())
+    assert ext.text.startswith(answer)
 
 
 def test_a_when_question_opens_with_a_sentence_holding_a_year() -> None:
