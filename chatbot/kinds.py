@@ -100,6 +100,8 @@ HAS_TYPE: dict[AnswerType, re.Pattern[str]] = {
         r"hence|thus|therefore|so called|so-called|stands? for|play on|by analogy|"
         r"originat(?:es|ed|ing) (?:from|in|with)|derives? from|(?:is|was) a reference to|"
         r"the reference is to|alludes? to)\b|"
+        # what a thing makes possible answers "why would one use it?"
+        r"\b(?:this|which|it) (?:allows|enables|lets|makes it possible)\b|"
         r"^(?:named|called|so named)\b",  # "Named during a game in which ..." is the etymology
         re.I,
     ),

@@ -102,6 +102,12 @@ def test_an_origin_is_a_reason() -> None:
     assert not holds_type("A job is all the work done for one user.", "reason")
 
 
+def test_what_a_thing_makes_possible_is_a_reason_to_use_it() -> None:
+    assert holds_type("This allows the process to read a file at random offsets.", "reason")
+    assert holds_type("A cache, which lets a program skip the disk.", "reason")
+    assert not holds_type("The policy allows two users per licence.", "reason")  # no "why"
+
+
 @pytest.mark.parametrize(
     ("sentence", "gives"),
     [

@@ -569,3 +569,13 @@ def test_everyday_words_match_the_glossarys() -> None:
     )
     asked = "what should i look at when picking a foundation model for our product?"
     assert "context length" in extractive_answer(asked, [page], FakeEmbedder()).text
+
+
+def test_why_use_it_is_answered_by_what_it_allows() -> None:
+    memmap = entry(
+        "memmap",
+        "A system call a program uses to map a file into memory rather than reading it. "
+        "This allows the process to access bytes at random offsets without seeking.",
+    )
+    asked = "Why would a program use memmap on a file rather than just reading it?"
+    assert extractive_answer(asked, [memmap], FakeEmbedder()).text.startswith("This allows")
