@@ -278,8 +278,8 @@ _WORD = r"(?!(?:it|this|that|these|those|they|he|she|we|you)\b)([a-z][a-z0-9]{1,
 _EXPANSION_ASKED = [
     re.compile(p, re.I)
     for p in (
-        r"\b(?:what|which words?)\b.{0,40}?\b" + _ACRONYM + r"\b[\"')]?"
-        r"(?:\s+(?:in|from|of)\s+[^?]{1,40}?|(?:\s+(?-i:[a-z]+)){1,2})?\s+(?:actually\s+|really\s+)?"
+        r"\b(?:what|whats|which words?)\b.{0,40}?\b" + _ACRONYM + r"\b[\"')]?"
+        r"(?:\s+(?:in|from|of)\s+[^?]{1,40}?|(?:\s+(?-i:[a-z']+)){1,2})?\s+(?:actually\s+|really\s+)?"
         r"(?:stand|stands|short|is short|an abbreviation|an acronym)\s+(?:for|of)\b",
         r"^(?:so\s+)?" + _WORD + r"\s+(?:stands?|is short)\s+for\s+what\b",
         r"\b(?:full|long|expanded)\s+(?:form|name)\s+of\s+(?:the\s+)?(?:acronym\s+|"

@@ -157,6 +157,8 @@ def test_what_asks_for_the_bots_own_opinion(question: str, opinion: bool) -> Non
         ("what does it stand for?", ""),  # a pronoun: the rewrite names the term first
         ("it stands for what?", ""),
         ("admd in x.400, what's that short for?", "admd"),
+        ("whats ADMD short for in x.400?", "ADMD"),  # chat spelling
+        ("What does the CRYSTAL language's name stand for?", "CRYSTAL"),
         ("so in the RFC, what does that stand for?", ""),  # no acronym named
     ],
 )
