@@ -162,6 +162,8 @@ def _named_definition(chunk: Chunk) -> str:
 def candidates(
     question: str, kinds: list[AnswerType], passages: Sequence[Chunk], max_passages: int
 ) -> list[Candidate]:
+    """Every sentence the answer may be made of, numbered by its passage for the citation; the
+    forms a question needs (a named definition, an acronym's expansion) come first."""
     out = []
     term, acronym = asks_term(question), asked_expansion(question)
     for i, chunk in enumerate(passages):
