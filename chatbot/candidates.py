@@ -167,10 +167,10 @@ def candidates(
     out = []
     term, acronym = asks_term(question), asked_expansion(question)
     for i, chunk in enumerate(passages):
-        focus = named_in(question, chunk.title)
         best = chunk.doc_id == passages[0].doc_id
         if i >= max_passages and not (best and chunk.title == passages[0].title):
             continue  # a later passage is read only when it goes on with the best one's entry
+        focus = named_in(question, chunk.title)
         section = chunk.heading.rsplit(" > ", 1)[-1]
         context = chunk.title if section in ("", chunk.title) else f"{chunk.title}, {section}"
         if term and (named := _named_definition(chunk)):

@@ -306,7 +306,7 @@ def asked_expansion(question: str) -> str:
     return m.group(1) if m else ""
 
 
-def _in_order(letters: list[str], words: list[str]) -> bool:
+def _in_order(letters: str, words: list[str]) -> bool:
     """Each letter starts its word, but for an X from inside one ("Extensible Markup Language"
     for XML, "mail exchange" for MX)."""
     return len(words) == len(letters) and all(
@@ -327,10 +327,9 @@ def _by_prefixes(letters: str, words: list[str]) -> bool:
     )
 
 
-def _capitals_spell(letters: list[str], words: list[str]) -> bool:
+def _capitals_spell(acronym: str, words: list[str]) -> bool:
     """The words' capitals spell the acronym, over more than one word and without the acronym
     itself among them: "ALgorIthmic ASsembly" is ALIAS, "SLD resolution" is not SLD."""
-    acronym = "".join(letters)
     capped = [w for w in words if any(c.isupper() for c in w)]
     capitals = "".join(c for w in capped for c in w if c.isupper()).lower()
     return (
@@ -339,6 +338,22 @@ def _capitals_spell(letters: list[str], words: list[str]) -> bool:
         and capped[-1] == words[-1]
         and capitals == acronym
         and all(w.lower() != acronym for w in words)
+    )
+
+
+def _initials_spell(letters: str, window: list[str], content: list[str]) -> bool:
+    """The words' initials make the acronym: in order, small words counted or not, or in
+    another order when the words are capitalised."""
+    every = [w[0].lower() for w in window]
+    initials = [w[0].lower() for w in content]
+    capitals = sum(w[0].isupper() for w in content)
+    return (
+        _in_order(letters, window)
+        or _in_order(letters, content)
+        or (
+            sorted(letters) in (sorted(every), sorted(initials))
+            and 3 * capitals >= 2 * len(content)
+        )
     )
 
 
@@ -351,8 +366,9 @@ def expansion_in(sentence: str, acronym: str) -> str:
     """The words of the sentence whose initials make the acronym, as written there: in order,
     small words counted or not ("Center for Research on Foundation Models"), or in another order
     when the words are capitalised ("Problem Exists between Chair and Keyboard" for PEBKAC);
-    "" when none do."""
-    letters = [c.lower() for c in acronym]
+    or with some words giving more than one letter ("ADministration Management Domain"), or
+    spelled by the capitals ("ALgorIthmic ASsembly" for ALIAS); "" when none do."""
+    letters = acronym.lower()
     spans = list(re.finditer(r"[A-Za-z0-9]+", sentence))
     words = [m.group() for m in spans]
     for i, first in enumerate(words):
@@ -363,22 +379,10 @@ def expansion_in(sentence: str, acronym: str) -> str:
             if len(window) < size or window[-1].lower() in SMALL_WORDS:
                 continue
             content = [w for w in window if w.lower() not in SMALL_WORDS]
-            if _capitals_spell(letters, window):
-                return sentence[spans[i].start() : spans[i + size - 1].end()]
-            if size < len(letters):  # fewer words than letters: some give more than one
-                if _by_prefixes("".join(letters), content):
-                    return sentence[spans[i].start() : spans[i + size - 1].end()]
-                continue
-            every = [w[0].lower() for w in window]
-            initials = [w[0].lower() for w in content]
-            capitals = sum(w[0].isupper() for w in content)
-            if (
-                _in_order(letters, window)
-                or _in_order(letters, content)
-                or (
-                    sorted(letters) in (sorted(every), sorted(initials))
-                    and 3 * capitals >= 2 * len(content)
-                )
+            if _capitals_spell(letters, window) or (
+                _by_prefixes(letters, content)  # fewer words than letters: some give several
+                if size < len(letters)
+                else _initials_spell(letters, window, content)
             ):
                 return sentence[spans[i].start() : spans[i + size - 1].end()]
     return ""

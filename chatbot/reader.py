@@ -258,17 +258,17 @@ def _first(
     fact, or naming the entry asked for; else the best scoring one."""
     needed = _needed_form(question)  # a quantity, an expansion, a person's name
     pool = [i for i in order if needed(cands[i])] or order if needed else order
+    top = cands[order[0]].n  # the passage of the best scoring sentence
     if w.stated_first and kinds[0] in STRONG_TYPE:  # "written by X" answers "who" first,
         strength = {i: type_strength(cands[i].text, kinds[0]) for i in pool}  # then a name
         stated = [i for i in pool if strength[i] == 1.0]
         holding = [i for i in pool if strength[i] > 0]
         if kinds[0] == "person":  # a name in the best sentence's entry, not "by the G-machine"
-            top = cands[order[0]].n
             named = [i for i in holding if cands[i].n == top and names_person(cands[i].text)]
             holding = named or holding
         pool = stated or holding or pool
     elif not needed and asks_term(question):  # the best one's entry by name: "Jitter: ..."
-        pool = [i for i in order if cands[i].pos == -1 and cands[i].n == cands[order[0]].n]
+        pool = [i for i in order if cands[i].pos == -1 and cands[i].n == top]
         pool = pool or order
     return pool[0]
 
