@@ -33,6 +33,7 @@ from chatbot.grounded import ClauseGrammar, clauses
 from chatbot.kinds import asked_expansion, asked_types, asks_term, holds_type, spells_out
 from chatbot.prompt import Templates, neutralize
 from chatbot.retrieve import tokenize
+from chatbot.terms import Lookup, normalize
 from chatbot.text import CITATION, split_sentences
 from chatbot.verify import form_problem
 
@@ -74,6 +75,23 @@ def entry_labels(extract_text: str) -> str:
     return " ".join(
         m.group(0) for s in split_sentences(extract_text) if (m := _TITLE_LABEL.match(s.strip()))
     )
+
+
+def labelled(extract_text: str, composed: str, lookup: Lookup | None) -> str:
+    """The composed lookup answer with its entry's "Title:" label when the user asked by
+    another name: "What does BFI mean?" -> "Brute force and ignorance: A popular ...". The
+    grammar copies no labels, as a definition need not repeat its term, but an answer to an
+    alias must say which entry it is."""
+    label = _TITLE_LABEL.match(extract_text.strip())
+    title = label.group(0).rstrip().rstrip(":") if label else ""
+    if (
+        not title
+        or lookup is None
+        or not lookup.found
+        or normalize(title) == normalize(lookup.term)
+    ):
+        return composed
+    return composed if composed.lower().startswith(title.lower()) else f"{title}: {composed}"
 
 
 def compose_messages(templates: Templates, question: str, evidence: Sequence[str]) -> list[Message]:

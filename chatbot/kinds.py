@@ -102,7 +102,10 @@ HAS_TYPE: dict[AnswerType, re.Pattern[str]] = {
         r"the reference is to|alludes? to)\b|"
         # what a thing makes possible answers "why would one use it?"
         r"\b(?:this|which|it) (?:allows|enables|lets|makes it possible)\b|"
-        r"^(?:named|called|so named)\b",  # "Named during a game in which ..." is the etymology
+        r"^(?:named|called|so named)\b|"  # "Named during a game in which ..." is the etymology
+        # "From VAD, a permutation of ADV": where a word comes from
+        r"(?-i:^From\s+(?:the\s+)?[A-Z\"'“])|\b(?:a|an)\s+(?:permutation|contraction|corruption|"
+        r"blend|portmanteau|abbreviation|shortening|pun)\s+(?:of|on|for)\b",
         re.I,
     ),
     # examples named, or listed: "C's derived types are the array, function, pointer and union"
@@ -237,7 +240,7 @@ def asks_opinion(question: str) -> bool:
 # does not answer it, while "Who coined the term?" may be answered by one
 _PEOPLE_ASKED = re.compile(
     r"^(?:who|which|what)\s+(?:[\w-]+\s+){0,2}?(?:(?:are|were|is|was)\s+)?(?:the\s+)?"
-    r"(?:(?:lead|main|original|principal|first|key)\s+)?(?:authors?|people|persons?|"
+    r"(?:[\w-]+\s+){0,2}?(?:authors?|people|persons?|"  # "the (actual|lead) authors"
     r"researchers?|scientists?|inventors?|creators?|designers?)\b",
     re.I,
 )
@@ -397,7 +400,10 @@ _TERM_ASKED = re.compile(
     r"^what(?:'?s|\s+is)\s+(?:the\s+)?name\s+(?:of|for)\s+(?=(?:(?:the|a|an)\s+)?[\w\s'+-]{1,60}?"
     r"\s+(?:where|when|that|which|in which|whereby)\b)|"
     r"^what\s+(?:is|are|was|were)\s+[^?]{1,80}?\s+called\b|"
-    r"^which\s+(?:term|word|name)\s+(?:describes|means|is used)\b",
+    r"^which\s+(?:term|word|name)\s+(?:describes|means|is used)\b|"
+    # "Is there a programming language that's basically BASIC but ...?" asks for its name
+    r"^(?:is|are)\s+there\s+(?:a|an|any)\s+(?:[\w-]+\s+)?(?:name|term|word|language|program|"
+    r"tool|protocol|format|standard|algorithm|device|machine|command|utility)s?\b",
     re.I,
 )
 

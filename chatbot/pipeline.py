@@ -33,7 +33,7 @@ from chatbot.answer import (
 )
 from chatbot.answer_cache import AnswerCache
 from chatbot.chunking import Chunk, Chunker
-from chatbot.compose import Composer, Composition, GroundedGenerator
+from chatbot.compose import Composer, Composition, GroundedGenerator, labelled
 from chatbot.config import Settings
 from chatbot.draft import Drafter
 from chatbot.embedding import Embedder, create_embedder, encode_query
@@ -417,7 +417,7 @@ class Pipeline:
             return answer
         cited = [c.n for c in answer.citations]
         text, local = attach_citations(result.text, [turn.hits[n - 1].chunk for n in cited])
-        text = renumber_citations(text, cited)
+        text = labelled(answer.answer, renumber_citations(text, cited), turn.retrieval.lookup)
         return self._answer(turn, text, [cited[n - 1] for n in local], "generated")
 
     @staticmethod

@@ -3,6 +3,9 @@
 "and why do companies release them?" retrieves nothing useful on its own: the subject lives in
 the previous turn. A heuristic rewrite (pronoun -> the glossary term last talked about) costs
 microseconds, where asking a 135M model to rewrite costs seconds and often changes the meaning.
+
+The subject can also live in the question's own first sentences: "I keep seeing CLX mentioned.
+What is it?" asks what CLX is, and is looked up as such (``own_context``).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 from chatbot.terms import TermIndex
+from chatbot.text import marked_terms, question_sentences
 
 _LEADING = re.compile(r"^\s*(and|but|so|also|ok(ay)?|then|what about|how about)\b[\s,]*", re.I)
 _SINGULAR = re.compile(r"\b(it|its|this one|that one)\b", re.I)
@@ -64,6 +68,37 @@ def _plural(term: str) -> str:
     return term if term.endswith("s") else term + "s"
 
 
+# "What is it?", "what does that mean", "What does he mean?", "what does the acronym stand
+# for": an asked sentence that names its term only by a pronoun. The words after it are
+# limited, so "what is the name of the protocol ..." is no such sentence.
+_LEANS_ON_CONTEXT = re.compile(
+    r"^(?P<head>.*?\bwh?at\s*(?:'s|’s|\s+is|\s+was|\s+does|\s+do|\s+did)\s+)"
+    r"(?P<pronoun>(?:that|this|the)\s+(?:word|term|acronym|abbreviation|phrase|expression|name)"
+    r"|it|that|this|he|she|they)"
+    r"(?P<tail>(?:\s+(?:exactly|mean|means|stand|stands|for|refer|refers|to|short|actually|"
+    r"really|again|here|there|supposed|used|do|does|about|in|this|that|context|case))*)\s*[?.!]*$",
+    re.I,
+)
+
+
+def own_context(question: str) -> str:
+    """The question with its last sentence's pronoun replaced by the one term that the
+    sentences before it mark (in quotes, else in capitals): "I keep seeing CLX mentioned. What
+    is it?" -> "... What is CLX?". Those sentences' question marks become full stops ('said
+    "bubble sort? that's BFI"' asks nothing), so the rewritten sentence is the one asked. Two
+    marked terms are ambiguous: the question is left as it is."""
+    sentences = question_sentences(question)
+    ask = _LEANS_ON_CONTEXT.match(sentences[-1]) if len(sentences) > 1 else None
+    if ask is None:
+        return question
+    terms = marked_terms(" ".join(sentences[:-1]))
+    if len(terms) != 1 or terms[0].lower() in sentences[-1].lower():
+        return question
+    asked = f"{ask.group('head')}{terms[0]}{ask.group('tail')}".rstrip() + "?"
+    context = [s[:-1] + "." if s.endswith("?") else s for s in sentences[:-1]]
+    return " ".join([*context, asked])
+
+
 class FollowUpRewriter:
     """Rewrites a follow-up using the glossary terms mentioned earlier in the conversation."""
 
@@ -81,6 +116,8 @@ class FollowUpRewriter:
 
     def run(self, question: str, history: Sequence[str]) -> str:
         """``history``: earlier user questions, oldest first."""
+        if (own := own_context(question)) != question:
+            return own
         leans = _FOLLOWUP_HINT.search(question) or _BARE.match(question)
         if not history or self.mentioned(question) or not leans:
             return question

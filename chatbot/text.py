@@ -70,6 +70,22 @@ def proper_names(question: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+# a term a user marks as one: in quotes ('DSW', "plug and play") or in capitals ("CLX")
+_MARKED = re.compile(
+    r"(?<!\w)[\"“‘'](?P<quoted>[^\"”’'?]{2,40}?)[\"”’'](?!\w)"
+    r"|(?<![\w'])(?P<caps>[A-Z][A-Za-z0-9]*[A-Z][A-Za-z0-9]*)(?![\w'])"
+)
+
+
+def marked_terms(text: str) -> list[str]:
+    """The terms ``text`` marks: the quoted ones, else the acronyms, each once. Quotes win:
+    "someone on IRC said 'DSW'" marks DSW, not IRC."""
+    found = list(_MARKED.finditer(text))
+    quoted = [m.group("quoted") for m in found if m.group("quoted")]
+    caps = [m.group("caps") for m in found if m.group("caps")]
+    return list(dict.fromkeys(quoted or caps))
+
+
 def split_sentences(text: str) -> list[str]:
     """Sentences in order; a citation written after the full stop stays with its sentence, and
     so does a closing quote or bracket ('He's "plug and play."')."""

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from chatbot.compose import Composer, compose_messages, entry_labels, evidence_sentences
+from chatbot.compose import (
+    Composer,
+    compose_messages,
+    entry_labels,
+    evidence_sentences,
+    labelled,
+)
 from chatbot.prompt import Templates
+from chatbot.terms import Lookup
 from tests.fakes import FakeGroundedGenerator
 
 pytestmark = pytest.mark.unit
@@ -172,3 +179,15 @@ def test_a_name_asked_for_must_stay_in_the_answer() -> None:
     assert Composer().check(asked, evidence, said, labels) == "left out the asked fact"
     what = "What is an internet telephony service provider?"  # the name is the question's
     assert Composer().check(what, evidence, said, labels) == ""
+
+
+def test_an_answer_to_an_alias_says_which_entry_it_is() -> None:
+    extract = "Brute force and ignorance: A popular design technique at many software houses. [1]"
+    composed = "A popular design technique at many software houses [1]."
+    found = Lookup("BFI", ("foldoc:bfi",))
+    assert labelled(extract, composed, found) == f"Brute force and ignorance: {composed}"
+    # asked by its own title, or not a lookup: the definition need not repeat its term
+    assert labelled(extract, composed, Lookup("brute force and ignorance", ("d",))) == composed
+    assert labelled(extract, composed, None) == composed
+    assert labelled(extract, composed, Lookup("BFI")) == composed  # no entry found
+    assert labelled("A technique. [1]", composed, found) == composed  # no label to keep

@@ -102,6 +102,14 @@ def test_an_origin_is_a_reason() -> None:
     assert not holds_type("A job is all the work done for one user.", "reason")
 
 
+def test_where_a_word_comes_from_is_a_reason() -> None:
+    assert holds_type("From VAD, a permutation of ADV, i.e. ADVENT.", "reason")
+    assert holds_type("The name is a pun on the older Bourne shell.", "reason")
+    assert holds_type('From the Greek "kybernetes", a steersman.', "reason")
+    assert not holds_type("from the start the language was interpreted.", "reason")
+    assert not holds_type("Data moves from one buffer to another.", "reason")
+
+
 def test_what_a_thing_makes_possible_is_a_reason_to_use_it() -> None:
     assert holds_type("This allows the process to read a file at random offsets.", "reason")
     assert holds_type("A cache, which lets a program skip the disk.", "reason")
@@ -205,6 +213,9 @@ def test_what_spells_an_acronym_out(sentence: str, acronym: str, spelled: bool) 
         ("what's the hacker slang for digging through a core dump?", True),
         ("What's the name of the training approach where a model learns on its own?", True),
         ("What is the name of the file?", False),
+        ("Is there a programming language that's basically BASIC with a database?", True),
+        ("In logic some values exceed 1. Is there a name for that?", True),
+        ("is there a way to tune a model without changing its weights?", False),
     ],
 )
 def test_what_asks_for_the_name_of_a_thing(question: str, term: bool) -> None:
@@ -216,6 +227,7 @@ def test_what_asks_for_the_name_of_a_thing(question: str, term: bool) -> None:
     [
         ("Who were the authors of the Stanford paper?", True),
         ("Who were the lead authors of the Stanford paper?", True),
+        ("who were the actual authors of the 2021 stanford paper?", True),
         ("Which two people wrote SATAN?", True),
         ("Which science-fiction author made the name popular?", True),
         ("Who coined the term?", False),  # an organisation may answer it

@@ -161,6 +161,17 @@ def test_homonyms_are_both_cited(settings: Settings, corpus_dir: Path) -> None:
     check_citations(answer)
 
 
+def test_a_term_marked_before_the_question_is_looked_up(
+    settings: Settings, corpus_dir: Path
+) -> None:
+    (corpus_dir / "clx.md").write_text(
+        "---\ntitle: CLX\n---\n# CLX\n\nA Common Lisp library for the X Window System.\n"
+    )
+    answer = build(settings, None).ask("I keep seeing CLX in Lisp code. What is it?")
+    assert answer.mode == "lookup"
+    assert answer.answer.startswith("CLX: A Common Lisp library for the X Window System.")
+
+
 def test_lookup_without_an_entry_names_the_closest_entries(settings: Settings) -> None:
     gen = Gen("This must never be shown [1].")
     answer = build(settings, gen).ask("What is a model?")

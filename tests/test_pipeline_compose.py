@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -81,6 +82,20 @@ def test_a_lookup_definition_is_composed_too(settings: Settings) -> None:
     assert answer.mode == "generated" and len(gen.calls) == 1
     assert "Base Model:" not in answer.answer  # the entry label is not copied
     assert answer.citations
+
+
+def test_a_lookup_by_an_alias_says_which_entry_answers(
+    settings: Settings, corpus_dir: Path
+) -> None:
+    (corpus_dir / "bfi.md").write_text(
+        "---\ntitle: Brute force and ignorance\naliases: [BFI]\n---\n# Brute force and "
+        "ignorance\n\nA popular design technique that ignores how problems were solved before.\n"
+    )
+    gen = FakeGroundedGenerator(whole)
+    _, answer = run(build(settings, gen), "My colleague called my code 'BFI'. What does he mean?")
+    assert answer.mode == "generated" and len(gen.calls) == 1
+    assert answer.answer.startswith("Brute force and ignorance: A popular design technique")
+    assert answer.standalone_question.endswith("What does BFI mean?")
 
 
 def test_a_composition_reports_its_prompt_and_decode(settings: Settings) -> None:

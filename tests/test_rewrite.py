@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from chatbot.rewrite import FollowUpRewriter, asked_with_answers
+from chatbot.rewrite import FollowUpRewriter, asked_with_answers, own_context
+from chatbot.text import marked_terms
 
 TERMS = ["Base Model", "Foundation Model", "Model", "Fine-tuning"]
 
@@ -111,3 +112,53 @@ def test_an_answer_naming_its_entry_lends_it_to_its_question(rewriter: FollowUpR
     assert rewriter.run("why do companies release them?", history[:1]) == (
         "Why do companies release base models?"
     )
+
+
+@pytest.mark.parametrize(
+    ("question", "standalone"),
+    [
+        (
+            "I'm writing Common Lisp and keep seeing CLX mentioned. What is it?",
+            "I'm writing Common Lisp and keep seeing CLX mentioned. What is CLX?",
+        ),
+        (  # a quoted term wins over an acronym; the question mark is put back
+            "on IRC two guys were having a 'DSW' about their bots. what does that mean",
+            "on IRC two guys were having a 'DSW' about their bots. what does DSW mean?",
+        ),
+        (  # a question mark inside a quote asks nothing
+            'He said "bubble sort? that\'s strictly BFI". What does he mean?',
+            'He said "bubble sort. that\'s strictly BFI". What does BFI mean?',
+        ),
+        (
+            "BPO shows up in the related terms. what does the acronym stand for",
+            "BPO shows up in the related terms. what does BPO stand for?",
+        ),
+        ("What is it?", "What is it?"),  # no context to lean on
+        ("I use TCP and UDP. What is it?", "I use TCP and UDP. What is it?"),  # which one?
+        (
+            "LYRIC is old. What does the name LYRIC stand for?",
+            "LYRIC is old. What does the name LYRIC stand for?",
+        ),
+        (  # "the name of ..." is not a pronoun for the term
+            "I saw CLX. What is the name of the protocol it uses?",
+            "I saw CLX. What is the name of the protocol it uses?",
+        ),
+        ("I saw CLX. Why is it slow?", "I saw CLX. Why is it slow?"),  # not a "what is it"
+    ],
+)
+def test_a_pronoun_asks_for_the_term_the_question_marks(question: str, standalone: str) -> None:
+    assert own_context(question) == standalone
+
+
+def test_the_question_own_term_wins_over_the_conversation(rewriter: FollowUpRewriter) -> None:
+    question = "My team keeps saying 'fine-tuning'. What does that mean?"
+    assert rewriter.run(question, ["What is a base model?"]) == (
+        "My team keeps saying 'fine-tuning'. What does fine-tuning mean?"
+    )
+
+
+def test_terms_are_marked_by_quotes_else_capitals() -> None:
+    assert marked_terms("someone on IRC said 'DSW' twice") == ["DSW"]
+    assert marked_terms('a "plug and play" hire, really "plug and play"') == ["plug and play"]
+    assert marked_terms("CLX and XLib, not I or Clx") == ["CLX", "XLib"]
+    assert marked_terms("that's what it's for") == []  # apostrophes are no quotes
