@@ -228,12 +228,20 @@ _ANNOUNCES = re.compile(
 )
 
 
+# "This pre-training instills ...", "Failing that, you could try sending e-mail to postmaster":
+# a sentence that goes on from the one before it
+_GOES_ON = re.compile(
+    r"^(?:This|These|If not|If so|Otherwise|Failing that|Alternatively|In that case|Then)\b"
+)
+
+
 def _with_context(picked: list[Candidate], cands: list[Candidate]) -> list[Candidate]:
     """The answer's first sentence with the one it leans on: the sentence before when it opens
     with "This ..." or "These ...", the sentence after when it only announces what follows
     ("There are multiple ways to ...", "... fall into two categories"). A lone sentence also
-    keeps the next one when that goes on about it ("This pre-training instills ..."): a
-    question's premise is often stated in one sentence and its answer in the next."""
+    keeps the next one when that goes on from it ("This pre-training instills ...", "Failing
+    that, ..."): a question's premise is often stated in one sentence and its answer in the
+    next."""
     first = picked[0]
 
     def neighbour(step: int) -> list[Candidate]:
@@ -246,7 +254,7 @@ def _with_context(picked: list[Candidate], cands: list[Candidate]) -> list[Candi
     if _ANNOUNCES.search(first.text.rstrip(".")):
         return [first, *neighbour(1), *picked[1:]]
     after = neighbour(1)
-    if len(picked) == 1 and after and re.match(r"^(?:This|These)\b", after[0].text):
+    if len(picked) == 1 and after and _GOES_ON.match(after[0].text):
         return [first, *after]
     return picked
 

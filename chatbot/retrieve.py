@@ -269,6 +269,21 @@ class Retriever:
         chosen = set(starts)
         return promoted + [(i, sc) for i, sc in ranked if i not in chosen]
 
+    def include(
+        self, doc_ids: list[str], ranked: list[tuple[int, float]], read: int = 3
+    ) -> list[tuple[int, float]]:
+        """The named entries' first chunks first, unless the top ``read`` passages (what the
+        reader reads) already come from them."""
+        shown = {self.index.chunks[i].doc_id for i, _ in ranked[:read]}
+        starts = [
+            self.entry_starts[d] for d in doc_ids if d in self.entry_starts and d not in shown
+        ]
+        if not starts:
+            return ranked
+        top = ranked[0][1] if ranked else 1.0
+        first = [(i, top + (len(starts) - n) * 1e-3) for n, i in enumerate(starts)]
+        return first + [(i, sc) for i, sc in ranked if i not in starts]
+
     @cached_property
     def bm25(self) -> bm25s.BM25:
         logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG on import
@@ -320,6 +335,8 @@ class Retriever:
             lookup = self.terms.lookup(question) if self.terms is not None else None
             if lookup is not None and lookup.found:
                 ranking.ranked = self.promote(lookup, ranking.ranked, qvec)
+            elif self.terms is not None:
+                ranking.ranked = self.include(self.terms.quoted(question), ranking.ranked)
         hits = self._hits(ranking, qvec, k)
         timings["total_ms"] = sum(v for key, v in timings.items() if key.endswith("_ms"))
         coverage = 0.0 if ranking.best_bm25 is None else self.coverage(question, ranking.best_bm25)

@@ -14,7 +14,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from chatbot.text import asked_sentence
+from chatbot.text import asked_sentence, quoted_terms
 
 _ARTICLE = re.compile(r"^(?:a|an|the)\s+", re.I)
 _POSSESSIVE = re.compile(r"(?<=\w)['’]s\b")
@@ -193,6 +193,18 @@ class TermIndex:
         if ids:
             return Lookup(term, tuple(ids))
         return Lookup(term, (), tuple(self.near(term)))
+
+    def quoted(self, question: str, max_senses: int = 3) -> list[str]:
+        """Entries the question names in quotes ("what makes a minicomputer count as a 'super
+        minicomputer'?"). Quotes mark the term the user asks about, though the question's
+        other words may pull retrieval elsewhere; a quote naming more entries than
+        ``max_senses`` names none in particular."""
+        out: list[str] = []
+        for term in quoted_terms(question):
+            ids = self.match(term)
+            if len(ids) <= max_senses:
+                out += [i for i in ids if i not in out]
+        return out
 
     def mentioned(self, text: str, max_words: int = 4) -> str | None:
         """The longest term named anywhere in ``text`` (for follow-up rewriting)."""

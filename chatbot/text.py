@@ -71,19 +71,19 @@ def proper_names(question: str) -> list[str]:
 
 
 # a term a user marks as one: in quotes ('DSW', "plug and play") or in capitals ("CLX")
-_MARKED = re.compile(
-    r"(?<!\w)[\"“‘'](?P<quoted>[^\"”’'?]{2,40}?)[\"”’'](?!\w)"
-    r"|(?<![\w'])(?P<caps>[A-Z][A-Za-z0-9]*[A-Z][A-Za-z0-9]*)(?![\w'])"
-)
+_QUOTED = re.compile(r"(?<!\w)[\"“‘'](?P<term>[^\"”’'?]{2,40}?)[\"”’'](?!\w)")
+_CAPITALS = re.compile(r"(?<![\w'])[A-Z][A-Za-z0-9]*[A-Z][A-Za-z0-9]*(?![\w'])")
+
+
+def quoted_terms(text: str) -> list[str]:
+    """The words or phrases ``text`` quotes, each once (an apostrophe is no quote)."""
+    return list(dict.fromkeys(m.group("term") for m in _QUOTED.finditer(text)))
 
 
 def marked_terms(text: str) -> list[str]:
     """The terms ``text`` marks: the quoted ones, else the acronyms, each once. Quotes win:
     "someone on IRC said 'DSW'" marks DSW, not IRC."""
-    found = list(_MARKED.finditer(text))
-    quoted = [m.group("quoted") for m in found if m.group("quoted")]
-    caps = [m.group("caps") for m in found if m.group("caps")]
-    return list(dict.fromkeys(quoted or caps))
+    return quoted_terms(text) or list(dict.fromkeys(m.group(0) for m in _CAPITALS.finditer(text)))
 
 
 def split_sentences(text: str) -> list[str]:

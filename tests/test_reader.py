@@ -205,6 +205,19 @@ def test_a_lone_sentence_keeps_the_next_one_going_on_about_it() -> None:
     assert "several labs" not in ext.text
 
 
+def test_a_lone_sentence_keeps_the_alternative_after_it() -> None:
+    web = entry(
+        "webmaster",
+        "The person responsible for a web site. "
+        "The webmaster's e-mail address often appears on the site's home page. "
+        "Failing that, you could try sending e-mail to postmaster at that host.",
+    )
+    q = "No e-mail address for the webmaster on the home page. Who else could I write to?"
+    ext = extractive_answer(q, [web], FakeEmbedder())
+    assert ext.text.startswith("The webmaster's e-mail address often appears")
+    assert "Failing that, you could try sending e-mail to postmaster at that host. [1]" in ext.text
+
+
 def test_a_sentence_announcing_what_follows_brings_the_next_one() -> None:
     ways = entry(
         "Base Model",

@@ -16,6 +16,7 @@ import pytest
 from chatbot.chunking import Chunk, Chunker
 from chatbot.index import IndexStore, LoadedIndex, make_faiss_index
 from chatbot.retrieve import Retriever, query_terms, tokenize
+from chatbot.terms import TermIndex
 from chatbot.text import asked_sentence, proper_names
 from tests.fakes import FakeEmbedder
 
@@ -351,3 +352,33 @@ def test_entry_texts_are_whole_entries_once_each(real_index: LoadedIndex) -> Non
 )
 def test_the_asked_sentence_of_a_question(question: str, asked: str) -> None:
     assert asked_sentence(question) == asked
+
+
+def test_an_entry_named_in_quotes_is_read_first(tmp_path: Path) -> None:
+    """The question's other words pull retrieval to other entries; the quoted term is what the
+    user asks about, so its entry comes first (and nothing moves when quotes name no entry)."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    pages = {
+        "super-mini": ("super minicomputer", "Distinguished by intelligent peripherals."),
+        "mini": ("minicomputer", "A computer that counts as small; its makers count sales."),
+        "count": ("count", "To count is to make a number of things; makers count."),
+        "maker": ("maker", "A company that makes a computer; makers count units."),
+        "mini-maker": ("minicomputer maker", "What makes a minicomputer count: its maker."),
+        "mini-count": ("minicomputer count", "How many a maker makes: the minicomputer count."),
+        "mini-super": ("super maker", "A maker that makes a super computer count."),
+    }
+    for name, (title, text) in pages.items():
+        (corpus / f"{name}.md").write_text(f"---\ntitle: {title}\n---\n# {title}\n\n{text}\n")
+    store = IndexStore(tmp_path / "index", FakeEmbedder(), Chunker())
+    store.build(corpus)
+    index = store.load()
+    terms = TermIndex.build({"doc_id": c.doc_id, "title": c.title} for c in index.chunks)
+    r = retriever(index, terms=terms)
+    question = "what makes a computer count as a 'super minicomputer'?"
+    assert r.run(question.replace("'", "")).hits[0].chunk.title != "super minicomputer"
+    assert r.run(question).hits[0].chunk.title == "super minicomputer"
+    plain = r.run("what makes a computer count as 'small'?")
+    assert [h.chunk.doc_id for h in plain.hits] == [
+        h.chunk.doc_id for h in r.run("what makes a computer count as small?").hits
+    ]

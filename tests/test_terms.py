@@ -124,6 +124,14 @@ def test_lookup_found_and_not_a_lookup(index: TermIndex) -> None:
     assert index.lookup("How does a compiler work?") is None
 
 
+def test_quoted_terms_name_their_entries(index: TermIndex) -> None:
+    assert index.quoted("what makes a machine count as a 'native compiler'?") == ["native"]
+    assert index.quoted('is a "byte" the same as a "bite"?') == ["byte-mag", "byte"]
+    assert index.quoted("is a native compiler fast?") == []  # named, but not quoted
+    assert index.quoted("what is 'nothing like it'?") == []
+    assert index.quoted("'byte'?", max_senses=1) == []  # a quote naming many entries
+
+
 def test_mentioned_finds_the_longest_term(index: TermIndex) -> None:
     assert index.mentioned("how does a native compiler differ?") == "native compiler"
     assert index.mentioned("nothing here") is None
