@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -145,7 +145,10 @@ def _base_scores(
     """Cheap scores: cosine of the sentence read with its entry's title and section, shared
     words (the title's count as the sentence's: "It was written by ..." is about the entry),
     the passage's retrieval rank, whether the question names the sentence's entry, and whether
-    the sentence holds the asked kind of fact."""
+    the sentence holds the asked kind of fact. For "What's the IBM slang for ...?" an entry's
+    title counts only when the question names it: "IBM discount" is no clue to "heatseeker"."""
+    if asks_term(question):  # the entry's name is the answer asked for, not a clue to it
+        cands = [c if c.focus or c.pos < 0 else replace(c, context="") for c in cands]
     q_tokens = words(LEAD_PHRASE.sub("", question.strip()))
     lexical = np.array(
         [len(q_tokens & words(f"{c.context} {c.text}")) / max(1, len(q_tokens)) for c in cands]

@@ -24,13 +24,21 @@ from chatbot.chunking import Chunk
 from chatbot.embedding import Embedder, encode_query
 from chatbot.index import LoadedIndex
 from chatbot.relevance import probe_level, relevance_cutoff
-from chatbot.terms import Lookup, TermIndex
+from chatbot.terms import Lookup, TermIndex, normalize
 from chatbot.text import asked_sentence, opening_definition, proper_names
 
 Mode = Literal["hybrid", "dense", "bm25"]
 MODES: tuple[Mode, ...] = ("hybrid", "dense", "bm25")
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 _STOPWORDS = frozenset(bm25s.stopwords.STOPWORDS_EN) | {"what", "how", "why", "does", "can"}
+
+
+# words that end a phrase, not a term: "LoRA and QLoRA for", "name RUSH", "RUSH acronym"
+_NOT_TERM_ENDS = frozenset((
+    "a", "an", "the", "of", "for", "to", "in", "on", "at", "by", "with", "and", "or", "is", "are",
+    "be", "was", "were", "what", "which", "that", "this", "it", "as", "from", "into", "than",
+    "like", "about", "name", "word", "term", "acronym", "abbreviation", "phrase", "expression",
+))  # fmt: skip
 
 
 def _stemmer() -> Any:
@@ -303,6 +311,21 @@ class Retriever:
             if (terms := tokenize(name)) and not any(t in vocabulary for t in terms)
         ]
 
+    def unknown_term(self, lookup: Lookup | None) -> list[str]:
+        """A looked-up term of two to four words that no entry is, no title holds and no
+        passage says ("What is a Bloom filter?"): the passages that come close are about
+        something else (the "filter" entry). A phrase such as "LoRA and QLoRA for" is no
+        term, and a word alone may be a paraphrase."""
+        if lookup is None or lookup.found or lookup.near:
+            return []
+        words = normalize(lookup.term).split(" ")
+        if not 2 <= len(words) <= 4 or words[0] in _NOT_TERM_ENDS or words[-1] in _NOT_TERM_ENDS:
+            return []
+        phrase = f" {' '.join(words)} "
+        ids, _ = self.lexical(lookup.term, 20)  # a passage saying it holds all its words
+        said = any(phrase in f" {normalize(self.index.chunks[int(i)].embed_text())} " for i in ids)
+        return [] if said else [lookup.term]
+
     def dense(self, query_vec: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         k = min(k, len(self.index))
         if k == 0:
@@ -340,7 +363,7 @@ class Retriever:
         hits = self._hits(ranking, qvec, k)
         timings["total_ms"] = sum(v for key, v in timings.items() if key.endswith("_ms"))
         coverage = 0.0 if ranking.best_bm25 is None else self.coverage(question, ranking.best_bm25)
-        unknown = self.unknown_names(question)
+        unknown = self.unknown_names(question) + self.unknown_term(lookup)
         return Retrieval(
             question=question,
             hits=hits,

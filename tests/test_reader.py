@@ -189,33 +189,36 @@ def test_a_sentence_opening_with_this_brings_the_one_it_refers_to() -> None:
     )
 
 
-def test_a_lone_sentence_keeps_the_next_one_going_on_about_it() -> None:
-    """The premise ("pre-trained on trillions of tokens") matches the question best; what the
-    pre-training gives is in the next sentence, which opens with "This"."""
-    llm = entry(
-        "Base model",
-        "Major LLMs such as GPT and Llama are pre-trained on trillions of tokens of text. "
-        "This pre-training instills language structure and world knowledge. "
-        "Base models are released by several labs.",
-    )
-    q = "What does pre-training on huge amounts of text give major LLMs?"
-    ext = extractive_answer(q, [llm], FakeEmbedder())
-    assert ext.text.startswith("Major LLMs such as GPT and Llama are pre-trained")
-    assert "This pre-training instills language structure and world knowledge. [1]" in ext.text
-    assert "several labs" not in ext.text
-
-
-def test_a_lone_sentence_keeps_the_alternative_after_it() -> None:
-    web = entry(
-        "webmaster",
-        "The person responsible for a web site. "
-        "The webmaster's e-mail address often appears on the site's home page. "
-        "Failing that, you could try sending e-mail to postmaster at that host.",
-    )
-    q = "No e-mail address for the webmaster on the home page. Who else could I write to?"
-    ext = extractive_answer(q, [web], FakeEmbedder())
-    assert ext.text.startswith("The webmaster's e-mail address often appears")
-    assert "Failing that, you could try sending e-mail to postmaster at that host. [1]" in ext.text
+# The premise matches the question best; the answer is in the next sentence, which goes on
+# from it ("This pre-training ...", "Failing that, ..."); the sentence after that stays out.
+@pytest.mark.parametrize(
+    ("title", "sentences", "question"),
+    [
+        (
+            "Base model",
+            [
+                "Major LLMs such as GPT and Llama are pre-trained on trillions of tokens of text.",
+                "This pre-training instills language structure and world knowledge.",
+                "Base models are released by several labs.",
+            ],
+            "What does pre-training on huge amounts of text give major LLMs?",
+        ),
+        (
+            "webmaster",
+            [
+                "The webmaster's e-mail address often appears on the site's home page.",
+                "Failing that, you could try sending e-mail to postmaster at that host.",
+                "A webmaster is the person responsible for a web site.",
+            ],
+            "No e-mail address for the webmaster on the home page. Who else could I write to?",
+        ),
+    ],
+)
+def test_a_lone_sentence_keeps_the_next_one_going_on_from_it(
+    title: str, sentences: list[str], question: str
+) -> None:
+    ext = extractive_answer(question, [entry(title, " ".join(sentences))], FakeEmbedder())
+    assert ext.text == f"{sentences[0]} [1] {sentences[1]} [1]"
 
 
 def test_a_sentence_announcing_what_follows_brings_the_next_one() -> None:
@@ -592,3 +595,13 @@ def test_why_use_it_is_answered_by_what_it_allows() -> None:
     )
     asked = "Why would a program use memmap on a file rather than just reading it?"
     assert extractive_answer(asked, [memmap], FakeEmbedder()).text.startswith("This allows")
+
+
+def test_a_name_asked_for_is_no_clue_to_its_answer() -> None:
+    """ "IBM customer discount" shares "IBM" and "customer" with the question, but a "what's
+    the slang for ...?" question does not know the name it asks for: the description decides."""
+    discount = entry("IBM customer discount", "A price increase.")
+    seeker = entry("heatseeker", "A customer relied upon to buy the latest release.", 1)
+    q = "what's the IBM slang for a customer who always buys the newest version of a product?"
+    ext = extractive_answer(q, [discount, seeker], FakeEmbedder())
+    assert ext.text == "heatseeker: A customer relied upon to buy the latest release. [2]"

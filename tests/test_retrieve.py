@@ -16,7 +16,7 @@ import pytest
 from chatbot.chunking import Chunk, Chunker
 from chatbot.index import IndexStore, LoadedIndex, make_faiss_index
 from chatbot.retrieve import Retriever, query_terms, tokenize
-from chatbot.terms import TermIndex
+from chatbot.terms import Lookup, TermIndex
 from chatbot.text import asked_sentence, proper_names
 from tests.fakes import FakeEmbedder
 
@@ -382,3 +382,18 @@ def test_an_entry_named_in_quotes_is_read_first(tmp_path: Path) -> None:
     assert [h.chunk.doc_id for h in plain.hits] == [
         h.chunk.doc_id for h in r.run("what makes a computer count as small?").hits
     ]
+
+
+def test_a_looked_up_term_no_passage_says_makes_the_question_uncovered(
+    real_index: LoadedIndex,
+) -> None:
+    """Nothing is titled or says "mixture of experts model": the passages that come close
+    (about models) answer something else."""
+    terms = TermIndex.build({"doc_id": c.doc_id, "title": c.title} for c in real_index.chunks)
+    r = retriever(real_index, terms=terms)
+    unknown = r.run("what is a mixture of experts model?")
+    assert unknown.unknown_names == ["mixture of experts model"] and not unknown.covered
+    said = r.run("what is transfer learning?")  # no entry, but a passage says it
+    assert said.unknown_names == [] and said.covered
+    assert r.run("what is LoRA and QLoRA for?").unknown_names == []  # no term: "... for"
+    assert r.unknown_term(Lookup("name RUSH")) == []  # "What does the name RUSH stand for?"
