@@ -81,13 +81,22 @@ _LEANS_ON_CONTEXT = re.compile(
 )
 
 
+# "my boss said our design is pure BFI, what does that mean?": the context in a clause
+_LAST_CLAUSE = re.compile(
+    r"^(?P<context>.*\w\W*?)\s*[,;:]\s+(?P<ask>(?:so\s+)?wh?at\b[^,;:]*)$", re.I
+)
+
+
 def own_context(question: str) -> str:
     """The question with its last sentence's pronoun replaced by the one term that the
     sentences before it mark (in quotes, else in capitals): "I keep seeing CLX mentioned. What
     is it?" -> "... What is CLX?". Those sentences' question marks become full stops ('said
     "bubble sort? that's BFI"' asks nothing), so the rewritten sentence is the one asked. Two
-    marked terms are ambiguous: the question is left as it is."""
+    marked terms are ambiguous: the question is left as it is. The context may also be a
+    clause before the asked one ("... pure BFI, what does that mean?")."""
     sentences = question_sentences(question)
+    if len(sentences) == 1 and (clause := _LAST_CLAUSE.match(question.strip())):
+        sentences = [clause.group("context") + ".", clause.group("ask")]
     ask = _LEANS_ON_CONTEXT.match(sentences[-1]) if len(sentences) > 1 else None
     if ask is None:
         return question

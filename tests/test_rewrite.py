@@ -133,7 +133,12 @@ def test_an_answer_naming_its_entry_lends_it_to_its_question(rewriter: FollowUpR
             "BPO shows up in the related terms. what does the acronym stand for",
             "BPO shows up in the related terms. what does BPO stand for?",
         ),
+        (  # the context in a clause
+            "my boss said our design is pure BFI, what does that mean?",
+            "my boss said our design is pure BFI. what does BFI mean?",
+        ),
         ("What is it?", "What is it?"),  # no context to lean on
+        ("if I use CLX, why is it slow?", "if I use CLX, why is it slow?"),  # not a "what is it"
         ("I use TCP and UDP. What is it?", "I use TCP and UDP. What is it?"),  # which one?
         (
             "LYRIC is old. What does the name LYRIC stand for?",
