@@ -211,11 +211,16 @@ def extractive_answer(
     picked = _with_context([cands[top[c]] for c in chosen], cands)
     parts = [f"{c.text} [{c.n}]" for c in picked]
     lead = picked[0]
-    if asks_term(question) and lead.pos >= 0 and not named_in(lead.text, lead.title):
+    names = named_in(lead.text, lead.title) or _NAMES_IT.search(lead.text)
+    if asks_term(question) and lead.pos >= 0 and not names:
         parts[0] = f"{lead.title}: {parts[0]}"  # the name asked for, though no sentence says it
     return Extract(" ".join(parts), list(dict.fromkeys(c.n for c in picked)))
 
 
+# a sentence that gives a name: "..., a property known as transfer learning"
+_NAMES_IT = re.compile(
+    r"\b(?:known as|called|termed|referred to as|dubbed)\s+(?:the\s+|an?\s+)?[\"“']?[\w-]", re.I
+)
 # "This approach is used in medicine and law", "As a result, CHAP is more secure": which
 # approach, the result of what, is in the sentence before
 _ANAPHOR = re.compile(
@@ -278,9 +283,10 @@ def _first(
             named = [i for i in holding if cands[i].n == top and names_person(cands[i].text)]
             holding = named or holding
         pool = stated or holding or pool
-    elif not needed and asks_term(question):  # the best one's entry by name: "Jitter: ..."
-        pool = [i for i in order if cands[i].pos == -1 and cands[i].n == top]
-        pool = pool or order
+    elif not needed and asks_term(question):  # "..., a property known as transfer learning"
+        pool = [i for i in order[:3] if cands[i].pos >= 0 and _NAMES_IT.search(cands[i].text)]
+        # else the best one's entry by name: "Jitter: ..."
+        pool = pool or [i for i in order if cands[i].pos == -1 and cands[i].n == top] or order
     return pool[0]
 
 

@@ -605,3 +605,18 @@ def test_a_name_asked_for_is_no_clue_to_its_answer() -> None:
     q = "what's the IBM slang for a customer who always buys the newest version of a product?"
     ext = extractive_answer(q, [discount, seeker], FakeEmbedder())
     assert ext.text == "heatseeker: A customer relied upon to buy the latest release. [2]"
+
+
+def test_a_sentence_giving_the_name_asked_for_answers_first() -> None:
+    """ "..., a property known as transfer learning" says the name asked for; it answers before
+    the best passage's entry by name, and needs no "Base model:" label of its own."""
+    pre = entry("Pretrained model", "A model trained on large data, reused for new tasks.")
+    base = entry(
+        "Base model",
+        "Base models learn general patterns. They encode transferable knowledge that carries "
+        "over to new tasks, a property known as transfer learning.",
+        1,
+    )
+    q = "whats the term for when what a model learned in pretraining carries over to new tasks?"
+    ext = extractive_answer(q, [pre, base], FakeEmbedder())
+    assert ext.text.startswith("They encode transferable knowledge that carries over to new tasks")
