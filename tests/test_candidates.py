@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from chatbot.candidates import field_sentence, named_in
+from chatbot.candidates import candidates, field_sentence, named_in
+from chatbot.chunking import Chunk
+from chatbot.kinds import asked_types
 
 pytestmark = pytest.mark.unit
 
@@ -29,3 +31,18 @@ def test_an_entry_is_named_only_by_its_whole_title() -> None:
 )
 def test_what_reads_as_a_field(line: str, sentence: str) -> None:
     assert field_sentence("Base Model", line) == sentence
+
+
+def test_a_work_cited_answers_only_who_or_when() -> None:
+    """A bracketed citation names authors and a year; it says nothing of what a thing is."""
+    asf = Chunk(
+        "asf#0", "asf", "ASF", "ASF",
+        'A language for equational specification of abstract data types. '
+        '["Algebraic Specification", J.A. Bergstra et al, A-W 1989].',
+        0, 0, "text",
+    )  # fmt: skip
+    what = "What kind of specification is ASF meant for?"
+    who = "Who wrote the book on ASF?"
+    texts = {q: [c.text for c in candidates(q, asked_types(q), [asf], 3)] for q in (what, who)}
+    assert texts[what] == ["A language for equational specification of abstract data types."]
+    assert any(t.startswith('["Algebraic Specification"') for t in texts[who])
