@@ -199,6 +199,7 @@ def _unsupported_specifics(sentence: str, passage_text: str) -> list[str]:
 # ("M3", "GPT-4", "Z80A"; not "64-bit" or "mid-1990s", whose number is checked as a number)
 _ASKED_NUMBER = re.compile(r"(?<![\w.])(?:\d{2,}(?:\.\d+)*|\d+(?:\.\d+)+)(?![\w.])")
 _ASKED_CODE = re.compile(r"(?<![\w-])[A-Za-z][\w-]*?\d[\w-]*")
+_ALTERNATIVES = re.compile(r"(?<![\w.])(\d{2,})\s*(?:/|\bor\b)\s*(\d{2,})(?![\w.])")
 _DECADE = re.compile(r"^(?:(?:mid|early|late)-)?\d+(?:s|st|nd|rd|th)$", re.I)
 
 
@@ -212,6 +213,9 @@ def unmentioned_specifics(question: str, passage_texts: Sequence[str]) -> list[s
         for n in _ASKED_NUMBER.findall(question)
         if not re.search(rf"(?<!\d){re.escape(n)}(?!\d)", haystack)
     ]
+    for pair in _ALTERNATIVES.finditer(question):  # "around 2018/2019": either will do
+        if not {pair.group(1), pair.group(2)} <= set(out):
+            out = [n for n in out if n not in pair.groups()]
     tokens = re.findall(r"[a-z0-9]+(?:-[a-z0-9]+)*", haystack.lower())
     seen = {t.replace("-", "") for t in tokens} | {a + b for a, b in pairwise(tokens)}
     seen |= {t[:-1] for t in seen if re.search(r"\ds$", t)}  # "ASR-33s", "PDP-11s": plurals
