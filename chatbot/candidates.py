@@ -163,6 +163,11 @@ def _named_definition(chunk: Chunk) -> str:
 _CITED_WORK = re.compile(r"^\[[\"“][^\]]*\]\.?$")
 
 
+def _cites_only(sentence: str, kinds: list[AnswerType]) -> bool:
+    """A work cited names its authors and year: an answer to "who" or "when" only."""
+    return not any(k in ("person", "time") for k in kinds) and bool(_CITED_WORK.match(sentence))
+
+
 def candidates(
     question: str, kinds: list[AnswerType], passages: Sequence[Chunk], max_passages: int
 ) -> list[Candidate]:
@@ -170,12 +175,6 @@ def candidates(
     forms a question needs (a named definition, an acronym's expansion) come first."""
     out = []
     term, acronym = asks_term(question), asked_expansion(question)
-    # a work cited names its authors and year: an answer to "who" or "when" only
-    cited_answers = bool({"person", "time"} & set(kinds))
-
-    def cites_only(sentence: str) -> bool:
-        return not cited_answers and bool(_CITED_WORK.match(sentence))
-
     for i, chunk in enumerate(passages):
         best = chunk.doc_id == passages[0].doc_id
         if i >= max_passages and not (best and chunk.title == passages[0].title):
@@ -212,6 +211,6 @@ def candidates(
             # alone ("Mail Transfer Agent.", an alias entry's pointer) says what X is called,
             # not what it is or does; prose is not short, nor a quoted usage example
             prose = len(s.split()) >= (3 if pos == 0 else 5) and not s.endswith("?")
-            if prose and not _bare(s) and not _quoted_example(s) and not cites_only(s):
+            if prose and not _bare(s) and not _quoted_example(s) and not _cites_only(s, kinds):
                 out.append(Candidate(i + 1, pos, s, chunk.title, focus, context, best))
     return out

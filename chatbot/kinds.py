@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from chatbot.text import question_sentences
+from chatbot.text import ACRONYM, question_sentences
 
 AnswerType = Literal[
     "person", "time", "situation", "number", "reason", "yesno", "example", "definition", "other"
@@ -276,7 +276,7 @@ def names_person(sentence: str) -> bool:
 # form of ISDN": only a sentence spelling the acronym out answers. Where nothing else marks the
 # word as the acronym, it must be written as one ("CRFM", "LoRA"): "what does the name stand
 # for?" names none.
-_ACRONYM = r"((?-i:[A-Z][A-Za-z0-9]*[A-Z][A-Za-z0-9]*))"
+_ACRONYM = rf"((?-i:{ACRONYM}))"
 _WORD = r"(?!(?:it|this|that|these|those|they|he|she|we|you)\b)([a-z][a-z0-9]{1,9})"
 _EXPANSION_ASKED = [
     re.compile(p, re.I)

@@ -170,6 +170,14 @@ class _Ranking:
     best_bm25: int | None  # the chunk BM25 ranked first, for lexical coverage
 
 
+def _put_first(chunks: list[int], ranked: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    """``chunks`` ahead of the ranking, in their order, scored just above its best."""
+    top = ranked[0][1] if ranked else 1.0
+    first = [(i, top + (len(chunks) - n) * 1e-3) for n, i in enumerate(chunks)]
+    chosen = set(chunks)
+    return first + [(i, sc) for i, sc in ranked if i not in chosen]
+
+
 def _best_cosines(dense: list[tuple[np.ndarray, np.ndarray]]) -> dict[int, float]:
     """Each chunk's best cosine over the dense lists (one per query vector)."""
     best: dict[int, float] = {}
@@ -272,10 +280,7 @@ class Retriever:
             )
 
         starts.sort(key=order)
-        top = ranked[0][1] if ranked else 1.0
-        promoted = [(i, top + (len(starts) - n) * 1e-3) for n, i in enumerate(starts)]
-        chosen = set(starts)
-        return promoted + [(i, sc) for i, sc in ranked if i not in chosen]
+        return _put_first(starts, ranked)
 
     def include(
         self, doc_ids: list[str], ranked: list[tuple[int, float]], read: int = 3
@@ -286,11 +291,7 @@ class Retriever:
         starts = [
             self.entry_starts[d] for d in doc_ids if d in self.entry_starts and d not in shown
         ]
-        if not starts:
-            return ranked
-        top = ranked[0][1] if ranked else 1.0
-        first = [(i, top + (len(starts) - n) * 1e-3) for n, i in enumerate(starts)]
-        return first + [(i, sc) for i, sc in ranked if i not in starts]
+        return _put_first(starts, ranked)
 
     @cached_property
     def bm25(self) -> bm25s.BM25:

@@ -70,9 +70,11 @@ def proper_names(question: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+# an acronym as written: two capitals or more ("CLX", "XLib"), not "I" or "Clx"
+ACRONYM = r"[A-Z][A-Za-z0-9]*[A-Z][A-Za-z0-9]*"
 # a term a user marks as one: in quotes ('DSW', "plug and play") or in capitals ("CLX")
 _QUOTED = re.compile(r"(?<!\w)[\"“‘'](?P<term>[^\"”’'?]{2,40}?)[\"”’'](?!\w)")
-_CAPITALS = re.compile(r"(?<![\w'])[A-Z][A-Za-z0-9]*[A-Z][A-Za-z0-9]*(?![\w'])")
+_CAPITALS = re.compile(rf"(?<![\w']){ACRONYM}(?![\w'])")
 
 
 def quoted_terms(text: str) -> list[str]:
