@@ -49,6 +49,7 @@ class Candidate:
     focus: bool  # the passage is an entry the question names
     context: str = ""  # what the sentence is about: its entry and section ("Bison", "X, Why?")
     best: bool = False  # from the entry of the best retrieved passage
+    filler: bool = False  # a templated sentence about the entry that states nothing (see _filler)
 
 
 # a lead note that is prose: "(Named from the authors' initials) An interpreted language ..."
@@ -168,6 +169,34 @@ def _cites_only(sentence: str, kinds: list[AnswerType]) -> bool:
     return not any(k in ("person", "time") for k in kinds) and bool(_CITED_WORK.match(sentence))
 
 
+def _filler(chunk: Chunk) -> set[str]:
+    """Padding of a templated entry (chunking.templated): from a sentence writing the name in
+    title case ("Base Model matters in llm work because ...") to the end of its paragraph, or
+    to prose writing it in lower case ("A base model is ..."). SEO glossaries pad each entry
+    with such sentences; they share the words of any question about the entry and answer none.
+    The opening sentence is prose whatever its case, and a sentence naming other terms ("...
+    compared with Foundation Model, Instruct Model, and Pre-training") keeps its fact."""
+    if not chunk.templated:
+        return set()
+    name = chunk.title.split()
+    common = re.compile(rf"\b{re.escape(name[0])}\s+{re.escape(' '.join(name[1:]).lower())}", re.I)
+    titled = re.compile(rf"(?<![\"“(]){re.escape(chunk.title)}(?![\"”)])")
+    out: set[str] = set()
+    opening = chunk.chunk_id.endswith("#0")
+    for paragraph in re.split(r"\n\s*\n", chunk.body_without_heading()):
+        run = False
+        for i, sentence in enumerate(split_sentences(paragraph)):
+            if titled.search(sentence) and not (opening and i == 0):
+                run = True
+            elif common.search(sentence):
+                run = False
+            rest = titled.sub("", sentence)[1:]  # a name or number besides the entry's is a fact
+            if run and not re.search(r"\b[A-Z0-9]", rest):
+                out.add(sentence)
+        opening = False
+    return out
+
+
 def candidates(
     question: str, kinds: list[AnswerType], passages: Sequence[Chunk], max_passages: int
 ) -> list[Candidate]:
@@ -177,6 +206,7 @@ def candidates(
     term, acronym = asks_term(question), asked_expansion(question)
     for i, chunk in enumerate(passages):
         best = chunk.doc_id == passages[0].doc_id
+        filler = _filler(chunk)
         if i >= max_passages and not (best and chunk.title == passages[0].title):
             continue  # a later passage is read only when it goes on with the best one's entry
         focus = named_in(question, chunk.title)
@@ -212,5 +242,7 @@ def candidates(
             # not what it is or does; prose is not short, nor a quoted usage example
             prose = len(s.split()) >= (3 if pos == 0 else 5) and not s.endswith("?")
             if prose and not _bare(s) and not _quoted_example(s) and not _cites_only(s, kinds):
-                out.append(Candidate(i + 1, pos, s, chunk.title, focus, context, best))
+                out.append(
+                    Candidate(i + 1, pos, s, chunk.title, focus, context, best, raw in filler)
+                )
     return out

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 
 from chatbot.corpus import Document
 from chatbot.entries import TERM_ITEM
+from chatbot.text import split_sentences
 
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$")
+_HEADING_LINES = re.compile(r"^(?:#{1,6}[ \t].*|---|\w+:.*)$", re.M)  # headings, front matter
 _FENCE = re.compile(r"^(```|~~~)")
 _FAQ_SECTION = re.compile(r"\b(faq|frequently asked|questions?)\b", re.IGNORECASE)
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
@@ -55,6 +57,7 @@ class Chunk:
     end: int
     kind: str  # "faq" for a question+answer entry, "text" otherwise
     file: str = ""  # the corpus file the entry came from
+    templated: bool = False  # the entry's prose writes its name both ways (see templated())
 
     def embed_text(self) -> str:
         """What the embedder and BM25 see: the passage plus where it sits in the glossary."""
@@ -148,6 +151,22 @@ def _split_units(text: str, start: int, end: int, size: int) -> list[tuple[int, 
     return [u for u in result if u[1] > u[0]]
 
 
+def templated(doc: Document) -> bool:
+    """Does the entry write its name in title case inside its prose ("Base Model matters in
+    llm work") while also writing it in lower case ("A base model is")? SEO glossary templates
+    paste the name that way into padding sentences; an entry whose name is a proper name
+    ("Open Document Architecture") never writes it in lower case, and is not templated."""
+    name = doc.title.split()
+    if len(name) < 2 or not all(w[:1].isupper() for w in name):
+        return False
+    lower = re.escape(" ".join(name[1:]).lower())
+    prose = _HEADING_LINES.sub("", doc.text)
+    if not re.search(rf"\b(?i:{re.escape(name[0][0])}){re.escape(name[0][1:])}\s+{lower}", prose):
+        return False  # never in lower case: a proper name
+    after_opening = " ".join(split_sentences(prose)[1:])  # the opening may title it any way
+    return bool(re.search(rf"(?<![\"“(]){re.escape(doc.title)}(?![\"”)])", after_opening))
+
+
 FAQ_MAX_FACTOR = 3
 MIN_SECTION_TERMS = 3
 
@@ -188,10 +207,11 @@ class Chunker:
         self.overlap = overlap
 
     def params(self) -> dict[str, int | str]:
-        return {"strategy": "heading-aware-v4", "size": self.size, "overlap": self.overlap}
+        return {"strategy": "heading-aware-v5", "size": self.size, "overlap": self.overlap}
 
     def run(self, doc: Document) -> list[Chunk]:
         chunks: list[Chunk] = []
+        is_templated = templated(doc)
         for sec in parse_sections(doc):
             kind = "faq" if sec.is_faq_entry() else "text"
             heading = " > ".join(sec.path) if sec.path else doc.title
@@ -225,6 +245,7 @@ class Chunker:
                         end=e,
                         kind=kind,
                         file=doc.file,
+                        templated=is_templated,
                     )
                 )
         return chunks

@@ -61,6 +61,7 @@ class Weights:
     lm: float = 0.5  # query likelihood, in standard deviations, when a scorer is given
     close: float = 0.15  # a second sentence scoring within this of the first is "close"
     settles: float = 0.5  # a yes/no answer's asserting or denying second sentence, within this
+    filler: float = 0.5  # a templated sentence that states nothing (candidates._filler)
     stated_first: bool = True  # a sentence stating the asked kind of fact answers first
 
 
@@ -166,6 +167,7 @@ def _base_scores(
             + w.named * c.focus
             + w.best * c.best
             + w.typed * type_strength(c.text, kind)
+            - w.filler * c.filler
             for c in cands
         ]
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from chatbot.candidates import candidates, field_sentence, named_in
@@ -46,3 +48,26 @@ def test_a_work_cited_answers_only_who_or_when() -> None:
     texts = {q: [c.text for c in candidates(q, asked_types(q), [asf], 3)] for q in (what, who)}
     assert texts[what] == ["A language for equational specification of abstract data types."]
     assert any(t.startswith('["Algebraic Specification"') for t in texts[who])
+
+
+def test_a_templated_entrys_padding_is_marked_filler() -> None:
+    """From a sentence writing the name in title case to the end of its paragraph, or to prose
+    writing it in lower case; a sentence naming other terms keeps its fact."""
+    body = (
+        "# Widget Cache\n\nWidget Cache matters in frontend work because it changes how teams "
+        "evaluate quality. The useful question is which trade-off the concept changes. A widget "
+        "cache is invalidated when its data changes.\n\nThat is why Widget Cache gets compared "
+        "with Page Cache and Service Worker."
+    )
+    chunk = Chunk("w#1", "w", "Widget Cache", "Widget Cache", body, 0, len(body), "text")
+    question = "What is a widget cache?"
+    for marked in (True, False):
+        entry = replace(chunk, templated=marked)
+        filler = {
+            c.text for c in candidates(question, asked_types(question), [entry], 3) if c.filler
+        }
+        expected = {
+            "Widget Cache matters in frontend work because it changes how teams evaluate quality.",
+            "The useful question is which trade-off the concept changes.",
+        }
+        assert filler == (expected if marked else set())

@@ -22,6 +22,7 @@ from chatbot.chunking import (
     Chunker,
     Section,
     parse_sections,
+    templated,
 )
 from chatbot.corpus import Document
 from chatbot.entries import TERM_ITEM
@@ -331,3 +332,25 @@ def test_a_section_with_more_than_term_items_is_packed_as_before(change: tuple[s
     doc = doc_of(RELATED.replace(*change))
     chunks = check_invariants(doc, Chunker(400, 80))
     assert {c.heading for c in chunks if "Related" in c.heading} == {"Base Model > Related terms"}
+
+
+SEO_PAGE = """# Widget Cache
+
+A widget cache is a store of rendered widgets kept between requests.
+
+Widget Cache matters in frontend work because it changes how teams evaluate quality. The useful
+question is which trade-off the concept changes in production. A widget cache is invalidated
+when its widget's data changes.
+"""
+
+
+def test_a_template_writing_the_name_in_title_case_marks_the_entry_templated() -> None:
+    """SEO pages paste "Widget Cache" into padding sentences while their prose says "a widget
+    cache"; a proper name is never written in lower case, and the opening alone is prose."""
+    assert templated(doc_of(SEO_PAGE))
+    assert all(c.templated for c in Chunker(size=200, overlap=0).run(doc_of(SEO_PAGE)))
+    proper = "# Fibre Link\n\nFibre Link is a standard. Fibre Link was made by ANSI in 1994.\n"
+    assert not templated(doc_of(proper))
+    opening_only = "# Widget Cache\n\nWidget Cache: a store. A widget cache is kept in memory.\n"
+    assert not templated(doc_of(opening_only))
+    assert not templated(doc_of("# Cache\n\nCache is a store. Cache matters. A cache is fast.\n"))

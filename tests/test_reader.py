@@ -7,6 +7,8 @@ so what is pinned is the composition, not a model's judgement.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from chatbot.chunking import Chunk
@@ -620,3 +622,18 @@ def test_a_sentence_giving_the_name_asked_for_answers_first() -> None:
     q = "whats the term for when what a model learned in pretraining carries over to new tasks?"
     ext = extractive_answer(q, [pre, base], FakeEmbedder())
     assert ext.text.startswith("They encode transferable knowledge that carries over to new tasks")
+
+
+def test_a_templated_entrys_padding_loses_to_its_prose() -> None:
+    """ "Widget Cache matters in frontend work" shares the question's words and states nothing;
+    the prose sentence answers. Without the filler weight the padding would win."""
+    body = (
+        "Widget Cache matters in frontend work because it changes how teams use it. "
+        "A widget cache keeps rendered widgets between requests."
+    )
+    chunk = replace(entry("Widget Cache", body, n=1), templated=True)  # not the opening
+    question = "What is a widget cache used for in frontend work?"
+    answer = extractive_answer(question, [chunk], None, max_sentences=1)
+    assert answer.text.startswith("A widget cache keeps rendered widgets")
+    plain = extractive_answer(question, [chunk], None, max_sentences=1, weights=Weights(filler=0))
+    assert plain.text.startswith("Widget Cache matters")
