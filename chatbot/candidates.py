@@ -161,12 +161,12 @@ def _named_definition(chunk: Chunk) -> str:
 
 
 # '["Algebraic Specification", J.A. Bergstra et al, A-W 1989].': a work cited, no prose
-_CITED_WORK = re.compile(r"^\[[\"“][^\]]*\]\.?$")
+CITED_WORK = re.compile(r"^\[[\"“][^\]]*\]\.?$")
 
 
 def _cites_only(sentence: str, kinds: list[AnswerType]) -> bool:
     """A work cited names its authors and year: an answer to "who" or "when" only."""
-    return not any(k in ("person", "time") for k in kinds) and bool(_CITED_WORK.match(sentence))
+    return not any(k in ("person", "time") for k in kinds) and bool(CITED_WORK.match(sentence))
 
 
 def _filler(chunk: Chunk) -> set[str]:

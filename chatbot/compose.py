@@ -30,7 +30,7 @@ from typing import Protocol, runtime_checkable
 
 from chatbot.generate.base import Message
 from chatbot.grounded import ClauseGrammar, clauses
-from chatbot.kinds import asked_expansion, asked_types, asks_term, holds_type, spells_out
+from chatbot.kinds import NAMES_IT, asked_expansion, asked_types, asks_term, holds_type, spells_out
 from chatbot.prompt import Templates, neutralize
 from chatbot.retrieve import tokenize
 from chatbot.terms import Lookup, normalize
@@ -179,6 +179,8 @@ class Composer:
                     return "left out the reason"
                 if any(holds_type(c, k) for c in dropped for k in kinds):
                     return "left out the asked fact"
+                if asks_term(question) and any(NAMES_IT.search(c) for c in dropped):
+                    return "left out the asked fact"  # ", a property known as transfer learning"
         words = set(tokenize(said))
         for n, sentence in enumerate(evidence):
             # the reader adds a sentence only for a fact the first lacks: each must stay

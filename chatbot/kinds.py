@@ -76,6 +76,40 @@ _CLAUSE = re.compile(
     re.I,
 )
 _YEAR = re.compile(r"\b(?:1[5-9]\d\d|20\d\d)(?:-\d\d){0,2}s?\b")
+# where a name comes from: "Named after ...", "From the curious expression ...", "From VAD, a
+# permutation of ADV", "a play on ...", "stands for ..."
+_ORIGIN = (
+    r"\b(?:named (?:after|for|from)|comes? from|derived from|so called|so-called|stands? for|"
+    r"play on|by analogy|originat(?:es|ed|ing) (?:from|in|with)|derives? from|"
+    r"(?:is|was) a reference to|the reference is to|alludes? to)\b|"
+    r"^(?:named|called|so named)\b|\bcalled\b[^.]{1,60}\bbecause\b|"  # "Named during a game ..."
+    r"(?-i:^From\s+(?:the\s+)?[A-Z\"'“])|^From\s+(?:the|an?)\s+(?:[\w-]+\s+){0,2}?"
+    r"(?:expression|phrase|saying|idiom|word|name|initials)\b|"
+    r"\b(?:a|an)\s+(?:permutation|contraction|corruption|blend|portmanteau|abbreviation|"
+    r"shortening|pun)\s+(?:of|on|for)\b"
+)
+ORIGIN = re.compile(_ORIGIN, re.I)
+# "Where does the word 'boot' come from?", "How did X get its name?", "the etymology of X"
+_ASKS_ORIGIN = re.compile(
+    r"\b(?:origin|etymology)\b|\bget (?:its|their|the|this|that) name\b|"
+    r"\b(?:word|name|term|phrase|expression|acronym)\b.*\b(?:come from|originate)|"
+    r"\b(?:come from|originate)\b.*\b(?:word|name|term|phrase|expression|acronym)\b|"
+    r"\b(?:called|named)\b(?=.*\b(?:why|after|for)\b)|\bwhy\b.*\b(?:called|named)\b",
+    re.I,
+)
+
+
+def asks_origin(question: str) -> bool:
+    """Does the question ask where a name comes from? A sentence that says so answers it
+    first, though the entry's definition shares more of the question's words."""
+    return bool(_ASKS_ORIGIN.search(_asking(question)))
+
+
+# a sentence that gives a name: "..., a property known as transfer learning"
+NAMES_IT = re.compile(
+    r"\b(?:known as|called|termed|referred to as|dubbed)\s+(?:the\s+|an?\s+)?[\"“']?[\w-]", re.I
+)
+
 HAS_TYPE: dict[AnswerType, re.Pattern[str]] = {
     "person": re.compile(
         r"\b(?:by|from|of|at|with)\s+(?:the\s+)?[A-Z][\w.-]+|(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+\s+"
@@ -95,22 +129,16 @@ HAS_TYPE: dict[AnswerType, re.Pattern[str]] = {
         re.I,
     ),
     "reason": re.compile(
-        r"\b(?:because|since|so that|due to|owing to|named (?:after|for|from)|in order to|"
-        r"as a result|reason|caused by|results? from|comes? from|derived from|after (?:the|a|an)|"
-        r"hence|thus|therefore|so called|so-called|stands? for|play on|by analogy|"
-        r"originat(?:es|ed|ing) (?:from|in|with)|derives? from|(?:is|was) a reference to|"
-        r"the reference is to|alludes? to)\b|"
+        r"\b(?:because|since|so that|due to|owing to|in order to|as a result|reason|caused by|"
+        r"results? from|after (?:the|a|an)|hence|thus|therefore)\b|"
         # what a thing makes possible answers "why would one use it?"
-        r"\b(?:this|which|it) (?:allows|enables|lets|makes it possible)\b|"
-        r"^(?:named|called|so named)\b|"  # "Named during a game in which ..." is the etymology
-        # "From VAD, a permutation of ADV": where a word comes from
-        r"(?-i:^From\s+(?:the\s+)?[A-Z\"'“])|\b(?:a|an)\s+(?:permutation|contraction|corruption|"
-        r"blend|portmanteau|abbreviation|shortening|pun)\s+(?:of|on|for)\b",
+        r"\b(?:this|which|it) (?:allows|enables|lets|makes it possible)\b|" + _ORIGIN,
         re.I,
     ),
     # examples named, or listed: "C's derived types are the array, function, pointer and union"
     "example": re.compile(
-        r"\b(?:such as|e\.g\.|for example|for instance|including|examples? (?:is|are|include))\b"
+        r"\b(?:such as|e\.g\.|for example|for instance|including|"
+        r"(?:examples?|applications|uses) (?:is|are|include))\b"
         r"|\b[\w-]+(?:,\s+(?:the\s+)?[\w-]+){2,},?\s+(?:and|or)\s+[\w-]+",
         re.I,
     ),
@@ -155,7 +183,12 @@ _HEDGE = re.compile(
     r"precisely)\s+)+(?=(?:how|when|who|whom|whose)\b)",
     re.I,
 )
-_EXAMPLES = re.compile(r"\bexamples?\b|\bname (?:some|a few)\b", re.I)
+_EXAMPLES = re.compile(
+    r"\bexamples?\b|\bname (?:some|a few)\b|\b(?:give|list)(?: me)? (?:some|a few|several|"
+    r"a couple of) (?:\w+ )?(?:applications|uses|instances|kinds|types)\b|"
+    r"^what are some (?:\w+ )?(?:applications|uses)\b",
+    re.I,
+)
 
 
 # "In functional programming, can every ...?", "Back in the 1990s, were ...?": a leading phrase
@@ -176,7 +209,8 @@ def _asking(question: str) -> str:
 def answer_type(question: str) -> AnswerType:
     """The kind of fact asked for, read from the question sentence after any leading phrase."""
     q = _asking(question)
-    if _EXAMPLES.search(q):  # "Could you give some examples of X?"
+    # "Could you give some examples of X?", "What is X used for? Give a few applications."
+    if _EXAMPLES.search(q) or any(_EXAMPLES.search(s) for s in question_sentences(question)):
         return "example"
     if _REQUEST.match(q):  # "Could you tell me about X?" asks for X
         return "other"

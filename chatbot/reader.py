@@ -26,17 +26,20 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from chatbot.candidates import Candidate, candidates, drop_polarity, named_in, words
+from chatbot.candidates import CITED_WORK, Candidate, candidates, drop_polarity, named_in, words
 from chatbot.chunking import Chunk
 from chatbot.embedding import Embedder
 from chatbot.kinds import (
     HAS_TYPE,
     LEAD_PHRASE,
+    NAMES_IT,
+    ORIGIN,
     STRONG_TYPE,
     AnswerType,
     asked_expansion,
     asked_types,
     asks_count,
+    asks_origin,
     asks_people,
     asks_term,
     holds_type,
@@ -213,16 +216,12 @@ def extractive_answer(
     picked = _with_context([cands[top[c]] for c in chosen], cands)
     parts = [f"{c.text} [{c.n}]" for c in picked]
     lead = picked[0]
-    names = named_in(lead.text, lead.title) or _NAMES_IT.search(lead.text)
+    names = named_in(lead.text, lead.title) or NAMES_IT.search(lead.text)
     if asks_term(question) and lead.pos >= 0 and not names:
         parts[0] = f"{lead.title}: {parts[0]}"  # the name asked for, though no sentence says it
     return Extract(" ".join(parts), list(dict.fromkeys(c.n for c in picked)))
 
 
-# a sentence that gives a name: "..., a property known as transfer learning"
-_NAMES_IT = re.compile(
-    r"\b(?:known as|called|termed|referred to as|dubbed)\s+(?:the\s+|an?\s+)?[\"“']?[\w-]", re.I
-)
 # "This approach is used in medicine and law", "As a result, CHAP is more secure": which
 # approach, the result of what, is in the sentence before
 _ANAPHOR = re.compile(
@@ -273,7 +272,7 @@ def _first(
     question: str, cands: list[Candidate], order: list[int], kinds: list[AnswerType], w: Weights
 ) -> int:
     """The sentence said first: of the form some questions need, stating the asked kind of
-    fact, or naming the entry asked for; else the best scoring one."""
+    fact, saying where a name comes from, or naming the entry asked for; else the best one."""
     needed = _needed_form(question)  # a quantity, an expansion, a person's name
     pool = [i for i in order if needed(cands[i])] or order if needed else order
     top = cands[order[0]].n  # the passage of the best scoring sentence
@@ -285,8 +284,12 @@ def _first(
             named = [i for i in holding if cands[i].n == top and names_person(cands[i].text)]
             holding = named or holding
         pool = stated or holding or pool
+        # the entry's own "E.C. Haines, 1964." before the year a paper on it was published
+        pool = [i for i in pool if not CITED_WORK.match(cands[i].text)] or pool
+    elif asks_origin(question):  # "From the curious expression ...", though the definition
+        pool = [i for i in pool if ORIGIN.search(cands[i].text)] or pool  # shares more words
     elif not needed and asks_term(question):  # "..., a property known as transfer learning"
-        pool = [i for i in order[:3] if cands[i].pos >= 0 and _NAMES_IT.search(cands[i].text)]
+        pool = [i for i in order[:3] if cands[i].pos >= 0 and NAMES_IT.search(cands[i].text)]
         # else the best one's entry by name: "Jitter: ..."
         pool = pool or [i for i in order if cands[i].pos == -1 and cands[i].n == top] or order
     return pool[0]

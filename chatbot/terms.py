@@ -47,7 +47,7 @@ _QUALIFIER = re.compile(
     r"\s*(?:,\s*)?(?:\b(?:in|within)\s+(?:computing|computer\s+science|programming|software|"
     r"networking|the\s+(?:context|field)\s+of\s+.+|this\s+glossary|ai|machine\s+learning|"
     r"tech(?:nology)?|(?:plain|simple|layman'?s|lay|basic)\s+terms|plain\s+english|"
-    r"simple\s+words|a\s+nutshell|short|brief)|\bplease|\bexactly|\bbriefly|\bsimply|\bagain|"
+    r"simple\s+words|a\s+nutshell|short|brief)|\b(?:all\s+)?about|\bplease|\bexactly|\bbriefly|\bsimply|\bagain|"
     r"\bfor\s+(?:me|a\s+beginner|beginners|a\s+newcomer|newcomers|dummies))\s*$",
     re.I,
 )
@@ -59,6 +59,13 @@ _QUESTION_WORDS = re.compile(
 MAX_TERM_WORDS = 6
 _FOLLOW_UP = re.compile(
     r"^(?:(?:and|but|so|also|ok(?:ay)?|then)\b[\s,]*)*(?:what about|how about)?\s*", re.I
+)
+
+# "the ISO 8613 standard", "the CRYSTAL language": the kind of thing said after its name
+_KIND_NOUN = re.compile(
+    r"\s+(?:standard|language|protocol|format|program|command|algorithm|system|tool|library|"
+    r"package|editor|utility|specification|machine|computer|processor|chip|company)$",
+    re.I,
 )
 
 _PRONOUNS = frozenset({"it", "this", "that", "they", "them", "these", "those"})
@@ -186,10 +193,12 @@ class TermIndex:
         return [self.titles[t] for t in found[:limit]]
 
     def lookup(self, question: str) -> Lookup | None:
+        """The entry the question looks up: by its name, or by its name with the kind of thing
+        it is after it ("What is the ISO 8613 standard about?")."""
         term = lookup_term(question)
         if term is None:
             return None
-        ids = self.match(term)
+        ids = self.match(term) or self.match(_KIND_NOUN.sub("", term))
         if ids:
             return Lookup(term, tuple(ids))
         return Lookup(term, (), tuple(self.near(term)))

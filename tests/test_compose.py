@@ -181,6 +181,20 @@ def test_a_name_asked_for_must_stay_in_the_answer() -> None:
     assert Composer().check(what, evidence, said, labels) == ""
 
 
+def test_a_dropped_clause_giving_the_asked_name_is_caught() -> None:
+    """ "..., a property known as transfer learning" is the answer to "what's the name for
+    ...?"; the rest of the sentence is its premise."""
+    evidence = [
+        "They encode knowledge that generalizes to tasks not seen during pretraining, a "
+        "property known as transfer learning."
+    ]
+    said = "They encode knowledge that generalizes to tasks not seen during pretraining."
+    composer = Composer(min_sentence_share=0.5)
+    asked = "whats the name for when knowledge carries over to tasks not seen in pretraining?"
+    assert composer.check(asked, evidence, said) == "left out the asked fact"
+    assert composer.check("Do they generalize to unseen tasks?", evidence, said) == ""
+
+
 def test_an_answer_to_an_alias_says_which_entry_it_is() -> None:
     extract = "Brute force and ignorance: A popular design technique at many software houses. [1]"
     composed = "A popular design technique at many software houses [1]."

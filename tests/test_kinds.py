@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 
 from chatbot.kinds import (
+    ORIGIN,
     answer_type,
     asked_expansion,
     asked_types,
     asks_opinion,
+    asks_origin,
     asks_people,
     asks_term,
     holds_type,
@@ -52,6 +54,9 @@ from chatbot.kinds import (
         ("Is it a play on words?", ["yesno"]),
         ("Where does the word 'job' for computer work come from?", ["reason"]),
         ("how did Bison get its name?", ["reason"]),
+        ("What is abduction used for? Give a few applications.", ["example"]),
+        ("what are some applications of abduction?", ["example"]),
+        ("Who wrote Bison? Give me some background.", ["person"]),
     ],
 )
 def test_the_kinds_of_fact_a_question_asks_for(question: str, kinds: list[str]) -> None:
@@ -110,6 +115,30 @@ def test_where_a_word_comes_from_is_a_reason() -> None:
     assert not holds_type("Data moves from one buffer to another.", "reason")
 
 
+@pytest.mark.parametrize(
+    ("question", "origin"),
+    [
+        ('Where does the word "boot" for starting up a computer come from?', True),
+        ("how did Bison get its name?", True),
+        ("What is the etymology of spam?", True),
+        ("Why is an address listing every hop called a source route?", True),
+        ("Where does the data come from?", False),
+        ("Why is a cache fast?", False),
+        ("Who named it?", False),
+    ],
+)
+def test_which_questions_ask_where_a_name_comes_from(question: str, origin: bool) -> None:
+    assert asks_origin(question) is origin
+
+
+def test_what_says_where_a_name_comes_from() -> None:
+    assert ORIGIN.search('From the curious expression "to pull oneself up by one\'s bootstraps".')
+    assert ORIGIN.search("It is called a source route, because the route is set at the source.")
+    assert ORIGIN.search("Named after the Prime Minister.")
+    assert not ORIGIN.search("From the point of view of the user, it is fast.")
+    assert not ORIGIN.search("The route is determined at the source, because hops are slow.")
+
+
 def test_what_a_thing_makes_possible_is_a_reason_to_use_it() -> None:
     assert holds_type("This allows the process to read a file at random offsets.", "reason")
     assert holds_type("A cache, which lets a program skip the disk.", "reason")
@@ -120,6 +149,7 @@ def test_what_a_thing_makes_possible_is_a_reason_to_use_it() -> None:
     ("sentence", "gives"),
     [
         ("Examples include Python and Ruby.", True),
+        ("Applications include fault diagnosis, plan formation and default reasoning.", True),
         ("C's derived types are the array, function, pointer, structure, and union.", True),
         ("It runs on Unix and Windows.", False),
         ("A type built from primitive types.", False),

@@ -637,3 +637,29 @@ def test_a_templated_entrys_padding_loses_to_its_prose() -> None:
     assert answer.text.startswith("A widget cache keeps rendered widgets")
     plain = extractive_answer(question, [chunk], None, max_sentences=1, weights=Weights(filler=0))
     assert plain.text.startswith("Widget Cache matters")
+
+
+def test_where_a_word_comes_from_is_answered_by_its_origin() -> None:
+    """The definition shares more of the question's words ("starting up a computer"), but the
+    sentence saying where the word comes from answers it."""
+    boot = entry(
+        "bootstrap",
+        "To load and initialise the operating system on a computer when starting it up. "
+        'Normally abbreviated to "boot". From the curious expression "to pull oneself up by '
+        "one's bootstraps\", one of the legendary feats of Baron von Munchhausen.",
+    )
+    question = 'Where does the word "boot" for starting up a computer come from?'
+    answer = extractive_answer(question, [boot], FakeEmbedder(), max_sentences=1)
+    assert answer.text.startswith("From the curious expression")
+
+
+def test_a_year_of_the_entry_before_the_year_of_a_work_cited() -> None:
+    """ "E.C. Haines, 1964." is when TREET was made; the paper cited on it is from 1971."""
+    treet = entry(
+        "TREET",
+        "E.C. Haines, 1964. An experimental variant of LISP1.5, implemented on the STRETCH "
+        'computer. ["The TREET Time-Sharing System", H.A. Bayard et al, ACM (Mar 1971)].',
+    )
+    question = "When was the TREET time-sharing system made?"
+    answer = extractive_answer(question, [treet], FakeEmbedder(), max_sentences=1)
+    assert "1964" in answer.text and "1971" not in answer.text

@@ -121,6 +121,9 @@ def test_no_entry_lists_compounds_not_unrelated_words(index: TermIndex) -> None:
 def test_lookup_found_and_not_a_lookup(index: TermIndex) -> None:
     look = index.lookup("Define compiler.")
     assert look is not None and look.found and look.doc_ids == ("compiler",)
+    # the kind of thing after the name, and "about", are not part of it
+    look = index.lookup("What is the compiler program about?")
+    assert look is not None and look.found and look.doc_ids == ("compiler",)
     assert index.lookup("How does a compiler work?") is None
 
 
