@@ -125,7 +125,9 @@ HAS_TYPE: dict[AnswerType, re.Pattern[str]] = {
     "number": re.compile(
         r"(?<![\w.-])(?:\d+(?:[.,]\d+)*|(?:two|three|four|five|six|seven|eight|nine)(?:teen)?|"
         r"ten|eleven|twelve|thirteen|fifteen|eighteen|(?:twen|thir|for|fif|eigh)ty(?:-\w+)?|"
-        r"(?:six|seven|nine)ty(?:-\w+)?|hundred|thousand|million|billion|trillion|dozen|double|half)(?:\s+(?:to|or|and)\s+\d+(?:[.,]\d+)*)?(?:\s+[a-zA-Z/]+|\s*%|-(?-i:[a-z]+)\b|[a-zA-Z]{1,3}\b)",
+        r"(?:six|seven|nine)ty(?:-\w+)?|hundred|thousand|million|billion|trillion|dozen|double|half)(?:\s+(?:to|or|and)\s+\d+(?:[.,]\d+)*)?(?:\s+[a-zA-Z/]+|\s*%|-(?-i:[a-z]+)\b|[a-zA-Z]{1,3}\b)"
+        # a magnitude in a unit's name: "By processing petabytes of text"
+        r"|\b(?:kilo|mega|giga|tera|peta|exa|zetta)(?:bytes|bits|flops)\b",
         re.I,
     ),
     "reason": re.compile(

@@ -286,6 +286,8 @@ def _first(
         pool = stated or holding or pool
         # the entry's own "E.C. Haines, 1964." before the year a paper on it was published
         pool = [i for i in pool if not CITED_WORK.match(cands[i].text)] or pool
+    elif kinds[0] == "number":  # "how much data ...?": "By processing petabytes of text"
+        pool = [i for i in pool if holds_type(cands[i].text, "number")] or pool
     elif asks_origin(question):  # "From the curious expression ...", though the definition
         pool = [i for i in pool if ORIGIN.search(cands[i].text)] or pool  # shares more words
     elif not needed and asks_term(question):  # "..., a property known as transfer learning"

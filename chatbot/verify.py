@@ -201,12 +201,14 @@ _ASKED_NUMBER = re.compile(r"(?<![\w.])(?:\d{2,}(?:\.\d+)*|\d+(?:\.\d+)+)(?![\w.
 _ASKED_CODE = re.compile(r"(?<![\w-])[A-Za-z][\w-]*?\d[\w-]*")
 _ALTERNATIVES = re.compile(r"(?<![\w.])(\d{2,})\s*(?:/|\bor\b)\s*(\d{2,})(?![\w.])")
 _DECADE = re.compile(r"^(?:(?:mid|early|late)-)?\d+(?:s|st|nd|rd|th)$", re.I)
+# a name's version in one digit, mid-sentence: "When was Python 3 released?", "Windows 7"
+_ASKED_VERSION = re.compile(r"(?<=[a-z,;:]\s)([A-Z][\w+#-]*)\s+(\d)(?![\w.%-])")
 
 
 def unmentioned_specifics(question: str, passage_texts: Sequence[str]) -> list[str]:
     """Numbers and product codes the question names that no passage mentions: "Who won the
     award in 2023?" is not answered from a 1988 entry, nor "How many cores has the M3 Max?"
-    from an entry about cores in general."""
+    from an entry about cores in general, nor "When was Python 3 released?" from Python's."""
     haystack = " ".join(passage_texts)
     out = [
         n
@@ -223,6 +225,9 @@ def unmentioned_specifics(question: str, passage_texts: Sequence[str]) -> list[s
         code = code.rstrip("-")
         if not _DECADE.match(code) and code.lower().replace("-", "") not in seen:
             out.append(code)
+    for name, digit in _ASKED_VERSION.findall(question):
+        if f"{name.lower().replace('-', '')}{digit}" not in seen:
+            out.append(f"{name} {digit}")
     return list(dict.fromkeys(out))
 
 

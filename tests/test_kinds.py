@@ -85,6 +85,8 @@ def test_a_year_or_a_date_is_not_an_asked_quantity() -> None:
     assert not holds_type("One of the oldest languages still in use.", "number")
     assert holds_type("Addressing used an 18-bit segment.", "number")  # a hyphenated unit
     assert not holds_type("DOD standard 5200.28-STD, December 1985.", "number")  # a code
+    assert holds_type("By processing petabytes of text, they learn.", "number")  # a magnitude
+    assert not holds_type("A gigabyte is a unit.", "number")  # a unit named, no amount
 
 
 @pytest.mark.parametrize(

@@ -97,6 +97,19 @@ def test_a_count_is_answered_only_by_a_sentence_holding_a_quantity() -> None:
     assert extractive_answer("Which manuals come with Yacc?", [bare], None).text
 
 
+def test_how_much_is_answered_first_by_a_sentence_holding_a_quantity() -> None:
+    """ "How much data ...?" is answered by "petabytes of text", though the definition shares
+    more of the question's words."""
+    model = entry(
+        "Foundation Model",
+        "A foundation model is a model trained on data at scale for many applications. "
+        "By processing petabytes of text, these models learn the structure of language.",
+    )
+    question = "how much data are foundation models trained on?"
+    answer = extractive_answer(question, [model], FakeEmbedder(), max_sentences=1)
+    assert answer.text.startswith("By processing petabytes")
+
+
 def test_a_designer_and_year_note_answers_when_and_comes_first() -> None:
     """FOLDOC's language entries open with "Joseph Goguen 1976.": too short to be prose, yet
     the answer to "when"; the sentence holding the year is said before the description."""

@@ -495,6 +495,10 @@ PASSAGES = ["The Z80A runs at 4 MHz. The PDP-7 was sold from 1965 with 18 bit wo
         ("Which models came out around 1995/1996?", []),  # alternatives: either will do
         ("Was the PDP-7 sold in 1964 or 1965?", []),
         ("Did anything ship in 2030 or 2031?", ["2030", "2031"]),  # neither is mentioned
+        ("When was Python 3 released?", ["Python 3"]),  # a version in one digit
+        ("Is GPT 4 large?", []),
+        ("Could Lotus Symphony multitask, unlike Lotus 1-2-3?", []),  # a name, not a version
+        ("Give 3 examples of a Z80A program.", []),  # a count, not a version
     ],
 )
 def test_what_a_question_names_must_be_in_a_passage(question: str, missing: list[str]) -> None:
