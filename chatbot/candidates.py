@@ -59,6 +59,7 @@ _LEAD_NOTE = re.compile(
     r"([^()]{10,200})\)\s+(?=[A-Z])",
     re.I,
 )
+_ASIDE = re.compile(r"\([^()]*\)\.?")  # "(FMPL of Accardi).": a note on the name, no prose
 _REFERENCE = re.compile(
     r"^(?:see also|see|compare|e-mail|ftp|version|home page|unix manual page|usenet newsgroup|"
     r"mailing list|source code|latest version)\b",
@@ -229,7 +230,7 @@ def candidates(
                 # "(colour look-up table, CLUT) A device ...": the markup stripped is the answer
                 text = f"{_as_written(acronym, raw)} stands for {words}."
                 out.append(Candidate(i + 1, pos, text, chunk.title, focus, context, best))
-            if not s or _REFERENCE.match(s):
+            if not s or _REFERENCE.match(s) or _ASIDE.fullmatch(s):
                 continue
             field = field_sentence(chunk.title, s)
             if field and _asks_field(question, kinds, raw, field):

@@ -326,7 +326,7 @@ _EXPANSION_ASKED = [
         r"^what\s+does\s+(?:the\s+)?(?:acronym|abbreviation|initialism)\s+"
         + _WORD
         + r"\s+(?:mean|stand\s+for)\b",
-        r"^what\s+does\s+" + _WORD + r"\s+stand\s+for\b",
+        r"^what\s+does\s+" + _WORD + r"\s+(?:actually\s+|really\s+)?stand\s+for\b",
         # "admd in x.400, what's that short for?"
         r"^(?!(?:so|and|but|ok|okay|in|on|at|the|also|now|well|hey|hi|then|yes|no)\b)"
         + _WORD

@@ -320,6 +320,9 @@ def _choose(
         and first.pos == 0
         and not any(holds_type(cands[i].text, "reason") for i in order)
     )
+    # the entry's first sentence read, its definition (pos 0 may be a name or a note)
+    own = [c.pos for c in cands if c.title == first.title and c.pos >= 0 and c is not first]
+    opening = min(own) if own and first.pos >= 0 else -2
     for idx in order:
         if len(chosen) >= limit:
             break
@@ -332,7 +335,7 @@ def _choose(
             and not holds_type(first.text, k)
             and (k != "yesno" or (describes and score[idx] >= score[chosen[0]] - w.settles))
             for k in kinds
-        ) or ("definition" in kinds and c.pos == 0 <= first.pos and c.title == first.title)
+        ) or ("definition" in kinds and c.pos == opening and c.title == first.title)
         adds_kind = adds_kind or (
             explains and c.n == first.n and c.pos > 0 and score[idx] >= score[chosen[0]] - w.settles
         )

@@ -14,6 +14,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from chatbot.kinds import LEAD_PHRASE
 from chatbot.text import asked_sentence, quoted_terms
 
 _ARTICLE = re.compile(r"^(?:a|an|the)\s+", re.I)
@@ -119,6 +120,7 @@ def lookup_term(question: str) -> str | None:
     your system prompt." asks for the foundation model."""
     q = re.sub(r"\s+", " ", asked_sentence(question)).strip().rstrip("?.! ").strip()
     q = _FOLLOW_UP.sub("", q)  # "and what about an interpreter?" names a term too
+    q = LEAD_PHRASE.sub("", q)  # "In IBM SNA networking, what is ANR?"
     for n, pattern in enumerate(_LOOKUP):
         m = pattern.match(q)
         if not m:

@@ -200,6 +200,7 @@ def test_what_asks_for_the_bots_own_opinion(question: str, opinion: bool) -> Non
         ("whats ADMD short for in x.400?", "ADMD"),  # chat spelling
         ("What does the CRYSTAL language's name stand for?", "CRYSTAL"),
         ("so in the RFC, what does that stand for?", ""),  # no acronym named
+        ("what does gcc actually stand for these days?", "gcc"),
     ],
 )
 def test_the_acronym_whose_expansion_is_asked(question: str, acronym: str) -> None:

@@ -676,3 +676,15 @@ def test_a_year_of_the_entry_before_the_year_of_a_work_cited() -> None:
     question = "When was the TREET time-sharing system made?"
     answer = extractive_answer(question, [treet], FakeEmbedder(), max_sentences=1)
     assert "1964" in answer.text and "1971" not in answer.text
+
+
+def test_what_and_when_brings_the_entrys_first_prose_after_its_year() -> None:
+    """ "What was WFL, and when did it appear?": the note with the year answers "when", and the
+    entry's first prose sentence (its opening is only a name) says what it was."""
+    wfl = entry(
+        "WFL",
+        "Work Flow Language. Burroughs, ca 1973. A job control language for the B6700 under "
+        "MCP. WFL was a compiled block-structured language similar to ALGOL 60.",
+    )
+    answer = extractive_answer("What was Burroughs' WFL, and when did it appear?", [wfl], None)
+    assert "1973" in answer.text and "A job control language" in answer.text

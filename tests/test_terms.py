@@ -61,6 +61,8 @@ def index() -> TermIndex:
         ("What is a kernel in a nutshell?", "kernel"),
         ("Define recursion for a beginner.", "recursion"),
         ("What is a compiler, in layman's terms?", "compiler"),
+        ("In IBM SNA networking, what is ANR?", "ANR"),  # a leading context phrase
+        ("What is the ISO 8613 standard about?", "ISO 8613 standard"),
     ],
 )
 def test_lookup_phrasings_give_the_term(question: str, term: str) -> None:
