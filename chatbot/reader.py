@@ -64,6 +64,7 @@ class Weights:
     lm: float = 0.5  # query likelihood, in standard deviations, when a scorer is given
     close: float = 0.15  # a second sentence scoring within this of the first is "close"
     settles: float = 0.5  # a yes/no answer's asserting or denying second sentence, within this
+    version: float = 0.3  # the sentence's entry is another version than the one asked about
     filler: float = 0.5  # a templated sentence that states nothing (candidates._filler)
     stated_first: bool = True  # a sentence stating the asked kind of fact answers first
 
@@ -138,6 +139,19 @@ def _needed_form(question: str) -> Callable[[Candidate], bool] | None:
     return None
 
 
+# a name and its version: "MPC Level 2", "Windows 95", "Python 3.12"
+_VERSIONED = re.compile(r"\b([A-Za-z][\w-]*)\s+(\d+(?:\.\d+)*)\b")
+
+
+def other_version(question: str, title: str) -> bool:
+    """Is the entry another version of what the question names? "the MPC Level 2 spec" is not
+    answered from "MPC Level 1 Specification", which shares all its other words."""
+    asked = {name.lower(): number for name, number in _VERSIONED.findall(question)}
+    return any(
+        asked.get(name.lower(), number) != number for name, number in _VERSIONED.findall(title)
+    )
+
+
 def _zscore(values: np.ndarray) -> np.ndarray:
     spread = float(values.std())
     return (values - values.mean()) / spread if spread > 1e-9 else values * 0.0
@@ -171,6 +185,7 @@ def _base_scores(
             + w.best * c.best
             + w.typed * type_strength(c.text, kind)
             - w.filler * c.filler
+            - w.version * other_version(question, c.title)
             for c in cands
         ]
     )

@@ -75,7 +75,10 @@ def test_a_templated_entrys_padding_is_marked_filler() -> None:
 
 def test_a_sentence_wholly_in_brackets_is_no_candidate() -> None:
     """ "(FMPL of Accardi)." notes where a name comes from and says nothing of the entry."""
-    body = "# FMPL\n\n(FMPL of Accardi). A prototype-based, interpreted language with functional features."
+    body = (
+        "# FMPL\n\n(FMPL of Accardi). A prototype-based, interpreted language with functional "
+        "features."
+    )
     chunk = Chunk("f#0", "f", "FMPL", "FMPL", body, 0, len(body), "text")
     question = "Is FMPL compiled?"
     texts = [c.text for c in candidates(question, asked_types(question), [chunk], 3)]

@@ -13,7 +13,7 @@ import pytest
 
 from chatbot.chunking import Chunk
 from chatbot.kinds import holds_type
-from chatbot.reader import Weights, extractive_answer
+from chatbot.reader import Weights, extractive_answer, other_version
 from chatbot.text import split_sentences, strip_markup
 from tests.fakes import FakeEmbedder
 
@@ -688,3 +688,32 @@ def test_what_and_when_brings_the_entrys_first_prose_after_its_year() -> None:
     )
     answer = extractive_answer("What was Burroughs' WFL, and when did it appear?", [wfl], None)
     assert "1973" in answer.text and "A job control language" in answer.text
+
+
+@pytest.mark.parametrize(
+    ("question", "title", "other"),
+    [
+        ("For the MPC Level 2 spec, how much RAM?", "MPC Level 1 Specification", True),
+        ("For the MPC Level 2 spec, how much RAM?", "MPC Level 2 Specification", False),
+        ("Was Python 3 slow?", "Python 2", True),
+        ("What is Windows 95?", "Windows NT", False),  # no version to differ in
+        ("what is a level 3 cache?", "cache", False),
+    ],
+)
+def test_another_version_of_the_named_thing(question: str, title: str, other: bool) -> None:
+    assert other_version(question, title) is other
+
+
+def test_the_asked_version_answers_before_another_versions_entry() -> None:
+    """Both entries hold minimum requirements; retrieval ranked Level 1's first."""
+    level1 = entry(
+        "MPC Level 1 Specification", "Minimum requirements are a 386SX with 2 MB of RAM."
+    )
+    level2 = entry(
+        "MPC Level 2 Specification", "Minimum requirements are a 486SX with 4 MB of RAM."
+    )
+    question = "For the MPC Level 2 spec, what were the minimum requirements?"
+    answer = extractive_answer(question, [level1, level2], None, max_sentences=1)
+    assert "486SX" in answer.text
+    plain = extractive_answer(question, [level1, level2], None, 1, weights=Weights(version=0))
+    assert "386SX" in plain.text
