@@ -19,6 +19,7 @@ from chatbot.kinds import (
     STRONG_TYPE,
     AnswerType,
     asked_expansion,
+    asks_alias,
     asks_term,
     expansion_in,
     holds_type,
@@ -59,6 +60,8 @@ _LEAD_NOTE = re.compile(
     r"([^()]{10,200})\)\s+(?=[A-Z])",
     re.I,
 )
+# '(Or "single-electron transistor")': another name of the entry, in a dictionary's note
+_OR_NOTE = re.compile(r"\((?:Or|or|Also|also)\s+(?:called\s+|known as\s+)?([\"“][^()]{2,80})\)")
 _ASIDE = re.compile(r"\([^()]*\)\.?")  # "(FMPL of Accardi).": a note on the name, no prose
 _REFERENCE = re.compile(
     r"^(?:see also|see|compare|e-mail|ftp|version|home page|unix manual page|usenet newsgroup|"
@@ -205,6 +208,7 @@ def candidates(
     forms a question needs (a named definition, an acronym's expansion) come first."""
     out = []
     term, acronym = asks_term(question), asked_expansion(question)
+    alias = asks_alias(question)
     for i, chunk in enumerate(passages):
         best = chunk.doc_id == passages[0].doc_id
         filler = _filler(chunk)
@@ -226,6 +230,10 @@ def candidates(
                 if len(text.split()) >= 4:
                     out.append(Candidate(i + 1, pos, text, chunk.title, focus, context, best))
             s = drop_polarity(strip_markup(raw))
+            if alias and (other := _OR_NOTE.search(raw)):  # "What else are quantum dots called?"
+                name = chunk.title[:1].upper() + chunk.title[1:]  # it opens the sentence
+                text = f"{name} is also called {other.group(1).strip()}."
+                out.append(Candidate(i + 1, pos, text, chunk.title, focus, context, best))
             if acronym and not spells_out(s, acronym) and (words := expansion_in(raw, acronym)):
                 # "(colour look-up table, CLUT) A device ...": the markup stripped is the answer
                 text = f"{_as_written(acronym, raw)} stands for {words}."

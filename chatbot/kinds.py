@@ -99,6 +99,21 @@ _ASKS_ORIGIN = re.compile(
 )
 
 
+# "What else are quantum dots called?", "another name for X", "X is also known as what?"
+_ASKS_ALIAS = re.compile(
+    r"\bwhat else (?:is|are|was|were) .{1,60}? (?:called|known as)\b|"
+    r"\b(?:an)?other (?:names?|words?|terms?) (?:for|of)\b|\balternative (?:names?|terms?)\b|"
+    r"\b(?:also|otherwise) (?:known as|called)\b",
+    re.I,
+)
+
+
+def asks_alias(question: str) -> bool:
+    """Does the question ask for another name of the thing? FOLDOC gives it in a note,
+    '(Or "single-electron transistor")', that the answer's prose leaves out."""
+    return bool(_ASKS_ALIAS.search(question))
+
+
 def asks_origin(question: str) -> bool:
     """Does the question ask where a name comes from? A sentence that says so answers it
     first, though the entry's definition shares more of the question's words."""

@@ -38,6 +38,7 @@ from chatbot.kinds import (
     AnswerType,
     asked_expansion,
     asked_types,
+    asks_alias,
     asks_count,
     asks_origin,
     asks_people,
@@ -303,6 +304,8 @@ def _first(
         pool = [i for i in pool if not CITED_WORK.match(cands[i].text)] or pool
     elif kinds[0] == "number":  # "how much data ...?": "By processing petabytes of text"
         pool = [i for i in pool if holds_type(cands[i].text, "number")] or pool
+    elif asks_alias(question):  # 'quantum dot is also called "single-electron transistor".'
+        pool = [i for i in pool if NAMES_IT.search(cands[i].text)] or pool
     elif asks_origin(question):  # "From the curious expression ...", though the definition
         pool = [i for i in pool if ORIGIN.search(cands[i].text)] or pool  # shares more words
     elif not needed and asks_term(question):  # "..., a property known as transfer learning"

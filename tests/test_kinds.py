@@ -9,6 +9,7 @@ from chatbot.kinds import (
     answer_type,
     asked_expansion,
     asked_types,
+    asks_alias,
     asks_opinion,
     asks_origin,
     asks_people,
@@ -115,6 +116,20 @@ def test_where_a_word_comes_from_is_a_reason() -> None:
     assert holds_type('From the Greek "kybernetes", a steersman.', "reason")
     assert not holds_type("from the start the language was interpreted.", "reason")
     assert not holds_type("Data moves from one buffer to another.", "reason")
+
+
+@pytest.mark.parametrize(
+    ("question", "alias"),
+    [
+        ("what else are quantum dots called?", True),
+        ("Is there another name for a zombie process?", True),
+        ("What is a zombie process also known as?", True),
+        ("What is a zombie process?", False),
+        ("What are the other parts of a process?", False),
+    ],
+)
+def test_which_questions_ask_for_another_name(question: str, alias: bool) -> None:
+    assert asks_alias(question) is alias
 
 
 @pytest.mark.parametrize(

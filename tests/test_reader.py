@@ -717,3 +717,18 @@ def test_the_asked_version_answers_before_another_versions_entry() -> None:
     assert "486SX" in answer.text
     plain = extractive_answer(question, [level1, level2], None, 1, weights=Weights(version=0))
     assert "386SX" in plain.text
+
+
+def test_another_name_is_answered_from_the_dictionarys_note() -> None:
+    """FOLDOC gives another name in a note the prose leaves out: '(Or "single-electron
+    transistor")'; "what else is it called?" is answered by it."""
+    dot = entry(
+        "quantum dot",
+        '<physics> (Or "single-electron transistor") A location capable of containing a single '
+        "electrical charge. Physically, quantum dots are nanometer-size semiconductor "
+        "structures that store information.",
+    )
+    answer = extractive_answer("what else are quantum dots called?", [dot], None)
+    assert answer.text.startswith('Quantum dot is also called "single-electron transistor".')
+    plain = extractive_answer("what are quantum dots?", [dot], None)
+    assert "also called" not in plain.text
