@@ -211,9 +211,9 @@ def candidates(
     alias = asks_alias(question)
     for i, chunk in enumerate(passages):
         best = chunk.doc_id == passages[0].doc_id
-        filler = _filler(chunk)
         if i >= max_passages and not (best and chunk.title == passages[0].title):
             continue  # a later passage is read only when it goes on with the best one's entry
+        filler = _filler(chunk)
         focus = named_in(question, chunk.title)
         section = chunk.heading.rsplit(" > ", 1)[-1]
         context = chunk.title if section in ("", chunk.title) else f"{chunk.title}, {section}"
