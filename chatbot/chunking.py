@@ -13,10 +13,9 @@ from dataclasses import dataclass
 
 from chatbot.corpus import Document
 from chatbot.entries import TERM_ITEM
-from chatbot.text import split_sentences
+from chatbot.text import split_sentences, without_headings
 
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$")
-_HEADING_LINES = re.compile(r"^(?:#{1,6}[ \t].*|---|\w+:.*)$", re.M)  # headings, front matter
 _FENCE = re.compile(r"^(```|~~~)")
 _FAQ_SECTION = re.compile(r"\b(faq|frequently asked|questions?)\b", re.IGNORECASE)
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
@@ -160,7 +159,7 @@ def templated(doc: Document) -> bool:
     if len(name) < 2 or not all(w[:1].isupper() for w in name):
         return False
     lower = re.escape(" ".join(name[1:]).lower())
-    prose = _HEADING_LINES.sub("", doc.text)
+    prose = without_headings(doc.body)
     if not re.search(rf"\b(?i:{re.escape(name[0][0])}){re.escape(name[0][1:])}\s+{lower}", prose):
         return False  # never in lower case: a proper name
     after_opening = " ".join(split_sentences(prose)[1:])  # the opening may title it any way

@@ -178,6 +178,7 @@ def _base_scores(
     else:
         semantic = np.zeros(len(cands))
     last = max(c.n for c in cands)
+    other = {t: other_version(question, t) for t in {c.title for c in cands}}
     prior = np.array(
         [
             w.rank * (last - c.n)
@@ -186,7 +187,7 @@ def _base_scores(
             + w.best * c.best
             + w.typed * type_strength(c.text, kind)
             - w.filler * c.filler
-            - w.version * other_version(question, c.title)
+            - w.version * other[c.title]
             for c in cands
         ]
     )

@@ -48,7 +48,8 @@ _QUALIFIER = re.compile(
     r"\s*(?:,\s*)?(?:\b(?:in|within)\s+(?:computing|computer\s+science|programming|software|"
     r"networking|the\s+(?:context|field)\s+of\s+.+|this\s+glossary|ai|machine\s+learning|"
     r"tech(?:nology)?|(?:plain|simple|layman'?s|lay|basic)\s+terms|plain\s+english|"
-    r"simple\s+words|a\s+nutshell|short|brief)|\b(?:all\s+)?about|\bplease|\bexactly|\bbriefly|\bsimply|\bagain|"
+    r"simple\s+words|a\s+nutshell|short|brief)|\b(?:all\s+)?about|\bplease|\bexactly|\bbriefly|"
+    r"\bsimply|\bagain|"
     r"\bfor\s+(?:me|a\s+beginner|beginners|a\s+newcomer|newcomers|dummies))\s*$",
     re.I,
 )
