@@ -277,7 +277,9 @@ def _wire_chat(pipe: Pipeline, settings: Settings, ui: Layout, title: str) -> No
         "inputs": [ui.msg, ui.chatbot, ui.turns],
         "outputs": [ui.msg, ui.chatbot, ui.sources, ui.turns],
     }
-    limit = {"concurrency_limit": settings.concurrency}
+    # The textbox is re-enabled by the answer's last update, a moment before Gradio marks the
+    # event done; "always_last" runs a question sent in that moment next instead of dropping it.
+    limit = {"concurrency_limit": settings.concurrency, "trigger_mode": "always_last"}
     submit_evt = ui.msg.submit(on_message, **io, api_name="chat", **limit)
     click_evt = ui.send.click(on_message, **io, api_visibility="private", **limit)
     show_related = {"fn": lambda h: related_samples(pipe, h), "api_visibility": "private"}

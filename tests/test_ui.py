@@ -485,6 +485,9 @@ def test_create_app_builds_blocks_wired_to_the_pipeline(
     assert [type(c).__name__ for c in chat_fn.inputs] == ["Textbox", "Chatbot", "State"]
     assert chat_fn.inputs[0].max_length == settings.max_question_chars
     assert chat_fn.inputs[1].sanitize_html is True
+    # A question sent as the previous answer finishes is queued, not silently dropped.
+    chat_events = [fn for fn in demo.fns.values() if fn.fn is chat_fn.fn]
+    assert len(chat_events) == 2 and {fn.trigger_mode for fn in chat_events} == {"always_last"}
     assert fns["preset"].fn is not None and len(fns["preset"].inputs) == 1
     assert fns["rebuild"].inputs == []
     presets = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "presets")
