@@ -53,15 +53,20 @@ class Candidate:
     filler: bool = False  # a templated sentence about the entry that states nothing (see _filler)
 
 
-# a lead note that is prose: "(Named from the authors' initials) An interpreted language ..."
+# a lead note that is prose: "(Named from the authors' initials) An interpreted language ...",
+# or gives the entry's earlier names: "(byacc, previously Zeus, then Zoo)"
 _LEAD_NOTE = re.compile(
     r"^\s*(?:<[^<>]*>\s*)?(?:/[^/\s][^/]{0,60}/\s*)?"  # a tag, a pronunciation
-    r"\((?=[^()]*\b(?:from|after|named|analogy|play on|short for|stands? for)\b)"
-    r"([^()]{10,200})\)\s+(?=[A-Z])",
+    r"\((?=[^()]*\b(?:from|after|named|analogy|play on|short for|stands? for|(?P<was>previously|"
+    r"formerly|originally))\b)([^()]{10,200})\)\s+(?=[A-Z])",
     re.I,
 )
 # '(Or "single-electron transistor")': another name of the entry, in a dictionary's note
 _OR_NOTE = re.compile(r"\((?:Or|or|Also|also)\s+(?:called\s+|known as\s+)?([\"“][^()]{2,80})\)")
+# an entry's leading note of its other names: "(SDSL, or Single-pair ...)", "(byacc, previously
+# Zeus, then Zoo)"; a question naming one names the entry
+_LEAD_NAMES = re.compile(r"^\s*(?:<[^<>]*>\s*)?(?:/[^/\s][^/]{0,60}/\s*)?\(([^()]{2,200})\)")
+_NAME_JOIN = re.compile(r"\b(?:or|previously|formerly|originally|then|also|now|later)\b", re.I)
 _ASIDE = re.compile(r"\([^()]*\)\.?")  # "(FMPL of Accardi).": a note on the name, no prose
 _REFERENCE = re.compile(
     r"^(?:see also|see|compare|e-mail|ftp|version|home page|unix manual page|usenet newsgroup|"
@@ -122,6 +127,18 @@ def named_in(question: str, title: str) -> bool:
         return False
     pattern = rf"(?<![\w+/-]){re.escape(t)}(?:s|es)?(?![\w+/-])"
     return bool(re.search(pattern, " ".join(question.lower().split())))
+
+
+def names_entry(question: str, chunk: Chunk) -> bool:
+    """Does the question name this chunk's entry, by its title or, in the entry's opening, by
+    a name its leading note gives ("SDSL" for "Single-line Digital Subscriber Line")?"""
+    if named_in(question, chunk.title):
+        return True
+    note = (
+        _LEAD_NAMES.match(chunk.body_without_heading()) if chunk.chunk_id.endswith("#0") else None
+    )
+    names = re.split(r"[,;]", _NAME_JOIN.sub(",", note.group(1))) if note else []
+    return any(named_in(question, n.strip(" \"'“”{}")) for n in names if 0 < len(n.split()) <= 4)
 
 
 def _note_answers(sentence: str, kinds: list[AnswerType]) -> bool:
@@ -209,12 +226,13 @@ def candidates(
     out = []
     term, acronym = asks_term(question), asked_expansion(question)
     alias = asks_alias(question)
+    named_docs = {c.doc_id for c in passages if names_entry(question, c)}  # by title or note
     for i, chunk in enumerate(passages):
         best = chunk.doc_id == passages[0].doc_id
         if i >= max_passages and not (best and chunk.title == passages[0].title):
             continue  # a later passage is read only when it goes on with the best one's entry
         filler = _filler(chunk)
-        focus = named_in(question, chunk.title)
+        focus = chunk.doc_id in named_docs
         section = chunk.heading.rsplit(" > ", 1)[-1]
         context = chunk.title if section in ("", chunk.title) else f"{chunk.title}, {section}"
         if term and (named := _named_definition(chunk)):
@@ -226,7 +244,8 @@ def candidates(
             out.append(Candidate(i + 1, -1, text, chunk.title, focus, context, best))
         for pos, raw in enumerate(split_sentences(chunk.body_without_heading() or chunk.text)):
             if note := _LEAD_NOTE.match(raw):  # an etymology is an answer to "why"
-                text = note.group(1).strip().rstrip(".") + "."
+                text = " ".join(note.group(2).split()).rstrip(".") + "."
+                text = f"{chunk.title}: {text}" if note.group("was") else text
                 if len(text.split()) >= 4:
                     out.append(Candidate(i + 1, pos, text, chunk.title, focus, context, best))
             s = drop_polarity(strip_markup(raw))

@@ -30,7 +30,15 @@ from typing import Protocol, runtime_checkable
 
 from chatbot.generate.base import Message
 from chatbot.grounded import ClauseGrammar, clauses
-from chatbot.kinds import NAMES_IT, asked_expansion, asked_types, asks_term, holds_type, spells_out
+from chatbot.kinds import (
+    NAMES_IT,
+    asked_expansion,
+    asked_types,
+    asks_term,
+    holds_type,
+    says_who,
+    spells_out,
+)
 from chatbot.prompt import Templates, neutralize
 from chatbot.retrieve import tokenize
 from chatbot.terms import Lookup, normalize
@@ -167,6 +175,10 @@ class Composer:
             return "left out the asked fact"
         if implied and asks_term(question) and implied.lower() not in said:
             return "left out the asked fact"  # "What do you call ...?": the name is the answer
+        names = [n.strip().lower() for n in implied.split(":") if n.strip()]
+        unsaid = names and not any(n in said for n in names)
+        if unsaid and "person" in kinds and not says_who(evidence[0]):
+            return "left out the asked fact"  # who: "WAP Forum: The official body developing"
         acronym = asked_expansion(question)  # "ISDN: ..." -> "A set of standards ..." drops it
         source = f"{implied} {' '.join(evidence)}"
         if acronym and spells_out(source, acronym) and not spells_out(text, acronym):

@@ -309,6 +309,16 @@ _PERSON = re.compile(
 )
 
 
+# "by Mike Sample", "by the IETF", "Brian Kernighan's preprocessor": the sentence says who
+_BY_WHOM = re.compile(r"\bby\s+(?:the\s+)?[A-Z]|\b[A-Z]\w*['\u2019]s\s")
+
+
+def says_who(sentence: str) -> bool:
+    """Does the sentence say who made or does the thing? "The official body developing
+    Wireless Application Protocol." does not: its entry's name is who."""
+    return type_strength(sentence, "person") == 1.0 or bool(_BY_WHOM.search(sentence))
+
+
 def asks_people(question: str) -> bool:
     """The question asks for people by a word for them (authors, inventors, researchers)."""
     return bool(_PEOPLE_ASKED.search(_asking(question)))

@@ -333,7 +333,7 @@ class Pipeline:
             for n, h in enumerate(turn.hits, 1):
                 if h.chunk.doc_id in lookup.doc_ids:
                     entries.setdefault(h.chunk.doc_id, (n, h.chunk))
-            ext = lookup_answer(list(entries.values()))
+            ext = lookup_answer(list(entries.values()), question=turn.standalone)
             acronym = asked_expansion(turn.standalone)
             if not ext.text or (acronym and not spells_out(ext.text, acronym)):
                 return None  # the reader finds "CLUT stands for colour look-up table"

@@ -45,10 +45,11 @@ from chatbot.kinds import (
     asks_term,
     holds_type,
     names_person,
+    says_who,
     spells_out,
     type_strength,
 )
-from chatbot.text import opening_definition, split_sentences, strip_markup
+from chatbot.text import asked_sense, opening_definition, split_sentences, strip_markup
 
 
 @dataclass(frozen=True)
@@ -105,8 +106,11 @@ def faq_answer(chunk: Chunk, n: int, max_chars: int = 420, *, asked: str = "") -
     return Extract(" ".join(out) + f" [{n}]", [n])
 
 
-def lookup_answer(entries: Sequence[tuple[int, Chunk]], max_senses: int = 2) -> Extract:
-    """A lookup answered from the entry that is the term: its opening definition, cited.
+def lookup_answer(
+    entries: Sequence[tuple[int, Chunk]], max_senses: int = 2, question: str = ""
+) -> Extract:
+    """A lookup answered from the entry that is the term: its opening definition, or the
+    definition of the sense whose field the question names, cited.
 
     ``entries``: (citation number, the entry's first chunk), best retrieved first. A second entry
     with the same title (a homonym, or the same term from another source) is shown too, so one
@@ -115,7 +119,7 @@ def lookup_answer(entries: Sequence[tuple[int, Chunk]], max_senses: int = 2) -> 
     parts: list[str] = []
     cited: list[int] = []
     for n, chunk in entries:
-        definition = opening_definition(chunk.text)
+        definition = opening_definition(asked_sense(chunk.text, question, chunk.title))
         if not definition or len(cited) >= max_senses:
             continue
         definition = definition[0].upper() + definition[1:]
@@ -232,11 +236,24 @@ def extractive_answer(
     chosen = _choose(question, [cands[i] for i in top], score, kinds, max_sentences, w)
     picked = _with_context([cands[top[c]] for c in chosen], cands)
     parts = [f"{c.text} [{c.n}]" for c in picked]
-    lead = picked[0]
-    names = named_in(lead.text, lead.title) or NAMES_IT.search(lead.text)
-    if asks_term(question) and lead.pos >= 0 and not names:
-        parts[0] = f"{lead.title}: {parts[0]}"  # the name asked for, though no sentence says it
+    if _answer_is_the_title(question, kinds[0], picked[0], passages):
+        parts[0] = (
+            f"{picked[0].title}: {parts[0]}"  # the name asked for, though no sentence says it
+        )
     return Extract(" ".join(parts), list(dict.fromkeys(c.n for c in picked)))
+
+
+def _answer_is_the_title(
+    question: str, kind: AnswerType, lead: Candidate, passages: Sequence[Chunk]
+) -> bool:
+    """The entry's name is the answer and its sentence leaves it out: a term asked for ("what
+    is it called when ...?"), or who does something when an entry opens by defining itself
+    without its name ("WAP Forum": "The official body developing Wireless Application
+    Protocol.")."""
+    if named_in(lead.text, lead.title) or NAMES_IT.search(lead.text) or lead.pos < 0:
+        return False
+    opens_entry = lead.pos == 0 and passages[lead.n - 1].chunk_id.endswith("#0")
+    return asks_term(question) or (kind == "person" and opens_entry and not says_who(lead.text))
 
 
 # "This approach is used in medicine and law", "As a result, CHAP is more secure": which

@@ -32,7 +32,7 @@ _LOOKUP = [
         r"^(?:what|who)\s*(?:is|are|was|were|'s|’s)\s+(?:meant\s+by\s+|the\s+(?:meaning|definition)"
         r"\s+of\s+|the\s+term\s+)?(?P<t>.+)$",
         r"^what\s+(?:does|do|did)\s+(?:the\s+(?:term|word|acronym|abbreviation)\s+)?(?P<t>.+?)"
-        r"\s+(?:mean|stand\s+for|refer\s+to)$",
+        r"(?:\s+(?:actually|really|exactly))?\s+(?:mean|stand\s+for|refer\s+to)$",
         r"^(?:can\s+you\s+|could\s+you\s+|please\s+)*(?:define|explain|describe|look\s+up)\s+"
         r"(?:the\s+(?:term|word)\s+)?(?P<t>.+)$",
         r"^(?:definition|meaning)\s+of\s+(?P<t>.+)$",

@@ -14,10 +14,12 @@ CITATION = re.compile(r"\[(\s*\d+\s*(?:[,;]\s*\d+\s*)*)\]")
 LEADING_CITATIONS = re.compile(r"^(?:\[\s*\d+\s*(?:[,;]\s*\d+\s*)*\]\s*)+")
 # A sentence ends at . ! ? (plus closing quotes/brackets) before a capital, digit or quote; a
 # blank line or a list item / heading line also ends one. Other newlines are soft wraps.
-# Abbreviations ("e.g.", "i.e.", an initial such as "J." or "D.A.", "U.S.") do not end a sentence.
+# Abbreviations ("e.g.", "i.e.", an initial such as "J." or "D.A.", "U.S.", a date's "ca." or
+# "c.") do not end a sentence.
 _SENTENCE = re.compile(
     r"(?<!\be\.g\.)(?<!\bi\.e\.)(?<!\bcf\.)(?<!\bvs\.)(?<!\bc\.f\.)(?<!\bDr\.)(?<!\bMr\.)"
-    r"(?<!\bSt\.)(?<!\bNo\.)(?<!\s[A-Z]\.)(?<![A-Z]\.[A-Z]\.)(?<=[.!?])([\"')\]]*)\s+(?=[A-Z0-9\"'(\[])"
+    r"(?<!\bSt\.)(?<!\bNo\.)(?<!\bca\.)(?<!\bc\.)(?<!\bapprox\.)(?<!\bpp\.)(?<!\bVol\.)"
+    r"(?<!\s[A-Z]\.)(?<![A-Z]\.[A-Z]\.)(?<=[.!?])([\"')\]]*)\s+(?=[A-Z0-9\"'(\[])"
     r"|\n\s*\n+|\n(?=\s*(?:[-*•]\s|\d+\.\s|#))"
 )
 _SOFT_WRAP = re.compile(r"(?<!\n)\n(?![\n\s]*(?:[-*•]\s|\d+\.\s|#|\n))")
@@ -174,10 +176,32 @@ def opening_definition(text: str, max_chars: int = 320) -> str:
             continue
         if out and (len(" ".join(out)) + len(s) > max_chars or s.endswith("?") or field_line(s)):
             break
+        if out and re.match(r"\s*\d+\.\s", sentence):
+            break  # "2. <programming> ..." is another sense, not more of this one
         out.append(s)
         if len(" ".join(out)) >= 120:
             break
     return " ".join(out) or _numbered_senses(text, max_chars)
+
+
+_TAGGED_SENSE = re.compile(r"^\s*\d+\.\s*<([^<>\n]{2,60})>", re.MULTILINE)  # "2. <programming>"
+
+
+def _stems(text: str) -> set[str]:
+    """Word beginnings that "programmer" and "programming" share."""
+    return {w[:6] for w in re.findall(r"[a-z]{4,}", text.lower())}
+
+
+def asked_sense(text: str, question: str, title: str = "") -> str:
+    """The entry from the one numbered sense on whose category tag the question names ("In
+    programmer jargon, what does infinity mean?" asks for "2. <programming> The largest value
+    ..."), or the whole entry: a dictionary lists the most common sense first, and a question
+    naming no field asks for that one."""
+    body = without_headings(text)
+    senses = list(_TAGGED_SENSE.finditer(body))
+    asked = _stems(question) - _stems(title)
+    named = [m for m in senses if asked & _stems(m.group(1))]
+    return body[named[0].start() :] if len(named) == 1 and named[0] != senses[0] else text
 
 
 def _numbered_senses(text: str, max_chars: int) -> str:

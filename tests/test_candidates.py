@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from chatbot.candidates import candidates, field_sentence, named_in
+from chatbot.candidates import candidates, field_sentence, named_in, names_entry
 from chatbot.chunking import Chunk
 from chatbot.kinds import asked_types
 
@@ -83,3 +83,31 @@ def test_a_sentence_wholly_in_brackets_is_no_candidate() -> None:
     question = "Is FMPL compiled?"
     texts = [c.text for c in candidates(question, asked_types(question), [chunk], 3)]
     assert texts == ["A prototype-based, interpreted language with functional features."]
+
+
+BYACC = (
+    "# Berkeley Yacc\n\n<tool> (byacc, previously Zeus, then Zoo) Probably the best variant of "
+    "the Yacc parser generator. Written by Robert Corbett.\n\n(2000-07-16)"
+)
+
+
+def test_an_entry_is_named_by_the_names_in_its_leading_note() -> None:
+    """FOLDOC titles an entry by its long name and gives its acronym or former names in a
+    leading note: a question naming one of them names the entry."""
+    opening = Chunk("b#0", "b", "Berkeley Yacc", "Berkeley Yacc", BYACC, 0, len(BYACC), "text")
+    later = replace(opening, chunk_id="b#1")
+    assert names_entry("What was the parser generator Zeus?", opening)
+    assert names_entry("who wrote byacc", opening)
+    assert names_entry("Is Berkeley Yacc free?", later)  # the title, in any chunk
+    assert not names_entry("What was the parser generator Zeus?", later)  # the note opens it
+    assert not names_entry("Who wrote Yacc?", opening)
+
+
+def test_a_leading_note_of_former_names_is_a_candidate_with_its_entry() -> None:
+    chunk = Chunk("by#0", "byacc-entry", "Berkeley Yacc", "Berkeley Yacc", BYACC, 0, 0, "text")
+    later = replace(chunk, chunk_id="by#1", text="# Berkeley Yacc\n\nIt is in the public domain.")
+    question = "What is the parser generator Zeus called now?"
+    cands = candidates(question, asked_types(question), [chunk, later], 3)
+    assert "Berkeley Yacc: byacc, previously Zeus, then Zoo." in [c.text for c in cands]
+    assert "It is in the public domain." in [c.text for c in cands]
+    assert all(c.focus for c in cands)  # the whole entry is the one named

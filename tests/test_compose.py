@@ -179,6 +179,11 @@ def test_a_name_asked_for_must_stay_in_the_answer() -> None:
     assert Composer().check(asked, evidence, said, labels) == "left out the asked fact"
     what = "What is an internet telephony service provider?"  # the name is the question's
     assert Composer().check(what, evidence, said, labels) == ""
+    forum = "WAP Forum: The official body developing Wireless Application Protocol. [1]"
+    who = "Who is the official body developing WAP?"  # the entry's name is who
+    dropped = "The official body developing Wireless Application Protocol."
+    check = Composer().check(who, evidence_sentences(forum), dropped, entry_labels(forum))
+    assert check == "left out the asked fact"
 
 
 def test_a_dropped_clause_giving_the_asked_name_is_caught() -> None:

@@ -13,8 +13,8 @@ import pytest
 
 from chatbot.chunking import Chunk
 from chatbot.kinds import holds_type
-from chatbot.reader import Weights, extractive_answer, other_version
-from chatbot.text import split_sentences, strip_markup
+from chatbot.reader import Weights, extractive_answer, lookup_answer, other_version
+from chatbot.text import asked_sense, split_sentences, strip_markup
 from tests.fakes import FakeEmbedder
 
 
@@ -353,6 +353,15 @@ def test_initials_and_abbreviations_do_not_end_a_sentence() -> None:
     ]
 
 
+def test_an_approximate_date_does_not_end_a_sentence() -> None:
+    text = "A language for the Honeywell 800, developed ca. 1959. Rewritten c. 1970. See pp. 4-9."
+    assert split_sentences(text) == [
+        "A language for the Honeywell 800, developed ca. 1959.",
+        "Rewritten c. 1970.",
+        "See pp. 4-9.",
+    ]
+
+
 def test_a_closing_quote_or_bracket_stays_with_its_sentence() -> None:
     text = 'He said "it is plug and play." (It was.) Then it broke.'
     assert split_sentences(text) == [
@@ -549,6 +558,39 @@ def test_a_name_asked_for_is_said_even_when_no_sentence_says_it() -> None:
     assert ext.text.startswith("pager: A program for viewing a text file")
     said = extractive_answer("What is a program for viewing text?", [pager], FakeEmbedder())
     assert said.text.startswith("A program for viewing")  # no name asked for: none added
+
+
+def test_who_is_answered_with_the_name_of_an_entry_defining_itself_without_it() -> None:
+    """ "WAP Forum: The official body developing Wireless Application Protocol." opens its
+    entry without its name, which is the answer to "who"; a later chunk's first sentence is
+    not the entry's opening, and says nothing of who its title is."""
+    forum = Chunk(
+        "WAP Forum#0", "WAP Forum", "WAP Forum", "WAP Forum",
+        "# WAP Forum\n\n<body> The official body developing Wireless Application Protocol.",
+        0, 0, "text",
+    )  # fmt: skip
+    asked = "Who is the official body developing the wireless application protocol?"
+    ext = extractive_answer(asked, [forum], FakeEmbedder())
+    assert ext.text.startswith("WAP Forum: The official body developing")
+    later = replace(forum, chunk_id="WAP Forum#1")
+    assert extractive_answer(asked, [later], FakeEmbedder()).text.startswith("The official")
+
+
+def test_a_lookup_naming_a_field_is_answered_from_that_sense() -> None:
+    infinity = entry(
+        "infinity",
+        "1. <mathematics> The size of something infinite.\n\n2. <programming> The largest "
+        "value that can be represented in a particular type of variable.\n\n(1994-11-18)",
+    )
+    jargon = lookup_answer([(1, infinity)], question='In programmer jargon, what is "infinity"?')
+    assert jargon.text == (
+        "Infinity: The largest value that can be represented in a particular type of variable. [1]"
+    )
+    plain = lookup_answer([(1, infinity)], question="What is infinity?")
+    assert plain.text == "Infinity: The size of something infinite. [1]"
+    # the term's own words name no field: "programming" in "programming language" is the term
+    lang = entry("programming language", "1. <mathematics> A sense.\n\n2. <programming> Other.")
+    assert asked_sense(lang.text, "What is a programming language?", lang.title) == lang.text
 
 
 def test_who_prefers_a_sentence_naming_a_person_in_the_same_entry() -> None:

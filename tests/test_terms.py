@@ -39,6 +39,7 @@ def index() -> TermIndex:
         ("what's an API", "API"),
         ("What are compilers?", "compilers"),
         ("What does TCP/IP stand for?", "TCP/IP"),
+        ("what does BNC actually stand for? the coax connector thing", "BNC"),
         ("What does RAM mean?", "RAM"),
         ("What is RAM short for?", "RAM"),
         ("what's ISDN an abbreviation for", "ISDN"),
