@@ -31,6 +31,10 @@ _LOOKUP = [
         r"^what\s*(?:is|are|'s|’s)\s+(?P<t>.+?)\s+(?:short|an\s+abbreviation|an\s+acronym)\s+for$",
         r"^(?:what|who)\s*(?:is|are|was|were|'s|’s)\s+(?:meant\s+by\s+|the\s+(?:meaning|definition)"
         r"\s+of\s+|the\s+term\s+)?(?P<t>.+)$",
+        # "what does the name of the ALIAS language stand for": one word, and its kind at most
+        r"^what\s+(?:does|do|did)\s+the\s+name\s+(?:of\s+)?(?:the\s+)?(?P<t>\S+(?:\s+(?:language|"
+        r"protocol|system|format|standard|program|tool))?)(?:\s+(?:actually|really|exactly))?\s+"
+        r"(?:mean|stand\s+for)$",
         r"^what\s+(?:does|do|did)\s+(?:the\s+(?:term|word|acronym|abbreviation)\s+)?(?P<t>.+?)"
         r"(?:\s+(?:actually|really|exactly))?\s+(?:mean|stand\s+for|refer\s+to)$",
         r"^(?:can\s+you\s+|could\s+you\s+|please\s+)*(?:define|explain|describe|look\s+up)\s+"

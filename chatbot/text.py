@@ -15,11 +15,11 @@ LEADING_CITATIONS = re.compile(r"^(?:\[\s*\d+\s*(?:[,;]\s*\d+\s*)*\]\s*)+")
 # A sentence ends at . ! ? (plus closing quotes/brackets) before a capital, digit or quote; a
 # blank line or a list item / heading line also ends one. Other newlines are soft wraps.
 # Abbreviations ("e.g.", "i.e.", an initial such as "J." or "D.A.", "U.S.", a date's "ca." or
-# "c.") do not end a sentence.
+# "c.") and a list item's number ("2. Econometric Software Package.") do not end a sentence.
 _SENTENCE = re.compile(
     r"(?<!\be\.g\.)(?<!\bi\.e\.)(?<!\bcf\.)(?<!\bvs\.)(?<!\bc\.f\.)(?<!\bDr\.)(?<!\bMr\.)"
     r"(?<!\bSt\.)(?<!\bNo\.)(?<!\bca\.)(?<!\bc\.)(?<!\bapprox\.)(?<!\bpp\.)(?<!\bVol\.)"
-    r"(?<!\s[A-Z]\.)(?<![A-Z]\.[A-Z]\.)(?<=[.!?])([\"')\]]*)\s+(?=[A-Z0-9\"'(\[])"
+    r"(?<!\s[A-Z]\.)(?<![A-Z]\.[A-Z]\.)(?<!^\d\.)(?<!\n\d\.)(?<!^\d\d\.)(?<!\n\d\d\.)(?<=[.!?])([\"')\]]*)\s+(?=[A-Z0-9\"'(\[])"
     r"|\n\s*\n+|\n(?=\s*(?:[-*•]\s|\d+\.\s|#))"
 )
 _SOFT_WRAP = re.compile(r"(?<!\n)\n(?![\n\s]*(?:[-*•]\s|\d+\.\s|#|\n))")
@@ -172,6 +172,8 @@ def opening_definition(text: str, max_chars: int = 320) -> str:
         s = strip_markup(sentence)
         if not s:
             continue
+        if not out and re.match(r"\s*1\.\s", sentence) and len(s.split()) < 4:
+            break  # "1. Extra Simple Pascal.": a list of short senses, read as a list below
         if not out and (len(s.split()) < 4 or s.startswith("(") or s.endswith("?")):
             continue
         if out and (len(" ".join(out)) + len(s) > max_chars or s.endswith("?") or field_line(s)):
@@ -205,11 +207,14 @@ def asked_sense(text: str, question: str, title: str = "") -> str:
 
 
 def _numbered_senses(text: str, max_chars: int) -> str:
-    """An entry that is only a list of short senses ("1. personal computer. 2. IBM PC.")."""
+    """An entry that is a list of short senses ("1. personal computer. 2. IBM PC."), each by
+    its first sentence: "1. Broken. 2. Of people, feeling very tired.", not sense 1's usage
+    example in place of sense 2."""
     senses = []
     for para in re.split(r"\n\s*\n", without_headings(text)):
         m = re.match(r"\s*(\d+)\.\s+(.+)", para, re.DOTALL)
-        if m and (sense := strip_markup(" ".join(m.group(2).split()))):
+        first = split_sentences(m.group(2))[0] if m else ""
+        if m and (sense := strip_markup(" ".join(first.split()))):
             senses.append(f"{m.group(1)}. {sense}")
     out = ""
     for sense in senses:

@@ -353,6 +353,16 @@ def test_initials_and_abbreviations_do_not_end_a_sentence() -> None:
     ]
 
 
+def test_a_list_items_number_does_not_end_a_sentence() -> None:
+    text = "Intro.\n\n2. Econometric Software Package. Statistical.\n\n12. Other."
+    assert split_sentences(text) == [
+        "Intro.",
+        "2. Econometric Software Package.",
+        "Statistical.",
+        "12. Other.",
+    ]
+
+
 def test_an_approximate_date_does_not_end_a_sentence() -> None:
     text = "A language for the Honeywell 800, developed ca. 1959. Rewritten c. 1970. See pp. 4-9."
     assert split_sentences(text) == [

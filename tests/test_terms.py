@@ -40,6 +40,7 @@ def index() -> TermIndex:
         ("What are compilers?", "compilers"),
         ("What does TCP/IP stand for?", "TCP/IP"),
         ("what does BNC actually stand for? the coax connector thing", "BNC"),
+        ("what does the name of the ALIAS language stand for?", "ALIAS language"),
         ("What does RAM mean?", "RAM"),
         ("What is RAM short for?", "RAM"),
         ("what's ISDN an abbreviation for", "ISDN"),

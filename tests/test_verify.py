@@ -380,6 +380,27 @@ def test_opening_definition_strips_markup_and_lists_short_senses() -> None:
     assert opening_definition("# Empty\n\n(1999-01-01)\n") == ""
 
 
+def test_a_list_of_short_senses_gives_each_senses_first_sentence() -> None:
+    from chatbot.text import opening_definition
+
+    esp = (
+        "# ESP\n\n1. Extra Simple Pascal.  Subset of Pascal.\n\n2. Econometric Software "
+        'Package.  Statistical analysis of time\nseries.  "Econometric Software Package, '
+        "User's Manual\".\n\n3. {Extended Self-containing Prolog}.\n"
+    )
+    assert opening_definition(esp) == (
+        "1. Extra Simple Pascal. 2. Econometric Software Package. 3. Extended Self-containing "
+        "Prolog."
+    )
+    gronked = (
+        '# gronked\n\n1. Broken. "The teletype scanner was gronked."\n\n2. Of people, the '
+        "condition of feeling very tired."
+    )
+    assert opening_definition(gronked) == (
+        "1. Broken. 2. Of people, the condition of feeling very tired."
+    )
+
+
 def test_a_field_line_ends_the_opening_definition() -> None:
     from chatbot.text import opening_definition
 
