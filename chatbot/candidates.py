@@ -120,6 +120,23 @@ def words(text: str) -> set[str]:
     return {_LEMMA.get(t, t) for t in tokenize(text)}
 
 
+# stems of properties a thing has one of: "Is FMPL compiled?" is settled by "an interpreted
+# language", which shares no word with the question but its opposite
+_OPPOSITE = dict(
+    [("compil", "interpret"), ("static", "dynam"), ("synchron", "asynchron"),
+     ("lossi", "lossless"), ("analog", "digit"), ("analogu", "digit"), ("serial", "parallel"),
+     ("public", "privat"), ("free", "commerci"), ("proprietari", "free")]
+)  # fmt: skip
+OPPOSITES = {**_OPPOSITE, **{b: a for a, b in _OPPOSITE.items() if b not in _OPPOSITE}}
+
+
+def settling_words(text: str) -> set[str]:
+    """A sentence's words for a yes/no question: its own and their opposites' ("interpreted"
+    answers "compiled?")."""
+    own = words(text)
+    return own | {OPPOSITES[w] for w in own if w in OPPOSITES}
+
+
 def named_in(question: str, title: str) -> bool:
     """Does the question name this entry ("Who wrote Bison?" names "Bison", not "Bison++")?"""
     t = " ".join(title.lower().split())

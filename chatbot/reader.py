@@ -26,7 +26,15 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from chatbot.candidates import CITED_WORK, Candidate, candidates, drop_polarity, named_in, words
+from chatbot.candidates import (
+    CITED_WORK,
+    Candidate,
+    candidates,
+    drop_polarity,
+    named_in,
+    settling_words,
+    words,
+)
 from chatbot.chunking import Chunk
 from chatbot.embedding import Embedder
 from chatbot.kinds import (
@@ -173,8 +181,9 @@ def _base_scores(
     if asks_term(question):  # the entry's name is the answer asked for, not a clue to it
         cands = [c if c.focus or c.pos < 0 else replace(c, context="") for c in cands]
     q_tokens = words(LEAD_PHRASE.sub("", question.strip()))
+    said = settling_words if kind == "yesno" else words
     lexical = np.array(
-        [len(q_tokens & words(f"{c.context} {c.text}")) / max(1, len(q_tokens)) for c in cands]
+        [len(q_tokens & said(f"{c.context} {c.text}")) / max(1, len(q_tokens)) for c in cands]
     )
     if embedder is not None:
         vecs = embedder.encode([question] + [f"{c.context}: {c.text}" for c in cands])

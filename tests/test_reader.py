@@ -603,6 +603,18 @@ def test_a_lookup_naming_a_field_is_answered_from_that_sense() -> None:
     assert asked_sense(lang.text, "What is a programming language?", lang.title) == lang.text
 
 
+def test_a_yes_no_question_is_settled_by_the_opposite_property() -> None:
+    """ "Is FMPL compiled?" shares no word with "an interpreted language", which settles it."""
+    fmpl = entry(
+        "Frobozz Magic Programming Language",
+        "A prototype-based, event-driven interpreted system with functional features. "
+        "The language was developed at the Experimental Computing Facility, Berkeley.",
+    )
+    asked = "Is the Frobozz Magic Programming Language a compiled language?"
+    ext = extractive_answer(asked, [fmpl], FakeEmbedder(), max_sentences=1)
+    assert ext.text.startswith("A prototype-based, event-driven interpreted system")
+
+
 def test_who_prefers_a_sentence_naming_a_person_in_the_same_entry() -> None:
     """ "by the Zeta machine" holds a capitalised name, but no person's: the entry's own sentence
     naming its designers answers "who", not a title-case name in another entry."""
