@@ -97,17 +97,32 @@ def test_a_count_is_answered_only_by_a_sentence_holding_a_quantity() -> None:
     assert extractive_answer("Which manuals come with Yacc?", [bare], None).text
 
 
-def test_how_much_is_answered_first_by_a_sentence_holding_a_quantity() -> None:
-    """ "How much data ...?" is answered by "petabytes of text", though the definition shares
-    more of the question's words."""
-    model = entry(
-        "Foundation Model",
-        "A foundation model is a model trained on data at scale for many applications. "
-        "By processing petabytes of text, these models learn the structure of language.",
-    )
-    question = "how much data are foundation models trained on?"
-    answer = extractive_answer(question, [model], FakeEmbedder(), max_sentences=1)
-    assert answer.text.startswith("By processing petabytes")
+@pytest.mark.parametrize(
+    ("title", "body", "question", "first"),
+    [
+        pytest.param(  # the definition shares more of the question's words
+            "Foundation Model",
+            "A foundation model is a model trained on data at scale for many applications. "
+            "By processing petabytes of text, these models learn the structure of language.",
+            "how much data are foundation models trained on?",
+            "By processing petabytes",
+            id="how-much-by-a-quantity",
+        ),
+        pytest.param(  # "compiled?" shares no word with "an interpreted ...", which settles it
+            "Frobozz Magic Programming Language",
+            "A prototype-based, event-driven interpreted system with functional features. "
+            "The language was developed at the Experimental Computing Facility, Berkeley.",
+            "Is the Frobozz Magic Programming Language a compiled language?",
+            "A prototype-based, event-driven interpreted system",
+            id="yes-no-by-the-opposite-property",
+        ),
+    ],
+)
+def test_the_sentence_that_answers_comes_first(
+    title: str, body: str, question: str, first: str
+) -> None:
+    answer = extractive_answer(question, [entry(title, body)], FakeEmbedder(), max_sentences=1)
+    assert answer.text.startswith(first)
 
 
 def test_a_designer_and_year_note_answers_when_and_comes_first() -> None:
@@ -344,41 +359,29 @@ def test_weights_are_a_parameter() -> None:
 
 
 # ------------------------------------------------------------------------------ text helpers
-def test_initials_and_abbreviations_do_not_end_a_sentence() -> None:
-    text = "Developed by D. Weinreb and D.A. Moon in 1980. An arm of the U.S. Army. Done."
-    assert split_sentences(text) == [
-        "Developed by D. Weinreb and D.A. Moon in 1980.",
-        "An arm of the U.S. Army.",
-        "Done.",
-    ]
-
-
-def test_a_list_items_number_does_not_end_a_sentence() -> None:
-    text = "Intro.\n\n2. Econometric Software Package. Statistical.\n\n12. Other."
-    assert split_sentences(text) == [
-        "Intro.",
-        "2. Econometric Software Package.",
-        "Statistical.",
-        "12. Other.",
-    ]
-
-
-def test_an_approximate_date_does_not_end_a_sentence() -> None:
-    text = "A language for the Honeywell 800, developed ca. 1959. Rewritten c. 1970. See pp. 4-9."
-    assert split_sentences(text) == [
-        "A language for the Honeywell 800, developed ca. 1959.",
-        "Rewritten c. 1970.",
-        "See pp. 4-9.",
-    ]
-
-
-def test_a_closing_quote_or_bracket_stays_with_its_sentence() -> None:
-    text = 'He said "it is plug and play." (It was.) Then it broke.'
-    assert split_sentences(text) == [
-        'He said "it is plug and play."',
-        "(It was.)",
-        "Then it broke.",
-    ]
+@pytest.mark.parametrize(
+    ("text", "sentences"),
+    [
+        (  # initials and abbreviations
+            "Developed by D. Weinreb and D.A. Moon in 1980. An arm of the U.S. Army. Done.",
+            ["Developed by D. Weinreb and D.A. Moon in 1980.", "An arm of the U.S. Army.", "Done."],
+        ),
+        (  # a list item's number
+            "Intro.\n\n2. Econometric Software Package. Statistical.\n\n12. Other.",
+            ["Intro.", "2. Econometric Software Package.", "Statistical.", "12. Other."],
+        ),
+        (  # an approximate date, a page range
+            "A language developed ca. 1959. Rewritten c. 1970. See pp. 4-9.",
+            ["A language developed ca. 1959.", "Rewritten c. 1970.", "See pp. 4-9."],
+        ),
+        (  # a closing quote or bracket stays with its sentence
+            'He said "it is plug and play." (It was.) Then it broke.',
+            ['He said "it is plug and play."', "(It was.)", "Then it broke."],
+        ),
+    ],
+)
+def test_where_a_sentence_ends(text: str, sentences: list[str]) -> None:
+    assert split_sentences(text) == sentences
 
 
 def test_addresses_and_links_are_not_prose() -> None:
@@ -601,18 +604,6 @@ def test_a_lookup_naming_a_field_is_answered_from_that_sense() -> None:
     # the term's own words name no field: "programming" in "programming language" is the term
     lang = entry("programming language", "1. <mathematics> A sense.\n\n2. <programming> Other.")
     assert asked_sense(lang.text, "What is a programming language?", lang.title) == lang.text
-
-
-def test_a_yes_no_question_is_settled_by_the_opposite_property() -> None:
-    """ "Is FMPL compiled?" shares no word with "an interpreted language", which settles it."""
-    fmpl = entry(
-        "Frobozz Magic Programming Language",
-        "A prototype-based, event-driven interpreted system with functional features. "
-        "The language was developed at the Experimental Computing Facility, Berkeley.",
-    )
-    asked = "Is the Frobozz Magic Programming Language a compiled language?"
-    ext = extractive_answer(asked, [fmpl], FakeEmbedder(), max_sentences=1)
-    assert ext.text.startswith("A prototype-based, event-driven interpreted system")
 
 
 def test_who_prefers_a_sentence_naming_a_person_in_the_same_entry() -> None:
