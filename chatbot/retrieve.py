@@ -39,6 +39,7 @@ _NOT_TERM_ENDS = frozenset((
     "be", "was", "were", "what", "which", "that", "this", "it", "as", "from", "into", "than",
     "like", "about", "name", "word", "term", "acronym", "abbreviation", "phrase", "expression",
 ))  # fmt: skip
+_IN_CONTEXT = frozenset(("on", "in", "for", "with", "at", "under", "inside", "within", "during"))
 
 
 def _stemmer() -> Any:
@@ -322,6 +323,8 @@ class Retriever:
         words = normalize(lookup.term).split(" ")
         if not 2 <= len(words) <= 4 or words[0] in _NOT_TERM_ENDS or words[-1] in _NOT_TERM_ENDS:
             return []
+        if _IN_CONTEXT & set(words[1:-1]):
+            return []  # "the MTU on Ethernet": a term asked about in a setting, not one term
         phrase = f" {' '.join(words)} "
         ids, _ = self.lexical(lookup.term, 20)  # a passage saying it holds all its words
         said = any(phrase in f" {normalize(self.index.chunks[int(i)].embed_text())} " for i in ids)

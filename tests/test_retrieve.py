@@ -397,3 +397,5 @@ def test_a_looked_up_term_no_passage_says_makes_the_question_uncovered(
     assert said.unknown_names == [] and said.covered
     assert r.run("what is LoRA and QLoRA for?").unknown_names == []  # no term: "... for"
     assert r.unknown_term(Lookup("name RUSH")) == []  # "What does the name RUSH stand for?"
+    assert r.unknown_term(Lookup("MTU on Ethernet")) == []  # a term in a setting: no one term
+    assert r.unknown_term(Lookup("mixture of experts model")) == ["mixture of experts model"]
