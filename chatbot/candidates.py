@@ -122,19 +122,23 @@ def words(text: str) -> set[str]:
 
 # stems of properties a thing has one of: "Is FMPL compiled?" is settled by "an interpreted
 # language", which shares no word with the question but its opposite
-_OPPOSITE = dict(
-    [("compil", "interpret"), ("static", "dynam"), ("synchron", "asynchron"),
-     ("lossi", "lossless"), ("analog", "digit"), ("analogu", "digit"), ("serial", "parallel"),
-     ("public", "privat"), ("free", "commerci"), ("proprietari", "free")]
+_OPPOSITE_PAIRS = (
+    ("compil", "interpret"), ("static", "dynam"), ("synchron", "asynchron"),
+    ("lossi", "lossless"), ("analog", "digit"), ("analogu", "digit"), ("serial", "parallel"),
+    ("public", "privat"), ("free", "commerci"), ("free", "proprietari"),
 )  # fmt: skip
-OPPOSITES = {**_OPPOSITE, **{b: a for a, b in _OPPOSITE.items() if b not in _OPPOSITE}}
+OPPOSITES: dict[str, set[str]] = {
+    w: {b if a == w else a for a, b in _OPPOSITE_PAIRS if w in (a, b)}
+    for pair in _OPPOSITE_PAIRS
+    for w in pair
+}
 
 
 def settling_words(text: str) -> set[str]:
-    """A sentence's words for a yes/no question: its own and their opposites' ("interpreted"
-    answers "compiled?")."""
+    """A sentence's words for a yes/no question: its own and their opposites ("interpreted"
+    answers "compiled?", "free" answers "proprietary?")."""
     own = words(text)
-    return own | {OPPOSITES[w] for w in own if w in OPPOSITES}
+    return own.union(*(OPPOSITES.get(w, set()) for w in own))
 
 
 def named_in(question: str, title: str) -> bool:

@@ -246,9 +246,7 @@ def extractive_answer(
     picked = _with_context([cands[top[c]] for c in chosen], cands)
     parts = [f"{c.text} [{c.n}]" for c in picked]
     if _answer_is_the_title(question, kinds[0], picked[0], passages):
-        parts[0] = (
-            f"{picked[0].title}: {parts[0]}"  # the name asked for, though no sentence says it
-        )
+        parts[0] = f"{picked[0].title}: {parts[0]}"  # asked for, though no sentence says it
     return Extract(" ".join(parts), list(dict.fromkeys(c.n for c in picked)))
 
 

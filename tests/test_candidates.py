@@ -6,7 +6,14 @@ from dataclasses import replace
 
 import pytest
 
-from chatbot.candidates import candidates, field_sentence, named_in, names_entry
+from chatbot.candidates import (
+    candidates,
+    field_sentence,
+    named_in,
+    names_entry,
+    settling_words,
+    words,
+)
 from chatbot.chunking import Chunk
 from chatbot.kinds import asked_types
 
@@ -111,3 +118,10 @@ def test_a_leading_note_of_former_names_is_a_candidate_with_its_entry() -> None:
     assert "Berkeley Yacc: byacc, previously Zeus, then Zoo." in [c.text for c in cands]
     assert "It is in the public domain." in [c.text for c in cands]
     assert all(c.focus for c in cands)  # the whole entry is the one named
+
+
+def test_a_sentence_settles_a_yes_no_question_by_any_opposite_of_its_words() -> None:
+    free = settling_words("It is free software.")
+    assert {"proprietari", "commerci"} <= free  # "Is it proprietary?", "Is it commercial?"
+    assert "interpret" in settling_words("A compiled language.")
+    assert settling_words("A language.") == words("A language.")
