@@ -55,17 +55,17 @@ class Candidate:
 
 # a lead note that is prose: "(Named from the authors' initials) An interpreted language ...",
 # or gives the entry's earlier names: "(byacc, previously Zeus, then Zoo)"
+_LEAD = r"^\s*(?:<[^<>]*>\s*)?(?:/[^/\s][^/]{0,60}/\s*)?"  # an entry's tag, pronunciation
 _LEAD_NOTE = re.compile(
-    r"^\s*(?:<[^<>]*>\s*)?(?:/[^/\s][^/]{0,60}/\s*)?"  # a tag, a pronunciation
-    r"\((?=[^()]*\b(?:from|after|named|analogy|play on|short for|stands? for|(?P<was>previously|"
-    r"formerly|originally))\b)([^()]{10,200})\)\s+(?=[A-Z])",
+    _LEAD + r"\((?=[^()]*\b(?:from|after|named|analogy|play on|short for|stands? for|"
+    r"(?P<was>previously|formerly|originally))\b)([^()]{10,200})\)\s+(?=[A-Z])",
     re.I,
 )
 # '(Or "single-electron transistor")': another name of the entry, in a dictionary's note
 _OR_NOTE = re.compile(r"\((?:Or|or|Also|also)\s+(?:called\s+|known as\s+)?([\"“][^()]{2,80})\)")
 # an entry's leading note of its other names: "(SDSL, or Single-pair ...)", "(byacc, previously
 # Zeus, then Zoo)"; a question naming one names the entry
-_LEAD_NAMES = re.compile(r"^\s*(?:<[^<>]*>\s*)?(?:/[^/\s][^/]{0,60}/\s*)?\(([^()]{2,200})\)")
+_LEAD_NAMES = re.compile(_LEAD + r"\(([^()]{2,200})\)")
 _NAME_JOIN = re.compile(r"\b(?:or|previously|formerly|originally|then|also|now|later)\b", re.I)
 _ASIDE = re.compile(r"\([^()]*\)\.?")  # "(FMPL of Accardi).": a note on the name, no prose
 _REFERENCE = re.compile(
@@ -155,9 +155,7 @@ def names_entry(question: str, chunk: Chunk) -> bool:
     a name its leading note gives ("SDSL" for "Single-line Digital Subscriber Line")?"""
     if named_in(question, chunk.title):
         return True
-    note = (
-        _LEAD_NAMES.match(chunk.body_without_heading()) if chunk.chunk_id.endswith("#0") else None
-    )
+    note = _LEAD_NAMES.match(chunk.body_without_heading()) if chunk.opens_entry else None
     names = re.split(r"[,;]", _NAME_JOIN.sub(",", note.group(1))) if note else []
     return any(named_in(question, n.strip(" \"'“”{}")) for n in names if 0 < len(n.split()) <= 4)
 
@@ -198,7 +196,7 @@ def _named_definition(chunk: Chunk) -> str:
     body = chunk.body_without_heading()
     if item := TERM_ITEM.match(body.split("\n", 1)[0]):
         return f"{item.group(1).strip()}: {strip_markup(item.group(2)).rstrip('.')}."
-    definition = opening_definition(chunk.text) if chunk.chunk_id.endswith("#0") else ""
+    definition = opening_definition(chunk.text) if chunk.opens_entry else ""
     return f"{chunk.title}: {split_sentences(definition)[0]}" if definition else ""
 
 
@@ -224,7 +222,7 @@ def _filler(chunk: Chunk) -> set[str]:
     common = re.compile(rf"\b{re.escape(name[0])}\s+{re.escape(' '.join(name[1:]).lower())}", re.I)
     titled = re.compile(rf"(?<![\"“(]){re.escape(chunk.title)}(?![\"”)])")
     out: set[str] = set()
-    opening = chunk.chunk_id.endswith("#0")
+    opening = chunk.opens_entry
     for paragraph in re.split(r"\n\s*\n", chunk.body_without_heading()):
         run = False
         for i, sentence in enumerate(split_sentences(paragraph)):

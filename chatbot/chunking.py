@@ -63,6 +63,11 @@ class Chunk:
         return f"{self.title} | {self.heading}\n{self.text}"
 
     @property
+    def opens_entry(self) -> bool:
+        """The entry's first chunk, where a dictionary gives its definition and other names."""
+        return self.chunk_id.endswith("#0")
+
+    @property
     def question(self) -> str | None:
         return self.heading.rsplit(" > ", 1)[-1] if self.kind == "faq" else None
 

@@ -259,7 +259,7 @@ def _answer_is_the_title(
     Protocol.")."""
     if named_in(lead.text, lead.title) or NAMES_IT.search(lead.text) or lead.pos < 0:
         return False
-    opens_entry = lead.pos == 0 and passages[lead.n - 1].chunk_id.endswith("#0")
+    opens_entry = lead.pos == 0 and passages[lead.n - 1].opens_entry
     return asks_term(question) or (kind == "person" and opens_entry and not says_who(lead.text))
 
 

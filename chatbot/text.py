@@ -163,6 +163,9 @@ def field_line(line: str) -> tuple[str, str] | None:
     return m.group(1), m.group(2).strip()
 
 
+_SENSE_NUMBER = re.compile(r"\s*(\d+)\.\s")  # "2. " opening a dictionary's numbered sense
+
+
 def opening_definition(text: str, max_chars: int = 320) -> str:
     """An entry's defining sentence(s): the first sentence that is a claim, plus the next one
     when the first is short. Lines such as 'Plural "Unices".' or a bare year are skipped, and a
@@ -172,13 +175,14 @@ def opening_definition(text: str, max_chars: int = 320) -> str:
         s = strip_markup(sentence)
         if not s:
             continue
-        if not out and re.match(r"\s*1\.\s", sentence) and len(s.split()) < 4:
+        number = _SENSE_NUMBER.match(sentence)
+        if not out and number and number.group(1) == "1" and len(s.split()) < 4:
             break  # "1. Extra Simple Pascal.": a list of short senses, read as a list below
         if not out and (len(s.split()) < 4 or s.startswith("(") or s.endswith("?")):
             continue
         if out and (len(" ".join(out)) + len(s) > max_chars or s.endswith("?") or field_line(s)):
             break
-        if out and re.match(r"\s*\d+\.\s", sentence):
+        if out and number:
             break  # "2. <programming> ..." is another sense, not more of this one
         out.append(s)
         if len(" ".join(out)) >= 120:
@@ -195,10 +199,10 @@ def _stems(text: str) -> set[str]:
 
 
 def asked_sense(text: str, question: str, title: str = "") -> str:
-    """The entry from the one numbered sense on whose category tag the question names ("In
-    programmer jargon, what does infinity mean?" asks for "2. <programming> The largest value
-    ..."), or the whole entry: a dictionary lists the most common sense first, and a question
-    naming no field asks for that one."""
+    """The entry from the numbered sense whose category tag the question names, when it names
+    exactly one later sense ("In programmer jargon, what does infinity mean?" asks for "2.
+    <programming> The largest value ..."); else the whole entry: a dictionary lists the most
+    common sense first, and a question naming no field asks for that one."""
     body = without_headings(text)
     senses = list(_TAGGED_SENSE.finditer(body))
     asked = _stems(question) - _stems(title)
@@ -212,8 +216,8 @@ def _numbered_senses(text: str, max_chars: int) -> str:
     example in place of sense 2."""
     senses = []
     for para in re.split(r"\n\s*\n", without_headings(text)):
-        m = re.match(r"\s*(\d+)\.\s+(.+)", para, re.DOTALL)
-        first = split_sentences(m.group(2))[0] if m else ""
+        m = _SENSE_NUMBER.match(para)
+        first = (split_sentences(para[m.end() :]) or [""])[0] if m else ""
         if m and (sense := strip_markup(" ".join(first.split()))):
             senses.append(f"{m.group(1)}. {sense}")
     out = ""
