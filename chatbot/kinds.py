@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from chatbot.text import ACRONYM, question_sentences
+from chatbot.text import ACRONYM, question_sentences, respell
 
 AnswerType = Literal[
     "person", "time", "situation", "number", "reason", "yesno", "example", "definition", "other"
@@ -33,7 +33,7 @@ _TYPE_PATTERNS: list[tuple[AnswerType, re.Pattern[str]]] = [
     (
         "time",
         re.compile(
-            r"^(?:when (?:was|were|did|had)|(?:in )?what year|(?:in )?which year|since when)\b"
+            r"^(?:when (?:was|were|did|had)|(?:in )?(?:what|which) years?|since when)\b"
             r"|^when\W*$"  # "Who made X, and when?"
             r"|^when\b(?=.*\b(?:first|originally|released|introduced|invented|founded)\b)",
             re.I,
@@ -197,7 +197,7 @@ _COUNT = re.compile(r"^how many\b", re.I)
 # "On roughly how many ...?", "And when ...?", "About how much ...?": the asking comes after it
 _HEDGE = re.compile(
     r"^(?:(?:and|but|so|on|at|to|by|about|roughly|approximately|around|circa|just|exactly|"
-    r"precisely)\s+)+(?=(?:how|when|who|whom|whose)\b)",
+    r"precisely)\s+)+(?=(?:how|when|who|whom|whose|(?:what|which) years?)\b)",
     re.I,
 )
 _EXAMPLES = re.compile(
@@ -215,12 +215,21 @@ LEAD_PHRASE = re.compile(
     re.I,
 )
 
+# "Christopher Strachey - when did he die?": a name, then the question about it
+_NAME_DASH = re.compile(
+    r"^(?!(?:how|why|what|when|who|which|is|are|do|does|can)\b)(?:[\w.+#/'’-]+\s){1,4}[-–—]\s+"
+    r"(?=(?:who|whom|whose|when|why|how|what|which|in what|in which)\b)",
+    re.I,
+)
+
 
 def _asking(question: str) -> str:
     """The question sentence ("MySQL is named after somebody's daughter. Whose?" asks "Whose?")
     without a leading phrase or hedge ("On roughly how many PCs ...?" asks "how many")."""
-    q = next((s for s in question_sentences(question) if s.endswith("?")), question.strip())
-    return _HEDGE.sub("", LEAD_PHRASE.sub("", q))
+    q = next(
+        (s for s in question_sentences(question) if s.endswith("?")), respell(question.strip())
+    )
+    return _HEDGE.sub("", _NAME_DASH.sub("", LEAD_PHRASE.sub("", q)))
 
 
 def answer_type(question: str) -> AnswerType:

@@ -38,13 +38,33 @@ _MD_PREFIX = re.compile(r"^\s*(?:[-*•]\s+|\d+\.\s+|#+\s+)")
 
 
 _QUESTION_BREAK = re.compile(r"(?<=[.?!])\s+")
+# chat spelling of the words that shape a question ("wat does f2f mean", "whats X", "why doesnt
+# it"), so the patterns that read a question's kind and term need one spelling each
+_CHAT_SPELLING = [
+    (re.compile(p, re.I), r)
+    for p, r in (
+        (r"\b(?:wat|wut|wot|wht|waht|whta)\b", "what"),
+        (r"\b(?:whats|wats|wuts)\b", "what is"),
+        (r"\bwhos\b", "who is"),
+        (r"\bhows\b", "how is"),
+        (r"\b(what|how|why|where|when|who|which)\s+r\b(?=\s+[a-z])", r"\1 are"),
+        (r"\b(do|does|is|are|was|were|did|ca|wo|should|could|would|has|have)nt\b", r"\1n't"),
+    )
+]
+
+
+def respell(question: str) -> str:
+    """``question`` with the chat spelling of its question words written out."""
+    for pattern, replacement in _CHAT_SPELLING:
+        question = pattern.sub(replacement, question)
+    return question
 
 
 def question_sentences(question: str) -> list[str]:
     """A question's sentences, split at every . ? ! and the space after it, whatever follows:
     users type "what is it? how many?" in lower case, which ``split_sentences`` (made for
     passages, where a lower-case word after a full stop follows an abbreviation) keeps whole."""
-    return [s for s in _QUESTION_BREAK.split(question.strip()) if s]
+    return [s for s in _QUESTION_BREAK.split(respell(question.strip())) if s]
 
 
 def asked_sentence(question: str) -> str:
@@ -53,7 +73,7 @@ def asked_sentence(question: str) -> str:
     sentences around it dilute its embedding and name no term of its own."""
     sentences = question_sentences(question)
     asked = [s for s in sentences if s.endswith("?")]
-    return asked[0] if len(sentences) > 1 and len(asked) == 1 else question.strip()
+    return asked[0] if len(sentences) > 1 and len(asked) == 1 else respell(question.strip())
 
 
 # a capitalised word with lower case after its capital ("Activision", "ChatGPT", "Log4Shell"),

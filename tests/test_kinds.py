@@ -19,6 +19,7 @@ from chatbot.kinds import (
     spells_out,
     type_strength,
 )
+from chatbot.text import respell
 
 
 @pytest.mark.parametrize(
@@ -58,6 +59,12 @@ from chatbot.kinds import (
         ("What is abduction used for? Give a few applications.", ["example"]),
         ("what are some applications of abduction?", ["example"]),
         ("Who wrote Bison? Give me some background.", ["person"]),
+        # chat spelling, a name before a dash, a hedge before "what years"
+        ("wat year did gopher come out?", ["time"]),
+        ("Christopher Strachey - when did he die?", ["time"]),
+        ("sld resolution - what does SLD stand for?", ["other"]),
+        ("Which models started it, and around what years did that happen?", ["other", "time"]),
+        ("why do devs need guardrails - what's the goal there?", ["reason"]),
     ],
 )
 def test_the_kinds_of_fact_a_question_asks_for(question: str, kinds: list[str]) -> None:
@@ -300,3 +307,18 @@ def test_which_questions_ask_for_people_by_a_word_for_them(question: str, people
 )
 def test_a_person_named_not_an_organisation(sentence: str, names: bool) -> None:
     assert names_person(sentence) is names
+
+
+@pytest.mark.parametrize(
+    ("typed", "read"),
+    [
+        ("wat does f2f mean", "what does f2f mean"),
+        ("whats a netmask", "what is a netmask"),
+        ("wat r lora and qlora for", "what are lora and qlora for"),
+        ("why doesnt the 486SX have an FPU", "why doesn't the 486SX have an FPU"),
+        ("What is R?", "What is R?"),  # the R language stays
+        ("Whos the author?", "who is the author?"),
+    ],
+)
+def test_chat_spelling_of_question_words_is_written_out(typed: str, read: str) -> None:
+    assert respell(typed) == read

@@ -65,6 +65,11 @@ def index() -> TermIndex:
         ("What is a compiler, in layman's terms?", "compiler"),
         ("In IBM SNA networking, what is ANR?", "ANR"),  # a leading context phrase
         ("What is the ISO 8613 standard about?", "ISO 8613 standard"),
+        # chat spelling of the question words, and the setting after "mean"
+        ("wat does concatenate mean in programming", "concatenate"),
+        ("wat does f2f mean in chat", "f2f"),
+        ("whats a netmask", "netmask"),
+        ("What does TCP stand for in networking?", "TCP"),
     ],
 )
 def test_lookup_phrasings_give_the_term(question: str, term: str) -> None:
