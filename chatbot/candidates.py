@@ -237,19 +237,28 @@ def _filler(chunk: Chunk) -> set[str]:
     return out
 
 
+def _goes_on(chunk: Chunk, first: Chunk) -> bool:
+    """A later passage is read when it goes on with the best one's entry."""
+    return chunk.doc_id == first.doc_id and chunk.title == first.title
+
+
 def candidates(
-    question: str, kinds: list[AnswerType], passages: Sequence[Chunk], max_passages: int
+    question: str,
+    kinds: list[AnswerType],
+    passages: Sequence[Chunk],
+    max_passages: int,
+    also: frozenset[int] = frozenset(),
 ) -> list[Candidate]:
     """Every sentence the answer may be made of, numbered by its passage for the citation; the
-    forms a question needs (a named definition, an acronym's expansion) come first."""
+    forms a question needs come first. ``also``: later passages to read (sentence_pick)."""
     out = []
     term, acronym = asks_term(question), asked_expansion(question)
     alias = asks_alias(question)
     named_docs = {c.doc_id for c in passages if names_entry(question, c)}  # by title or note
     for i, chunk in enumerate(passages):
         best = chunk.doc_id == passages[0].doc_id
-        if i >= max_passages and not (best and chunk.title == passages[0].title):
-            continue  # a later passage is read only when it goes on with the best one's entry
+        if not (i < max_passages or i in also or _goes_on(chunk, passages[0])):
+            continue
         filler = _filler(chunk)
         focus = chunk.doc_id in named_docs
         section = chunk.heading.rsplit(" > ", 1)[-1]

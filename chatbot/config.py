@@ -75,8 +75,13 @@ class Settings(BaseSettings):
     # --- retrieval -------------------------------------------------------------------------
     retrieval_mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
     top_k: int = Field(4, ge=1, le=20, description="passages shown to the model and the user")
-    prompt_passages: int = Field(3, ge=1, le=20, description="passages given to the model")
+    prompt_passages: int = Field(
+        3, ge=1, le=20, description="passages an answer is read from (model prompt, reader)"
+    )
     candidates: int = Field(20, ge=1, le=200, description="hits taken from each retriever")
+    sentence_pool: int = Field(
+        20, ge=0, le=200, description="top chunks searched for the question's closest sentence"
+    )
     rrf_k: int = Field(60, ge=1)
     dense_weight: float = Field(
         1.0, ge=0.0, le=10.0, description="RRF weight of dense vs BM25 (1.0)"

@@ -55,6 +55,11 @@ log = logging.getLogger(__name__)
 GeneratorFactory = Callable[[], Generator | None]
 
 
+def _citation(n: int, hit: Hit) -> Citation:
+    c = hit.chunk
+    return Citation(n, c.doc_id, c.title, c.heading, c.text, round(hit.score, 6), c.chunk_id)
+
+
 @dataclass
 class _Turn:
     """One question on its way through the routes: what each route reads and adds to."""
@@ -189,6 +194,8 @@ class Pipeline:
             probes=off_topic_probes() if s.relevance_calibration else (),
             dense_weight=s.dense_weight,
             lexical_coverage=s.lexical_coverage,
+            sentence_pool=s.sentence_pool,
+            read=s.prompt_passages,
             terms=terms if s.term_lookup else None,
         )
 
@@ -437,8 +444,10 @@ class Pipeline:
     def _route_extractive(self, turn: _Turn) -> Answer:
         gen = self.generator if self.settings.reader_lm else None
         scorer = gen if isinstance(gen, Scorer) else None
+        also = frozenset(n for n, h in enumerate(turn.hits) if h.picked)
+        passages, read = [h.chunk for h in turn.hits], self.settings.prompt_passages
         ext = extractive_answer(
-            turn.standalone, [h.chunk for h in turn.hits], self.embedder, scorer=scorer
+            turn.standalone, passages, self.embedder, scorer=scorer, max_passages=read, also=also
         )
         cited = turn.state.retriever.entry_texts(turn.hits[n - 1].chunk for n in ext.cited)
         if not ext.text or unmentioned_specifics(turn.standalone, cited):
@@ -474,19 +483,7 @@ class Pipeline:
 
     def _answer(self, turn: _Turn, text: str, cited: list[int], mode: AnswerMode) -> Answer:
         hits = turn.hits
-        citations = [
-            Citation(
-                n=n,
-                doc=hits[n - 1].chunk.doc_id,
-                title=hits[n - 1].chunk.title,
-                heading=hits[n - 1].chunk.heading,
-                text=hits[n - 1].chunk.text,
-                score=round(hits[n - 1].score, 6),
-                chunk_id=hits[n - 1].chunk.chunk_id,
-            )
-            for n in cited
-            if 1 <= n <= len(hits)
-        ]
+        citations = [_citation(n, hits[n - 1]) for n in cited if 1 <= n <= len(hits)]
         return Answer(
             question=turn.question,
             answer=text,

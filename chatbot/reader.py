@@ -217,20 +217,22 @@ def extractive_answer(
     scorer: Scorer | None = None,
     rerank: int = 8,
     weights: Weights | None = None,
+    also: frozenset[int] = frozenset(),
 ) -> Extract:
     """The passage sentence that answers the question, then one more only when it adds an
     asked-for fact, each with its citation; nothing when a count is asked ("how many") and no
     sentence holds a quantity, as no sentence there can answer it.
 
-    The first ``max_passages`` passages are read, and any later one that goes on with the
-    first one's entry: a long entry is cut into chunks, and its answer may sit in a later one.
+    The first ``max_passages`` passages are read, those in ``also`` (a passage holding the
+    question's closest sentence), and any later one that goes on with the first one's entry:
+    a long entry is cut into chunks, and its answer may sit in a later one.
     Cheap scores (cosine, shared words, passage rank, the named entry, the asked kind of fact)
     pick ``rerank`` candidates; the model's query likelihood re-ranks them when a scorer is
     given.
     """
     w = weights or WEIGHTS
     kinds = asked_types(question)
-    cands = candidates(question, kinds, passages, max_passages)
+    cands = candidates(question, kinds, passages, max_passages, also)
     needed = _needed_form(question)
     if not cands or (needed and not any(needed(c) for c in cands)):
         return Extract("", [])  # "How many dollars ...?" and no passage gives a quantity

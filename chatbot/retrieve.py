@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, Literal, cast
 
@@ -24,6 +24,7 @@ from chatbot.chunking import Chunk
 from chatbot.embedding import Embedder, encode_query
 from chatbot.index import LoadedIndex
 from chatbot.relevance import probe_level, relevance_cutoff
+from chatbot.sentence_pick import SentencePicker
 from chatbot.terms import Lookup, TermIndex, normalize
 from chatbot.text import asked_sentence, opening_definition, proper_names
 
@@ -86,6 +87,7 @@ class Hit:
     dense_score: float | None
     bm25_score: float | None
     rank: int
+    picked: bool = False  # read for its sentence closest to the question (sentence_pick)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -100,6 +102,7 @@ class Hit:
             "kind": self.chunk.kind,
             "start": self.chunk.start,
             "end": self.chunk.end,
+            "picked": self.picked,
         }
 
 
@@ -144,10 +147,12 @@ class RetrievalSettings:
     relevance_margin: float = 0.02  # or above the off-topic probes' level by this (relevance.py)
     dense_weight: float = 1.0  # RRF weight of the dense list against BM25's
     lexical_coverage: float = 0.75  # or: this share of the question's terms in the best BM25 hit
+    sentence_pool: int = 20  # top chunks whose sentences are compared with the question (0: off)
+    read: int = 3  # passages the reader reads: a closest sentence beyond them is added
 
     def __post_init__(self) -> None:
-        if self.top_k < 1 or self.candidates < 1:
-            raise ValueError("top_k and candidates must be positive")
+        if self.top_k < 1 or self.candidates < 1 or self.read < 1 or self.sentence_pool < 0:
+            raise ValueError("top_k, candidates and read must be positive, sentence_pool >= 0")
         if self.mode not in MODES:
             raise ValueError(f"unknown retrieval mode {self.mode!r}")
         if self.rrf_k < 0 or self.dense_weight < 0:
@@ -211,6 +216,8 @@ class Retriever:
         relevance_margin: float = 0.02,
         dense_weight: float = 1.0,
         lexical_coverage: float = 0.75,
+        sentence_pool: int = 20,
+        read: int = 3,
         terms: TermIndex | None = None,
         probes: tuple[str, ...] = (),
     ) -> None:
@@ -223,9 +230,12 @@ class Retriever:
             relevance_margin=relevance_margin,
             dense_weight=dense_weight,
             lexical_coverage=lexical_coverage,
+            sentence_pool=sentence_pool,
+            read=read,
         )
         self.index = index
         self.embedder = embedder
+        self.picker = SentencePicker(embedder, pool=sentence_pool)
         self.terms = terms
         self.probes = probes
 
@@ -365,6 +375,9 @@ class Retriever:
             elif self.terms is not None:
                 ranking.ranked = self.include(self.terms.quoted(question), ranking.ranked)
         hits = self._hits(ranking, qvec, k)
+        if not (lookup is not None and lookup.found):  # a looked-up entry is the answer
+            with _timed(timings, "sentences_ms"):
+                hits = self._closest_sentence(ranking, qvec, hits)
         timings["total_ms"] = sum(v for key, v in timings.items() if key.endswith("_ms"))
         coverage = 0.0 if ranking.best_bm25 is None else self.coverage(question, ranking.best_bm25)
         unknown = self.unknown_names(question) + self.unknown_term(lookup)
@@ -411,6 +424,20 @@ class Retriever:
             Hit(self.index.chunks[i], score, dense_of.get(i), ranking.bm25_of.get(i), rank)
             for rank, (i, score) in enumerate(ranking.ranked[:k])
         ]
+
+    def _closest_sentence(self, ranking: _Ranking, qvec: np.ndarray, hits: list[Hit]) -> list[Hit]:
+        """The hits, with the chunk holding the question's closest sentence marked to be read
+        when the reader would not read it: appended when it is below the top_k."""
+        pool = [i for i, _ in ranking.ranked[: self.settings.sentence_pool]]
+        whole = self.index.vectors[pool] @ qvec if pool else []
+        pick = self.picker.run([self.index.chunks[i] for i in pool], qvec, whole) if pool else None
+        if pick is None or pick < self.settings.read:
+            return hits
+        if pick < len(hits):
+            return [replace(h, picked=True) if n == pick else h for n, h in enumerate(hits)]
+        i, score = ranking.ranked[pick]
+        dense = ranking.dense_of.get(i, float(self.index.vectors[i] @ qvec))
+        return [*hits, Hit(self.index.chunks[i], score, dense, ranking.bm25_of.get(i), pick, True)]
 
     def _covers(
         self, hits: list[Hit], best_dense: float, coverage: float, lookup: Lookup | None

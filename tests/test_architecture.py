@@ -29,7 +29,7 @@ LAYERS = [
         "export",
     },
     {"index"},
-    {"relevance"},
+    {"relevance", "sentence_pick"},
     {"retrieve", "rewrite", "candidates"},
     {"verify", "reader", "prompt", "compose", "draft"},
     {"pipeline"},
