@@ -257,6 +257,21 @@ def asked_types(question: str) -> list[AnswerType]:
     return kinds
 
 
+_PART = re.compile(
+    r"^(?:and\s+)?(?:who|whom|when|why|what|which|how|where|is|are|was|were|does|do|did|can)\b",
+    re.I,
+)
+
+
+def asks_parts(question: str) -> bool:
+    """A second question whose kind of fact no pattern names: "When did occam 2 come out, and
+    what did it add?", "What is CC++? Is it a new language?" ("..., and when?" asks a time)."""
+    sentences = [s for s in question_sentences(question) if s.endswith("?")]
+    clauses = [c.strip() for c in _CLAUSE.split(_asking(question)) if c and c.strip()]
+    later = [c for c in clauses[1:] if _PART.match(c)] + sentences[1:]
+    return any(answer_type(c) in ("other", "yesno") for c in later)
+
+
 def type_strength(sentence: str, kind: AnswerType) -> float:
     """1 when the sentence states the asked kind of fact as an answer ("written by X", "in
     1964"), 0.5 when it only holds one (a name, a year), else 0."""

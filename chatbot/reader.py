@@ -49,6 +49,7 @@ from chatbot.kinds import (
     asks_alias,
     asks_count,
     asks_origin,
+    asks_parts,
     asks_people,
     asks_term,
     holds_type,
@@ -73,6 +74,7 @@ class Weights:
     typed: float = 0.1  # the sentence states the asked kind of fact (half when it only holds one)
     lm: float = 0.5  # query likelihood, in standard deviations, when a scorer is given
     close: float = 0.15  # a second sentence scoring within this of the first is "close"
+    parts: float = 3.0  # "close" times this for the first's passage when a second part is asked
     settles: float = 0.5  # a yes/no answer's asserting or denying second sentence, within this
     version: float = 0.3  # the sentence's entry is another version than the one asked about
     filler: float = 0.5  # a templated sentence that states nothing (candidates._filler)
@@ -354,6 +356,7 @@ def _choose(
     the question asks for, or (scoring close to the first) question words the first lacks."""
     order = [int(i) for i in np.argsort(-score, kind="stable")]
     chosen = [_first(question, cands, order, kinds, w)]
+    parts = asks_parts(question)
     first = cands[chosen[0]]
     asked = words(question) - words(first.title)
     covered = asked & words(first.text)
@@ -385,7 +388,8 @@ def _choose(
             explains and c.n == first.n and c.pos > 0 and score[idx] >= score[chosen[0]] - w.settles
         )
         adds_words = bool((asked & words(c.text)) - covered)
-        if adds_kind or (score[idx] >= score[chosen[0]] - w.close and adds_words):
+        close = w.close * (w.parts if parts and c.n == first.n else 1.0)
+        if adds_kind or (score[idx] >= score[chosen[0]] - close and adds_words):
             chosen.append(idx)
     # the sentence holding the asked fact is said first: the "no", the year, the count
     main = "yesno" if describes else kinds[0]

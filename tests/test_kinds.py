@@ -12,6 +12,7 @@ from chatbot.kinds import (
     asks_alias,
     asks_opinion,
     asks_origin,
+    asks_parts,
     asks_people,
     asks_term,
     holds_type,
@@ -322,3 +323,17 @@ def test_a_person_named_not_an_organisation(sentence: str, names: bool) -> None:
 )
 def test_chat_spelling_of_question_words_is_written_out(typed: str, read: str) -> None:
     assert respell(typed) == read
+
+
+@pytest.mark.parametrize(
+    ("question", "parts"),
+    [
+        ("When did occam 2 come out, and what did it add to the original occam?", True),
+        ("What is CC++? Is it a whole new language or something added on top of C++?", True),
+        ("Who developed JOSS, and when?", False),  # both kinds are named: no part untyped
+        ("What is a space leak, and why does it happen?", False),
+        ("Who wrote Bison?", False),
+    ],
+)
+def test_a_second_part_no_kind_names(question: str, parts: bool) -> None:
+    assert asks_parts(question) is parts

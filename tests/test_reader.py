@@ -787,3 +787,25 @@ def test_another_name_is_answered_from_the_dictionarys_note() -> None:
     assert answer.text.startswith('Quantum dot is also called "single-electron transistor".')
     plain = extractive_answer("what are quantum dots?", [dot], None)
     assert "also called" not in plain.text
+
+
+OCCAM_2 = entry(
+    "occam 2",
+    "<language> An extension of occam produced in 1987. Occam 2 adds floating-point, "
+    "functions and a type system. See also occam.",
+)
+OCCAM = entry("occam", "A language based on CSP, developed to run on the INMOS transputer.", n=1)
+
+
+@pytest.mark.parametrize("parts", [1.0, 3.0])
+def test_a_second_part_of_the_question_gets_its_sentence_from_the_same_entry(parts: float) -> None:
+    """ "When did it come out, and what did it add?": the year's sentence answers first, and
+    the entry's sentence on what it adds scores far below it, yet answers the second part."""
+    question = "When was occam 2 produced, and what did it add?"
+    ext = extractive_answer(
+        question, [OCCAM_2, OCCAM], FakeEmbedder(), weights=Weights(parts=parts)
+    )
+    assert ext.text.startswith(
+        "An extension of occam produced in 1987 [1]."
+    ) or ext.text.startswith("An extension of occam produced in 1987. [1]")
+    assert ("adds floating-point" in ext.text) == (parts > 1)
