@@ -58,6 +58,7 @@ from chatbot.kinds import (
     spells_out,
     type_strength,
 )
+from chatbot.terms import lookup_term, normalize
 from chatbot.text import asked_sense, opening_definition, split_sentences, strip_markup
 
 
@@ -167,6 +168,19 @@ def other_version(question: str, title: str) -> bool:
     )
 
 
+_TERM_ITEM = re.compile(r"^(?P<term>[^:]{2,60}): ")
+
+
+def _defines_another(c: Candidate, term: str | None) -> bool:
+    """ "Fine-Tuning: Adapting a pre-trained model ..." is a term list's item defining
+    fine-tuning: no answer to "what is pre-training?", though it says "pre-trained"."""
+    m = _TERM_ITEM.match(c.text)
+    if term is None or m is None or not c.context.endswith(m.group("term")):
+        return False
+    defined, asked = normalize(m.group("term")), normalize(term)
+    return asked not in defined and defined not in asked
+
+
 def _zscore(values: np.ndarray) -> np.ndarray:
     spread = float(values.std())
     return (values - values.mean()) / spread if spread > 1e-9 else values * 0.0
@@ -194,6 +208,7 @@ def _base_scores(
         semantic = np.zeros(len(cands))
     last = max(c.n for c in cands)
     other = {t: other_version(question, t) for t in {c.title for c in cands}}
+    term = lookup_term(question)
     prior = np.array(
         [
             w.rank * (last - c.n)
@@ -202,7 +217,7 @@ def _base_scores(
             + w.best * c.best
             + w.typed * type_strength(c.text, kind)
             - w.filler * c.filler
-            - w.version * other[c.title]
+            - w.version * (other[c.title] or _defines_another(c, term))
             for c in cands
         ]
     )

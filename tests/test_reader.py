@@ -11,9 +11,17 @@ from dataclasses import replace
 
 import pytest
 
+from chatbot.candidates import candidates
 from chatbot.chunking import Chunk
 from chatbot.kinds import holds_type
-from chatbot.reader import Weights, extractive_answer, lookup_answer, other_version
+from chatbot.reader import (
+    Weights,
+    _defines_another,
+    extractive_answer,
+    lookup_answer,
+    other_version,
+)
+from chatbot.terms import lookup_term
 from chatbot.text import asked_sense, split_sentences, strip_markup
 from tests.fakes import FakeEmbedder
 
@@ -809,3 +817,17 @@ def test_a_second_part_of_the_question_gets_its_sentence_from_the_same_entry(par
         "An extension of occam produced in 1987 [1]."
     ) or ext.text.startswith("An extension of occam produced in 1987. [1]")
     assert ("adds floating-point" in ext.text) == (parts > 1)
+
+
+def test_a_term_list_item_defining_another_term_is_marked_for_a_lookup() -> None:
+    """ "Fine-Tuning: Adapting a pre-trained model ..." says "pre-trained" but defines
+    fine-tuning: to "what is pre-training?" it would be a wrong definition (it scores lower)."""
+    text = "- **Fine-Tuning**: Adapting a pre-trained model to a specific task on new data."
+    item = Chunk("g#3", "g", "Base Model", "Base Model > Fine-Tuning", text, 0, len(text), "text")
+    prose = entry("Base Model", "Base models are pre-trained on trillions of tokens of text.", 1)
+    cands = candidates("what is pre-training?", ["other"], [item, prose], 3)
+    assert cands[0].text.startswith("Fine-Tuning: Adapting")
+    assert _defines_another(cands[0], lookup_term("what is pre-training?"))
+    assert not _defines_another(cands[0], lookup_term("what does fine-tuning mean?"))
+    assert not _defines_another(cands[0], None)  # no lookup question
+    assert not _defines_another(cands[1], "pre-training")  # prose defines nothing
