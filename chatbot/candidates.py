@@ -237,11 +237,6 @@ def _filler(chunk: Chunk) -> set[str]:
     return out
 
 
-def _goes_on(chunk: Chunk, first: Chunk) -> bool:
-    """A later passage is read when it goes on with the best one's entry."""
-    return chunk.doc_id == first.doc_id and chunk.title == first.title
-
-
 def candidates(
     question: str,
     kinds: list[AnswerType],
@@ -257,8 +252,8 @@ def candidates(
     named_docs = {c.doc_id for c in passages if names_entry(question, c)}  # by title or note
     for i, chunk in enumerate(passages):
         best = chunk.doc_id == passages[0].doc_id
-        if not (i < max_passages or i in also or _goes_on(chunk, passages[0])):
-            continue
+        if not (i < max_passages or i in also or (best and chunk.title == passages[0].title)):
+            continue  # a later passage goes on with the best one's entry, or was picked
         filler = _filler(chunk)
         focus = chunk.doc_id in named_docs
         section = chunk.heading.rsplit(" > ", 1)[-1]
@@ -270,7 +265,7 @@ def candidates(
             # the entry titled "Integrated Services Digital Network" is what ISDN stands for
             text = f"{_as_written(acronym, chunk.text)} stands for {chunk.title}."
             out.append(Candidate(i + 1, -1, text, chunk.title, focus, context, best))
-        for pos, raw in enumerate(split_sentences(chunk.body_without_heading() or chunk.text)):
+        for pos, raw in enumerate(chunk.sentences()):
             if note := _LEAD_NOTE.match(raw):  # an etymology is an answer to "why"
                 text = " ".join(note.group(2).split()).rstrip(".") + "."
                 text = f"{chunk.title}: {text}" if note.group("was") else text

@@ -78,6 +78,10 @@ class Chunk:
             return lines[1].strip() if len(lines) > 1 else ""
         return self.text.strip()
 
+    def sentences(self) -> list[str]:
+        """The passage's sentences, its heading line left out: what answers are made of."""
+        return split_sentences(self.body_without_heading() or self.text)
+
 
 def parse_sections(doc: Document) -> list[Section]:
     text = doc.text

@@ -429,8 +429,10 @@ class Retriever:
         """The hits, with the chunk holding the question's closest sentence marked to be read
         when the reader would not read it: appended when it is below the top_k."""
         pool = [i for i, _ in ranking.ranked[: self.settings.sentence_pool]]
-        whole = self.index.vectors[pool] @ qvec if pool else []
-        pick = self.picker.run([self.index.chunks[i] for i in pool], qvec, whole) if pool else None
+        if not pool:
+            return hits
+        whole = self.index.vectors[pool] @ qvec
+        pick = self.picker.run([self.index.chunks[i] for i in pool], qvec, list(whole))
         if pick is None or pick < self.settings.read:
             return hits
         if pick < len(hits):

@@ -20,15 +20,20 @@ import numpy as np
 
 from chatbot.chunking import Chunk
 from chatbot.embedding import Embedder
-from chatbot.text import split_sentences, strip_markup
+from chatbot.text import strip_markup
 
 MIN_WORDS = 4  # shorter pieces ("See also", a name alone) are no sentence to answer with
 
 
 def sentences(chunk: Chunk) -> list[str]:
     """The chunk's prose sentences, markup stripped, as the reader's candidates are read."""
-    texts = (strip_markup(s) for s in split_sentences(chunk.body_without_heading() or chunk.text))
+    texts = (strip_markup(s) for s in chunk.sentences())
     return [s for s in texts if len(s.split()) >= MIN_WORDS]
+
+
+# what the cache keeps per chunk: None (no sentence), _ONE (one: the chunk's own vector stands
+# for it), or the vectors of its sentences
+_ONE = np.zeros((0, 0), dtype=np.float32)
 
 
 class SentencePicker:
@@ -43,28 +48,32 @@ class SentencePicker:
         self.embedder = embedder
         self.pool = pool
         self.cache_size = cache_size
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache: OrderedDict[str, np.ndarray | None] = OrderedDict()
         self._lock = threading.Lock()
 
-    def _vectors(self, chunks: Sequence[Chunk]) -> list[np.ndarray]:
+    def _vectors(self, chunks: Sequence[Chunk]) -> list[np.ndarray | None]:
         with self._lock:
-            known = {c.chunk_id: self._cache.get(c.chunk_id) for c in chunks}
-        missing = [c for c in chunks if known[c.chunk_id] is None]
-        texts = [[f"{c.title}: {s}" for s in sentences(c)] for c in missing]
-        texts = [group if len(group) > 1 else [] for group in texts]  # one: the chunk's vector
-        flat = [t for group in texts for t in group]
-        vecs = np.asarray(self.embedder.encode(flat), dtype=np.float32) if flat else None
+            known = {
+                c.chunk_id: self._cache[c.chunk_id] for c in chunks if c.chunk_id in self._cache
+            }
+        missing = [c for c in chunks if c.chunk_id not in known]
+        groups = [[f"{c.title}: {s}" for s in sentences(c)] for c in missing]
+        flat = [t for group in groups if len(group) > 1 for t in group]
+        vecs = np.asarray(self.embedder.encode(flat), dtype=np.float32) if flat else _ONE
         start = 0
-        for chunk, group in zip(missing, texts, strict=True):
-            known[chunk.chunk_id] = vecs[start : start + len(group)] if vecs is not None else None
-            start += len(group)
+        for chunk, group in zip(missing, groups, strict=True):
+            if len(group) > 1:
+                known[chunk.chunk_id] = vecs[start : start + len(group)]
+                start += len(group)
+            else:
+                known[chunk.chunk_id] = _ONE if group else None
         with self._lock:
             for cid, v in known.items():
-                self._cache[cid] = v if v is not None else np.zeros((0, 0), np.float32)
+                self._cache[cid] = v
                 self._cache.move_to_end(cid)
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
-            return [self._cache[c.chunk_id] for c in chunks]
+        return [known[c.chunk_id] for c in chunks]
 
     def run(self, chunks: Sequence[Chunk], qvec: np.ndarray, whole: Sequence[float]) -> int | None:
         """Index in ``chunks`` (best ranked first, only the first ``pool`` read) of the chunk
@@ -73,7 +82,9 @@ class SentencePicker:
         time and say the same."""
         best, where = -np.inf, None
         for i, vecs in enumerate(self._vectors(chunks[: self.pool])):
+            if vecs is None:
+                continue
             score = float((vecs @ qvec).max()) if vecs.size else whole[i]
-            if score > best and (vecs.size or sentences(chunks[i])):
+            if score > best:
                 best, where = score, i
         return where

@@ -80,9 +80,7 @@ class SupportChecker:
     ) -> list[tuple[str, str]]:
         """Each answer sentence with "" when it is grounded, else the reason it is not."""
         passage_sents = [
-            (i + 1, s, set(tokenize(s)))
-            for i, p in enumerate(passages)
-            for s in split_sentences(p.body_without_heading() or p.text)
+            (i + 1, s, set(tokenize(s))) for i, p in enumerate(passages) for s in p.sentences()
         ]
         out: list[tuple[str, str]] = []
         for sentence in split_sentences(answer):
