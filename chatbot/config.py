@@ -82,6 +82,13 @@ class Settings(BaseSettings):
     sentence_pool: int = Field(
         20, ge=0, le=200, description="top chunks searched for the question's closest sentence"
     )
+    sentence_reach: float = Field(
+        0.25,
+        ge=0.0,
+        le=2.0,
+        description="a chunk whose own cosine is this far below the closest sentence found is "
+        "not split and embedded: its sentences are never that much closer (2.0: read them all)",
+    )
     rrf_k: int = Field(60, ge=1)
     dense_weight: float = Field(
         1.0, ge=0.0, le=10.0, description="RRF weight of dense vs BM25 (1.0)"

@@ -195,6 +195,7 @@ class Pipeline:
             dense_weight=s.dense_weight,
             lexical_coverage=s.lexical_coverage,
             sentence_pool=s.sentence_pool,
+            sentence_reach=s.sentence_reach,
             read=s.prompt_passages,
             terms=terms if s.term_lookup else None,
         )

@@ -36,7 +36,7 @@ from chatbot.candidates import (
     words,
 )
 from chatbot.chunking import Chunk
-from chatbot.embedding import Embedder
+from chatbot.embedding import Embedder, encode_cached
 from chatbot.kinds import (
     HAS_TYPE,
     LEAD_PHRASE,
@@ -202,7 +202,7 @@ def _base_scores(
         [len(q_tokens & said(f"{c.context} {c.text}")) / max(1, len(q_tokens)) for c in cands]
     )
     if embedder is not None:
-        vecs = embedder.encode([question] + [f"{c.context}: {c.text}" for c in cands])
+        vecs = encode_cached(embedder, [question] + [f"{c.context}: {c.text}" for c in cands])
         semantic = vecs[1:] @ vecs[0]
     else:
         semantic = np.zeros(len(cands))

@@ -148,11 +148,14 @@ class RetrievalSettings:
     dense_weight: float = 1.0  # RRF weight of the dense list against BM25's
     lexical_coverage: float = 0.75  # or: this share of the question's terms in the best BM25 hit
     sentence_pool: int = 20  # top chunks whose sentences are compared with the question (0: off)
+    sentence_reach: float = 0.25  # how much closer than its chunk a sentence is taken to get
     read: int = 3  # passages the reader reads: a closest sentence beyond them is added
 
     def __post_init__(self) -> None:
-        if self.top_k < 1 or self.candidates < 1 or self.read < 1 or self.sentence_pool < 0:
-            raise ValueError("top_k, candidates and read must be positive, sentence_pool >= 0")
+        if self.top_k < 1 or self.candidates < 1 or self.read < 1:
+            raise ValueError("top_k, candidates and read must be positive")
+        if self.sentence_pool < 0 or self.sentence_reach < 0:
+            raise ValueError("sentence_pool and sentence_reach must not be negative")
         if self.mode not in MODES:
             raise ValueError(f"unknown retrieval mode {self.mode!r}")
         if self.rrf_k < 0 or self.dense_weight < 0:
@@ -217,6 +220,7 @@ class Retriever:
         dense_weight: float = 1.0,
         lexical_coverage: float = 0.75,
         sentence_pool: int = 20,
+        sentence_reach: float = 0.25,
         read: int = 3,
         terms: TermIndex | None = None,
         probes: tuple[str, ...] = (),
@@ -231,11 +235,12 @@ class Retriever:
             dense_weight=dense_weight,
             lexical_coverage=lexical_coverage,
             sentence_pool=sentence_pool,
+            sentence_reach=sentence_reach,
             read=read,
         )
         self.index = index
         self.embedder = embedder
-        self.picker = SentencePicker(embedder, pool=sentence_pool)
+        self.picker = SentencePicker(embedder, pool=sentence_pool, reach=sentence_reach)
         self.terms = terms
         self.probes = probes
 

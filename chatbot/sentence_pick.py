@@ -19,10 +19,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from chatbot.chunking import Chunk
-from chatbot.embedding import Embedder
+from chatbot.embedding import Embedder, encode_cached
 from chatbot.text import strip_markup
 
 MIN_WORDS = 4  # shorter pieces ("See also", a name alone) are no sentence to answer with
+# chunks embedded together: enough texts for the embedder's two workers, few enough that the
+# stop (below) is tested often
+ROUND = 4
 
 
 def sentences(chunk: Chunk) -> list[str]:
@@ -42,11 +45,14 @@ class SentencePicker:
     conversation), and the missing ones are embedded in one batch: a call per chunk costs
     more than the sentences themselves."""
 
-    def __init__(self, embedder: Embedder, *, pool: int = 20, cache_size: int = 4096) -> None:
-        if pool < 0 or cache_size < 1:
-            raise ValueError("pool must be >= 0 and cache_size >= 1")
+    def __init__(
+        self, embedder: Embedder, *, pool: int = 20, reach: float = 0.25, cache_size: int = 4096
+    ) -> None:
+        if pool < 0 or cache_size < 1 or reach < 0:
+            raise ValueError("pool and reach must be >= 0, cache_size >= 1")
         self.embedder = embedder
         self.pool = pool
+        self.reach = reach
         self.cache_size = cache_size
         self._cache: OrderedDict[str, np.ndarray | None] = OrderedDict()
         self._lock = threading.Lock()
@@ -59,7 +65,7 @@ class SentencePicker:
         missing = [c for c in chunks if c.chunk_id not in known]
         groups = [[f"{c.title}: {s}" for s in sentences(c)] for c in missing]
         flat = [t for group in groups if len(group) > 1 for t in group]
-        vecs = np.asarray(self.embedder.encode(flat), dtype=np.float32) if flat else _ONE
+        vecs = encode_cached(self.embedder, flat) if flat else _ONE
         start = 0
         for chunk, group in zip(missing, groups, strict=True):
             if len(group) > 1:
@@ -79,12 +85,23 @@ class SentencePicker:
         """Index in ``chunks`` (best ranked first, only the first ``pool`` read) of the chunk
         holding the closest sentence, or None when there is none. ``whole`` is each chunk's own
         cosine, which stands for a chunk of one sentence: embedding it again would cost
-        time and say the same."""
+        time and say the same.
+
+        Chunks are read closest first, a few at a time, and reading stops at the first chunk
+        whose own cosine is more than ``reach`` below the best sentence found: its sentences
+        would have to beat their chunk by more than a sentence nearly ever does. The order and
+        the stop depend on the scores only, never on what is cached, so a question gets the
+        same pick whatever came before it."""
+        order = sorted(range(min(self.pool, len(chunks))), key=lambda i: (-whole[i], i))
         best, where = -np.inf, None
-        for i, vecs in enumerate(self._vectors(chunks[: self.pool])):
-            if vecs is None:
-                continue
-            score = float((vecs @ qvec).max()) if vecs.size else whole[i]
-            if score > best:
-                best, where = score, i
+        for start in range(0, len(order), ROUND):
+            batch = [i for i in order[start : start + ROUND] if whole[i] + self.reach >= best]
+            if not batch:
+                break
+            for i, vecs in zip(batch, self._vectors([chunks[i] for i in batch]), strict=True):
+                if vecs is None:
+                    continue
+                score = float((vecs @ qvec).max()) if vecs.size else whole[i]
+                if score > best or (score == best and where is not None and i < where):
+                    best, where = score, i
         return where

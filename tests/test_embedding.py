@@ -39,6 +39,7 @@ from chatbot.embedding import (
     OnnxEncoder,
     SentenceTransformerEmbedder,
     bundled_model_path,
+    encode_cached,
     encode_query,
     hash_weights,
     memo_weights_hash,
@@ -115,8 +116,8 @@ def test_bundled_model_is_found_or_explained(monkeypatch: pytest.MonkeyPatch) ->
 class CountingEmbedder(SentenceTransformerEmbedder):
     """The real query cache in front of a fake model."""
 
-    def __init__(self, folder: Path, query_cache: int) -> None:
-        super().__init__(folder, query_cache=query_cache)
+    def __init__(self, folder: Path, text_cache: int) -> None:
+        super().__init__(folder, text_cache=text_cache)
         self.batches: list[list[str]] = []
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
@@ -125,7 +126,7 @@ class CountingEmbedder(SentenceTransformerEmbedder):
 
 
 def test_query_cache_is_a_bounded_lru(tmp_path: Path) -> None:
-    emb = CountingEmbedder(fake_model_dir(tmp_path), query_cache=2)
+    emb = CountingEmbedder(fake_model_dir(tmp_path), text_cache=2)
     a = emb.encode_query("alpha question")
     assert np.array_equal(emb.encode_query("alpha question"), a)
     assert emb.batches == [["alpha question"]]
@@ -140,7 +141,7 @@ def test_query_cache_is_a_bounded_lru(tmp_path: Path) -> None:
 
 
 def test_encode_query_helper_uses_the_cache_when_there_is_one(tmp_path: Path) -> None:
-    emb = CountingEmbedder(fake_model_dir(tmp_path), query_cache=4)
+    emb = CountingEmbedder(fake_model_dir(tmp_path), text_cache=4)
     encode_query(emb, "q one")
     encode_query(emb, "q one")
     assert len(emb.batches) == 1
@@ -148,6 +149,24 @@ def test_encode_query_helper_uses_the_cache_when_there_is_one(tmp_path: Path) ->
     vec = encode_query(fake, "plain embedder")
     assert vec.shape == (fake.dim,) and fake.calls == 1
     assert isinstance(fake, Embedder)
+
+
+def test_cached_texts_skip_the_model_and_only_new_ones_are_embedded_together(
+    tmp_path: Path,
+) -> None:
+    """The retriever compares a passage's sentences with the question, then the reader reads
+    the same sentences: the second time costs nothing, and a repeated text is embedded once."""
+    emb = CountingEmbedder(fake_model_dir(tmp_path), text_cache=8)
+    first = encode_cached(emb, ["Bison: a parser generator.", "Bison: written by Corbett."])
+    again = encode_cached(emb, ["new question", "Bison: written by Corbett.", "new question"])
+    assert emb.batches == [
+        ["Bison: a parser generator.", "Bison: written by Corbett."],
+        ["new question"],
+    ]
+    assert np.array_equal(again[1], first[1]) and np.array_equal(again[0], again[2])
+    assert encode_cached(emb, []).shape[0] == 0
+    fake = FakeEmbedder()
+    assert encode_cached(fake, ["plain"]).shape == (1, fake.dim) and fake.calls == 1
 
 
 # --------------------------------------------------------------------- backend choice (fast)

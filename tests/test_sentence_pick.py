@@ -10,7 +10,7 @@ import pytest
 from chatbot.chunking import Chunk
 from chatbot.reader import extractive_answer
 from chatbot.retrieve import Retriever
-from chatbot.sentence_pick import SentencePicker, sentences
+from chatbot.sentence_pick import ROUND, SentencePicker, sentences
 from tests.fakes import FakeEmbedder
 from tests.test_retrieve import TINY_Q, TINY_TEXTS, TINY_VECS, StubEmbedder, tiny_index
 
@@ -46,7 +46,7 @@ def test_the_chunk_whose_later_sentence_is_closest_is_picked() -> None:
 
 def test_a_one_sentence_chunk_is_scored_by_its_own_vector_and_vectors_are_cached() -> None:
     embedder = FakeEmbedder()
-    picker = SentencePicker(embedder)
+    picker = SentencePicker(embedder, reach=2.0)  # read every chunk (see the test below)
     qvec = embedder.encode([QUESTION])[0]
     embedder.encoded = 0
     # the one-sentence chunks are not embedded again: their cosine is given (here: made up)
@@ -55,6 +55,35 @@ def test_a_one_sentence_chunk_is_scored_by_its_own_vector_and_vectors_are_cached
     picker.run([TESTING, *OTHERS], qvec, [0.0, 0.0, 0.0])
     assert embedder.encoded == 2  # cached per chunk
     assert picker.run([entry("Empty", "See also.")], qvec, [0.9]) is None  # no sentence at all
+
+
+def test_chunks_far_below_the_closest_sentence_found_are_not_embedded() -> None:
+    embedder = FakeEmbedder()
+    qvec = embedder.encode([QUESTION])[0]
+    embedder.encoded = 0
+    more = [entry(f"Model {n}", f"Model {n} is one more kind of model.") for n in (3, 4)]
+    chunks = [*OTHERS, *more, TESTING]  # the first round of four holds one sentence each
+    # whole cosines made up: the best one-sentence chunk scores 0.99; TESTING's own cosine
+    # (0.5) is 0.49 below it, beyond the reach of 0.25, so its sentences are never embedded
+    picker = SentencePicker(embedder, reach=0.25)
+    assert picker.run(chunks, qvec, [0.99, 0.98, 0.97, 0.96, 0.5]) == 0
+    assert embedder.encoded == 0
+    # within reach (0.8 + 0.25 >= 0.99) they are
+    picker.run(chunks, qvec, [0.99, 0.98, 0.97, 0.96, 0.8])
+    assert embedder.encoded == 2
+
+
+def test_chunks_are_read_closest_first_whatever_their_rank() -> None:
+    embedder = FakeEmbedder()
+    qvec = embedder.encode([QUESTION])[0]
+    two = "It has two sentences of its own. Nothing here is about the question asked."
+    others = [entry(f"Other {n}", two) for n in range(2 * ROUND)]
+    embedder.encoded = 0
+    # ranked last but closest as a whole (made-up cosines): read in the first round, and the
+    # others after that round, far below its closest sentence, are not read at all
+    picker = SentencePicker(embedder, reach=0.0)
+    assert picker.run([*others, TESTING], qvec, [0.1] * len(others) + [0.9]) == len(others)
+    assert embedder.encoded == 2 + 2 * (ROUND - 1)
 
 
 def test_a_bounded_cache_forgets_the_oldest_chunk() -> None:
@@ -69,8 +98,8 @@ def test_a_bounded_cache_forgets_the_oldest_chunk() -> None:
     assert embedder.encoded == 2
 
 
-@pytest.mark.parametrize("kw", [{"pool": -1}, {"cache_size": 0}])
-def test_invalid_settings_are_rejected(kw: dict[str, int]) -> None:
+@pytest.mark.parametrize("kw", [{"pool": -1}, {"cache_size": 0}, {"reach": -0.1}])
+def test_invalid_settings_are_rejected(kw: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         SentencePicker(FakeEmbedder(), **kw)
 

@@ -190,7 +190,7 @@ class SentenceTransformerEmbedder:
         self,
         model_path: str | Path = "",
         batch_size: int = 32,
-        query_cache: int = 256,
+        text_cache: int = 8192,
         *,
         backend: Backend = "auto",
         cache_dir: Path | None = None,
@@ -209,7 +209,8 @@ class SentenceTransformerEmbedder:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._cache_size = query_cache
+        self._cache_size = text_cache
+        self._cache_lock = threading.Lock()
 
     @cached_property
     def model(self) -> Any:
@@ -313,17 +314,26 @@ class SentenceTransformerEmbedder:
                 )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
+    def encode_cached(self, texts: Sequence[str]) -> np.ndarray:
+        """Vectors of texts seen before come from an LRU: a repeated question (presets,
+        retries), and a passage's sentences, compared with the question by the retriever and
+        read again by the reader. The others are embedded in one call."""
+        with self._cache_lock:
+            known = {t: self._cache[t] for t in texts if t in self._cache}
+            for t in known:
+                self._cache.move_to_end(t)
+        missing = [t for t in dict.fromkeys(texts) if t not in known]
+        if missing:
+            known.update(zip(missing, self.encode(missing), strict=True))
+            with self._cache_lock:
+                for t in missing:
+                    self._cache[t] = known[t]
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+        return np.stack([known[t] for t in texts]) if texts else self.encode([])
+
     def encode_query(self, text: str) -> np.ndarray:
-        """One query vector; repeated questions (presets, retries) skip the model."""
-        hit = self._cache.get(text)
-        if hit is not None:
-            self._cache.move_to_end(text)
-            return hit
-        vec = self.encode([text])[0]
-        self._cache[text] = vec
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
-        return vec
+        return self.encode_cached([text])[0]
 
 
 def _warn_torch(exc: BaseException) -> None:
@@ -332,11 +342,16 @@ def _warn_torch(exc: BaseException) -> None:
     log.debug("ONNX backend failure", exc_info=True)
 
 
-def encode_query(embedder: Embedder, text: str) -> np.ndarray:
-    fn = getattr(embedder, "encode_query", None)
+def encode_cached(embedder: Embedder, texts: Sequence[str]) -> np.ndarray:
+    """The embedder's cached vectors when it keeps any (``encode_cached``), else fresh ones."""
+    fn = getattr(embedder, "encode_cached", None)
     if fn is not None:
-        return np.asarray(fn(text), dtype=np.float32)
-    return embedder.encode([text])[0]
+        return np.asarray(fn(list(texts)), dtype=np.float32)
+    return embedder.encode(list(texts))
+
+
+def encode_query(embedder: Embedder, text: str) -> np.ndarray:
+    return encode_cached(embedder, [text])[0]
 
 
 def create_embedder(settings: Settings) -> SentenceTransformerEmbedder:
