@@ -52,7 +52,8 @@ _TYPE_PATTERNS: list[tuple[AnswerType, re.Pattern[str]]] = [
     (
         "reason",
         re.compile(
-            r"^(?:why|what (?:is|was) the reason|how come)\b|"
+            r"^(?:why|how come|what (?:is|was|were|are|turned out to be) "
+            r"(?:the |its |their )?(?:\w+ )?(?:reason|cause)s?)\b|"
             r"^where (?:does|did|do) [^?]{1,80}? (?:come from|originate)\b|"
             r"^how did [^?]{1,60}? get (?:its|their|the|this|that) name\b|"
             r"^what (?:usually |typically |often )?causes?\b|"
@@ -480,7 +481,7 @@ def expansion_in(sentence: str, acronym: str) -> str:
 # called when ...?" -- a glossary answers with the entry that is X, its title first
 _TERM_ASKED = re.compile(
     r"^(?:what|which \w+)\s+(?:do|does|would|should)\s+(?:you|we|one|people|they|i)\s+call\b|"
-    r"^what(?:'?s|\s+is|\s+are)\s+(?:the\s+|a\s+)?(?:[\w-]+\s+)?(?:term|word|name|jargon|slang|"
+    r"^what(?:'?s|\s+is|\s+are)\s+(?:the\s+|a\s+)?(?:[\w-]+\s+){0,2}?(?:term|word|name|jargon|slang|"
     r"expression|phrase)\s+(?:used\s+)?for\b|"
     r"^what(?:'?s|\s+is)\s+(?:the\s+)?name\s+(?:of|for)\s+(?=(?:(?:the|a|an)\s+)?[\w\s'+-]{1,60}?"
     r"\s+(?:where|when|that|which|in which|whereby)\b)|"

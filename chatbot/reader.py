@@ -44,22 +44,25 @@ from chatbot.kinds import (
     ORIGIN,
     STRONG_TYPE,
     AnswerType,
-    asked_expansion,
     asked_types,
     asks_alias,
-    asks_count,
     asks_origin,
     asks_parts,
-    asks_people,
     asks_term,
     holds_type,
     names_person,
     says_who,
-    spells_out,
     type_strength,
 )
+from chatbot.needs import needed_form, owned_value
 from chatbot.terms import lookup_term, normalize
-from chatbot.text import asked_sense, opening_definition, split_sentences, strip_markup
+from chatbot.text import (
+    asked_sense,
+    opening_definition,
+    question_sentences,
+    split_sentences,
+    strip_markup,
+)
 
 
 @dataclass(frozen=True)
@@ -140,19 +143,6 @@ def lookup_answer(
             parts.append(f"Another entry for {chunk.title}: {definition} [{n}]")
         cited.append(n)
     return Extract(" ".join(parts), cited)
-
-
-def _needed_form(question: str) -> Callable[[Candidate], bool] | None:
-    """The form of sentence that alone answers some questions: one holding a quantity for "How
-    many ...?", one spelling the acronym out for "What does CRFM stand for?"; None for others.
-    Read from the question once, then tried on every candidate."""
-    if asks_count(question):
-        return lambda cand: holds_type(cand.text, "number")
-    if acronym := asked_expansion(question):
-        return lambda cand: spells_out(cand.text, acronym)
-    if asks_people(question):  # "Who were the authors?": not "coined by Stanford University"
-        return lambda cand: names_person(cand.text)
-    return None
 
 
 # a name and its version: "MPC Level 2", "Windows 95", "Python 3.12"
@@ -250,7 +240,7 @@ def extractive_answer(
     w = weights or WEIGHTS
     kinds = asked_types(question)
     cands = candidates(question, kinds, passages, max_passages, also)
-    needed = _needed_form(question)
+    needed = _needed(question, cands)
     if not cands or (needed and not any(needed(c) for c in cands)):
         return Extract("", [])  # "How many dollars ...?" and no passage gives a quantity
     base = _base_scores(question, cands, embedder, kinds[0], w)
@@ -261,7 +251,8 @@ def extractive_answer(
         lm = np.array(scorer.score(prefixes, " " + question))
         spread = max(float(score.std()), 0.05)  # the model's z-score in the cheap scores' units
         score = score + w.lm * spread * _zscore(lm)
-    chosen = _choose(question, [cands[i] for i in top], score, kinds, max_sentences, w)
+    openings = frozenset(n for n, p in enumerate(passages, 1) if p.opens_entry)
+    chosen = _choose(question, [cands[i] for i in top], score, kinds, (max_sentences, w, openings))
     picked = _with_context([cands[top[c]] for c in chosen], cands)
     parts = [f"{c.text} [{c.n}]" for c in picked]
     if _answer_is_the_title(question, kinds[0], picked[0], passages):
@@ -269,17 +260,44 @@ def extractive_answer(
     return Extract(" ".join(parts), list(dict.fromkeys(c.n for c in picked)))
 
 
+def _needed(question: str, cands: list[Candidate]) -> Callable[[Candidate], bool] | None:
+    """The form of sentence the question needs (``needs.py``); a price or a port from an entry
+    the question names when it names one: "What did the JOHNNIAC cost?" is not answered by
+    another machine's price. A count is not held to it: "How many devices can you daisy chain
+    on FireWire?" names the daisy chain entry, and the count is FireWire's."""
+    form = needed_form(question)
+    if form is None:
+        return None
+    named = any(c.focus for c in cands) and owned_value(question)
+    return lambda c: (c.focus or not named) and form(c.text)
+
+
 def _answer_is_the_title(
     question: str, kind: AnswerType, lead: Candidate, passages: Sequence[Chunk]
 ) -> bool:
     """The entry's name is the answer and its sentence leaves it out: a term asked for ("what
-    is it called when ...?"), or who does something when an entry opens by defining itself
+    is it called when ...?"); a person asked for, from an entry that opens by defining itself
     without its name ("WAP Forum": "The official body developing Wireless Application
-    Protocol.")."""
+    Protocol."); or a thing asked for ("Which language was the first for strings?": COMIT,
+    "The first string-handling language ..."), when the question does not name it either."""
     if named_in(lead.text, lead.title) or NAMES_IT.search(lead.text) or lead.pos < 0:
         return False
     opens_entry = lead.pos == 0 and passages[lead.n - 1].opens_entry
-    return asks_term(question) or (kind == "person" and opens_entry and not says_who(lead.text))
+    if asks_term(question) or not opens_entry or says_who(lead.text):
+        return asks_term(question)
+    # a person asked for; or a thing, when the question does not name the entry either
+    return kind == "person" or (
+        any(_WHICH_THING.match(q) for q in question_sentences(question))
+        and not named_in(question, lead.title)
+    )
+
+
+# "Which language is credited as the first ...?", "What protocol did X use?": a thing named
+_WHICH_THING = re.compile(
+    r"^(?:which|what)\s+(?!(?:is|are|was|were|does|do|did|can|could|would|should|will|has|have|"
+    r"had)\b)[\w-]+(?:\s+[\w-]+){0,2}?\s+(?:is|are|was|were|does|do|did|has|had|can|could)\b",
+    re.I,
+)
 
 
 # "This approach is used in medicine and law", "As a result, CHAP is more secure": which
@@ -329,11 +347,16 @@ def _with_context(picked: list[Candidate], cands: list[Candidate]) -> list[Candi
 
 
 def _first(
-    question: str, cands: list[Candidate], order: list[int], kinds: list[AnswerType], w: Weights
+    question: str,
+    cands: list[Candidate],
+    order: list[int],
+    kinds: list[AnswerType],
+    w: Weights,
+    openings: frozenset[int],
 ) -> int:
     """The sentence said first: of the form some questions need, stating the asked kind of
     fact, saying where a name comes from, or naming the entry asked for; else the best one."""
-    needed = _needed_form(question)  # a quantity, an expansion, a person's name
+    needed = _needed(question, cands)  # a quantity, an expansion, a person's name, a price
     pool = [i for i in order if needed(cands[i])] or order if needed else order
     top = cands[order[0]].n  # the passage of the best scoring sentence
     if w.stated_first and kinds[0] in STRONG_TYPE:  # "written by X" answers "who" first,
@@ -354,8 +377,12 @@ def _first(
         pool = [i for i in pool if ORIGIN.search(cands[i].text)] or pool  # shares more words
     elif not needed and asks_term(question):  # "..., a property known as transfer learning"
         pool = [i for i in order[:3] if cands[i].pos >= 0 and NAMES_IT.search(cands[i].text)]
-        # else the best one's entry by name: "Jitter: ..."
-        pool = pool or [i for i in order if cands[i].pos == -1 and cands[i].n == top] or order
+        # else the best one's entry by name ("Jitter: ..."); a sentence further into an entry
+        # names no term ("extrapolation" does not answer "the slang for a linear
+        # interpolation?"), so then the best entry defining one ("LERP: ...")
+        defining = [i for i in order if cands[i].pos == -1]
+        elsewhere = defining[:1] if top not in openings else []
+        pool = pool or [i for i in defining if cands[i].n == top] or elsewhere or order
     return pool[0]
 
 
@@ -364,13 +391,14 @@ def _choose(
     cands: list[Candidate],
     score: np.ndarray,
     kinds: list[AnswerType],
-    limit: int,
-    w: Weights,
+    how: tuple[int, Weights, frozenset[int]],
 ) -> list[int]:
     """The best sentence, then another only when it adds what the first lacks: a kind of fact
-    the question asks for, or (scoring close to the first) question words the first lacks."""
+    the question asks for, or (scoring close to the first) question words the first lacks.
+    ``how``: at most this many sentences, the weights, the passages opening their entry."""
+    limit, w, openings = how
     order = [int(i) for i in np.argsort(-score, kind="stable")]
-    chosen = [_first(question, cands, order, kinds, w)]
+    chosen = [_first(question, cands, order, kinds, w, openings)]
     parts = asks_parts(question)
     first = cands[chosen[0]]
     asked = words(question) - words(first.title)

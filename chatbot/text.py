@@ -25,7 +25,11 @@ _SENTENCE = re.compile(
 _SOFT_WRAP = re.compile(r"(?<!\n)\n(?![\n\s]*(?:[-*•]\s|\d+\.\s|#|\n))")
 _HEADING_LINE = re.compile(r"^#{1,6}[ \t]+.*$", re.MULTILINE)
 _CATEGORY = re.compile(r"^\s*<[a-z][a-z ,/&'-]{1,60}>\s*")  # a dictionary's "<networking>"
-_PRONUNCIATION = re.compile(r"^\s*/[^/\n]{1,40}/\s*(?:,\s*/[^/\n]{1,40}/\s*)*")
+# "/lerp/ vi., Quasi-acronym ...": the Jargon File's pronunciation, then its parts of speech
+_PRONUNCIATION = re.compile(
+    r"^\s*/[^/\n]{1,40}/\s*(?:,\s*/[^/\n]{1,40}/\s*)*"
+    r"(?:(?:n|v|vi|vt|adj|adv|interj|excl|prep|conj|pl)\.(?:,\s*|\s+))*"
+)
 # "(B) A component ...", "(Presumably a play on "nanosecond") The miniscule time ..."
 _LEADING_ABBREVIATION = re.compile(r"^\s*\([^()]{1,200}\)\s+(?=[A-Z])")
 _DATE_NOTE = re.compile(r"\(\d{4}-\d{2}-\d{2}\)")

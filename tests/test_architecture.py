@@ -15,7 +15,7 @@ import pytest
 pytestmark = pytest.mark.unit
 PACKAGE = Path(__file__).resolve().parent.parent / "chatbot"
 LAYERS = [
-    {"config", "errors", "text", "atomic", "progress", "terms", "grounded", "kinds"},
+    {"config", "errors", "text", "atomic", "progress", "terms", "grounded", "kinds", "needs"},
     {"corpus", "embed_cache", "answer"},
     {
         "readers",

@@ -118,6 +118,18 @@ def test_an_origin_is_a_reason() -> None:
     assert not holds_type("A job is all the work done for one user.", "reason")
 
 
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Intel blamed cosmic rays. What turned out to be the real cause?",
+        "What was the cause of the outage?",
+        "what are the reasons for this?",
+    ],
+)
+def test_a_cause_asked_for_is_a_reason(question: str) -> None:
+    assert answer_type(question) == "reason"
+
+
 def test_where_a_word_comes_from_is_a_reason() -> None:
     assert holds_type("From VAD, a permutation of ADV, i.e. ADVENT.", "reason")
     assert holds_type("The name is a pun on the older Bourne shell.", "reason")
@@ -267,6 +279,7 @@ def test_what_spells_an_acronym_out(sentence: str, acronym: str, spelled: bool) 
         ("What is a foundation model?", False),
         ("why do people call it a bug?", False),
         ("what's the hacker slang for digging through a core dump?", True),
+        ("whats the hacker slang word for a linear interpolation?", True),
         ("What's the name of the training approach where a model learns on its own?", True),
         ("What is the name of the file?", False),
         ("Is there a programming language that's basically BASIC with a database?", True),

@@ -406,6 +406,14 @@ def test_a_numbered_sense_loses_its_number_and_its_tag() -> None:
     )
 
 
+def test_a_pronunciation_and_its_parts_of_speech_are_not_prose() -> None:
+    assert strip_markup("/lerp/ vi., Quasi-acronym for Linear Interpolation.") == (
+        "Quasi-acronym for Linear Interpolation."
+    )
+    assert strip_markup("/kluj/ n., v. A clever fix.") == "A clever fix."
+    assert strip_markup("n. is a letter.") == "n. is a letter."  # no pronunciation before it
+
+
 def test_an_expansion_is_answered_only_by_words_spelling_it_out() -> None:
     paper = entry("Foundation Model", "The term was introduced in a 2021 Stanford CRFM paper.")
     asked = "What does the CRFM in 'Stanford CRFM' stand for?"
@@ -595,6 +603,24 @@ def test_who_is_answered_with_the_name_of_an_entry_defining_itself_without_it() 
     assert ext.text.startswith("WAP Forum: The official body developing")
     later = replace(forum, chunk_id="WAP Forum#1")
     assert extractive_answer(asked, [later], FakeEmbedder()).text.startswith("The official")
+
+
+def test_which_thing_is_answered_with_the_name_of_an_entry_defining_itself_without_it() -> None:
+    """COMIT's entry opens "The first string-handling and pattern-matching language": the
+    answer to "which language ...?" is the name the sentence leaves out. A question that names
+    the entry already knows it, and a question asking what something is asks for no name."""
+    comit = Chunk(
+        "COMIT#0", "COMIT", "COMIT", "COMIT",
+        "# COMIT\n\n<language> The first string-handling and pattern-matching language, "
+        "designed in 1957-8 for natural language translation.",
+        0, 0, "text",
+    )  # fmt: skip
+    asked = "Which language is credited as the first one made for handling strings?"
+    assert extractive_answer(asked, [comit], FakeEmbedder()).text.startswith("COMIT: The first")
+    named = "Which field was COMIT designed for, string handling or translation?"
+    assert extractive_answer(named, [comit], FakeEmbedder()).text.startswith("The first")
+    what = "What was the first string-handling language designed for?"
+    assert extractive_answer(what, [comit], FakeEmbedder()).text.startswith("The first")
 
 
 def test_a_lookup_naming_a_field_is_answered_from_that_sense() -> None:
@@ -831,3 +857,47 @@ def test_a_term_list_item_defining_another_term_is_marked_for_a_lookup() -> None
     assert not _defines_another(cands[0], lookup_term("what does fine-tuning mean?"))
     assert not _defines_another(cands[0], None)  # no lookup question
     assert not _defines_another(cands[1], "pre-training")  # prose defines nothing
+
+
+def test_a_price_asked_of_a_named_entry_comes_from_that_entry() -> None:
+    """Another machine's price is no answer to what the JOHNNIAC cost: refused, not guessed."""
+    johnniac = entry("JOHNNIAC", "A mainframe computer built at RAND. It ran from 1953 to 1966.")
+    univac = entry("Datamatic 1000", "A computer of 25 tons that cost $1.5 million.", n=1)
+    asked = "What did it cost to build the JOHNNIAC?"
+    assert extractive_answer(asked, [johnniac, univac], FakeEmbedder()).text == ""
+    priced = entry("JOHNNIAC", "A mainframe computer built at RAND. It cost $470,000 to build.")
+    ext = extractive_answer(asked, [priced, univac], FakeEmbedder())
+    assert ext.text.startswith("It cost $470,000") and ext.cited == [1]
+    # no entry named: a price anywhere in the passages read may answer
+    loose = extractive_answer("What did the big 25-ton computer cost?", [univac], FakeEmbedder())
+    assert "$1.5 million" in loose.text
+
+
+def test_a_term_is_named_by_the_entry_defining_it_not_by_a_later_passage() -> None:
+    """The best sentence for "what's the slang word for a linear interpolation?" sits in the
+    middle of the interpolation entry; the term asked for is the entry that opens by defining
+    it, not the title of the passage that scored best."""
+    later = entry(
+        "extrapolation",
+        "The simplest form of interpolation draws a straight line (a linear interpolation) "
+        "between the two nearest points.",
+        n=2,
+    )
+    lerp = entry("LERP", "/lerp/ vi., Quasi-acronym for Linear Interpolation, used as a verb.")
+    asked = "whats the hacker slang word for doing a linear interpolation between two points?"
+    ext = extractive_answer(asked, [later, lerp], FakeEmbedder())
+    assert ext.text.startswith("LERP: Quasi-acronym for Linear Interpolation")
+
+
+def test_a_term_defined_by_the_best_passage_keeps_that_entry() -> None:
+    """When the best passage opens its entry, that entry names the term, though another
+    entry's definition is read too."""
+    computron = entry(
+        "computron",
+        "A mythical subatomic particle that carries computation or information, in much the "
+        "same way that an electron carries electric charge. Compare bogon.",
+    )
+    electron = entry("electron", "A sub-atomic particle with a negative quantised charge.", 1)
+    asked = "whats the jokey name for a made-up subatomic particle that carries computation?"
+    ext = extractive_answer(asked, [computron, electron], FakeEmbedder())
+    assert ext.text.startswith("computron: A mythical subatomic particle")

@@ -1,0 +1,86 @@
+"""The form of sentence that alone answers some questions.
+
+"How many ...?" is answered by a quantity, "What does CRFM stand for?" by a sentence spelling it
+out, "Who were the authors?" by a person's name, "How much did X cost?" by an amount of money (or "expensive"),
+and "What port does Redis listen on?" by a port number. When none of the passages read holds
+such a sentence, the glossary does not answer the question, however close its passages are:
+"Each application program has a unique port number ..." is on topic and answers nothing. These
+needs are read from the question once, then tried on every candidate sentence.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from chatbot.kinds import (
+    asked_expansion,
+    asks_count,
+    asks_people,
+    holds_type,
+    names_person,
+    spells_out,
+)
+from chatbot.text import question_sentences, respell
+
+# "How much did Borland pay for it?", "What did the JOHNNIAC cost to build?", "What's the price
+# of ...?" ask for an amount; "Which techniques cut the cost of fine-tuning?" does not
+_PRICE = re.compile(
+    r"^how much (?:\w+ ){0,2}?(?:does|did|do|would|will|is|was|were|are)\b[^?]*"
+    r"\b(?:cost|costs|pay|paid|charge|charged|sell|sold|spend|spent)\b"
+    r"|^what (?:does|did|would|will) (?:[\w'-]+ ){1,6}?cost\b"
+    r"|^what(?:'s| is| was| were) the (?:\w+ )?(?:price|cost)\b",
+    re.I,
+)
+# "$100M", "250 dollars", "£5", "free of charge": an amount, or none to pay; or the cost said
+# in words ("Pre-training from scratch is expensive")
+_MONEY = re.compile(
+    r"[$£€¥]\s?\d|\b\d[\d,.]*\s*(?:[mkb]n?\b|million\b|billion\b|thousand\b)?\s*"
+    r"(?:dollars|pounds|euros|yen|marks|francs|cents|usd|gbp|eur)\b|\bfree\b|\bno charge\b|"
+    r"\b(?:expensive|inexpensive|cheap|cheaper|costly|low-cost|affordable)\b",
+    re.I,
+)
+# "What TCP port does PostgreSQL listen on?", "the default port number for ...", not "What
+# port of Unix ran on the VAX?" (a port to a machine)
+_PORT = re.compile(
+    r"^(?:what|which)\b[^?]*\b(?:(?:tcp|udp) port|port number|default port|"
+    r"port\b[^?]*\b(?:listen|listens|listening|use|uses|run|runs)\b)",
+    re.I,
+)
+_PORT_NUMBER = re.compile(
+    r"\bports? (?:number )?\d+|\b\d+/(?:tcp|udp)\b|\b(?:tcp|udp) \d+\b|\bport \d+", re.I
+)
+
+
+def _asking(question: str) -> str:
+    """The sentence that asks: "I found an old invoice. What did it cost?" asks the last."""
+    asks = [s for s in question_sentences(question) if s.endswith("?")]
+    return respell((asks[-1] if asks else question).strip())
+
+
+def asks_price(question: str) -> bool:
+    return bool(_PRICE.search(_asking(question)))
+
+
+def asks_port(question: str) -> bool:
+    return bool(_PORT.search(_asking(question)))
+
+
+def owned_value(question: str) -> bool:
+    """A price or a port is the named thing's own: another entry's answers another question."""
+    return asks_price(question) or asks_port(question)
+
+
+def needed_form(question: str) -> Callable[[str], bool] | None:
+    """A test a sentence must pass to answer the question alone, or None when any may."""
+    if asks_count(question):
+        return lambda text: holds_type(text, "number")
+    if acronym := asked_expansion(question):
+        return lambda text: spells_out(text, acronym)
+    if asks_people(question):  # "Who were the authors?": not "coined by Stanford University"
+        return names_person
+    if asks_price(question):
+        return lambda text: bool(_MONEY.search(text))
+    if asks_port(question):
+        return lambda text: bool(_PORT_NUMBER.search(text))
+    return None
