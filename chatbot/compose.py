@@ -28,6 +28,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from chatbot.chunking import Chunk
 from chatbot.generate.base import Message
 from chatbot.grounded import ClauseGrammar, clauses
 from chatbot.kinds import (
@@ -40,6 +41,7 @@ from chatbot.kinds import (
     spells_out,
 )
 from chatbot.prompt import Templates, neutralize
+from chatbot.reader import asks_a_name
 from chatbot.retrieve import tokenize
 from chatbot.terms import Lookup, normalize
 from chatbot.text import CITATION, split_sentences
@@ -85,19 +87,23 @@ def entry_labels(extract_text: str) -> str:
     )
 
 
-def labelled(extract_text: str, composed: str, lookup: Lookup | None) -> str:
-    """The composed lookup answer with its entry's "Title:" label when the user asked by
-    another name: "What does BFI mean?" -> "Brute force and ignorance: A popular ...". The
-    grammar copies no labels, as a definition need not repeat its term, but an answer to an
-    alias must say which entry it is."""
+def labelled(
+    extract_text: str,
+    composed: str,
+    lookup: Lookup | None,
+    question: str = "",
+    cited: Sequence[Chunk] = (),
+) -> str:
+    """The composed answer with its entry's "Title:" label when the user asked by another name
+    ("What does BFI mean?" -> "Brute force and ignorance: A popular ...") or asked for a name
+    that is a cited entry's title ("Which language was the first for strings?" -> "COMIT: The
+    first string-handling ..."; not a field's "Providers:"). The grammar copies no labels, as a
+    definition need not repeat its term, but such an answer must say which entry it is."""
     label = _TITLE_LABEL.match(extract_text.strip())
     title = label.group(0).rstrip().rstrip(":") if label else ""
-    if (
-        not title
-        or lookup is None
-        or not lookup.found
-        or normalize(title) == normalize(lookup.term)
-    ):
+    alias = lookup is not None and lookup.found and normalize(title) != normalize(lookup.term)
+    named = lookup is None and title in {c.title for c in cited} and asks_a_name(question)
+    if not title or not (alias or named):
         return composed
     return composed if composed.lower().startswith(title.lower()) else f"{title}: {composed}"
 

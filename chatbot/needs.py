@@ -1,11 +1,12 @@
 """The form of sentence that alone answers some questions.
 
 "How many ...?" is answered by a quantity, "What does CRFM stand for?" by a sentence spelling it
-out, "Who were the authors?" by a person's name, "How much did X cost?" by an amount of money (or "expensive"),
-and "What port does Redis listen on?" by a port number. When none of the passages read holds
-such a sentence, the glossary does not answer the question, however close its passages are:
-"Each application program has a unique port number ..." is on topic and answers nothing. These
-needs are read from the question once, then tried on every candidate sentence.
+out, "Who were the authors?" by a person's name, "How much did X cost?" by an amount of money
+(or "expensive"), and "What port does Redis listen on?" by a port number. When none of the
+passages read holds such a sentence, the glossary does not answer the question, however close
+its passages are: "Each application program has a unique port number ..." is on topic and
+answers nothing. These needs are read from the question once, then tried on every candidate
+sentence.
 """
 
 from __future__ import annotations

@@ -424,8 +424,10 @@ class Pipeline:
             log.info("composition not kept: %s", result.problem)
             return answer
         cited = [c.n for c in answer.citations]
-        text, local = attach_citations(result.text, [turn.hits[n - 1].chunk for n in cited])
-        text = labelled(answer.answer, renumber_citations(text, cited), turn.retrieval.lookup)
+        chunks = [turn.hits[n - 1].chunk for n in cited]
+        text, local = attach_citations(result.text, chunks)
+        text = renumber_citations(text, cited)
+        text = labelled(answer.answer, text, turn.retrieval.lookup, turn.standalone, chunks)
         return self._answer(turn, text, [cited[n - 1] for n in local], "generated")
 
     @staticmethod

@@ -44,6 +44,7 @@ from chatbot.kinds import (
     ORIGIN,
     STRONG_TYPE,
     AnswerType,
+    answer_type,
     asked_types,
     asks_alias,
     asks_origin,
@@ -289,6 +290,16 @@ def _answer_is_the_title(
     return kind == "person" or (
         any(_WHICH_THING.match(q) for q in question_sentences(question))
         and not named_in(question, lead.title)
+    )
+
+
+def asks_a_name(question: str) -> bool:
+    """The answer is a name: a term, a person, or a thing ("Which language was the first
+    ...?"). An entry's title put before its sentence is then part of the answer."""
+    return (
+        asks_term(question)
+        or answer_type(question) == "person"
+        or any(_WHICH_THING.match(q) for q in question_sentences(question))
     )
 
 

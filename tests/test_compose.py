@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
+from chatbot.chunking import Chunk
 from chatbot.compose import (
     Composer,
     compose_messages,
@@ -210,3 +213,20 @@ def test_an_answer_to_an_alias_says_which_entry_it_is() -> None:
     assert labelled(extract, composed, None) == composed
     assert labelled(extract, composed, Lookup("BFI")) == composed  # no entry found
     assert labelled("A technique. [1]", composed, found) == composed  # no label to keep
+
+
+def test_an_answer_to_a_name_asked_for_keeps_the_entry_it_names() -> None:
+    extract = "COMIT: The first string-handling and pattern-matching language. [1]"
+    composed = "The first string-handling and pattern-matching language [1]."
+    asked = "Which language is credited as the first one for handling strings?"
+    cited = [Chunk("COMIT#0", "COMIT", "COMIT", "COMIT", "# COMIT\n\nThe first.", 0, 0, "text")]
+    assert labelled(extract, composed, None, asked, cited) == f"COMIT: {composed}"
+    who = "Who designed the first one?"
+    assert labelled(extract, composed, None, who, cited) == f"COMIT: {composed}"
+    # asking what something is asks for no name: the label may go
+    assert labelled(extract, composed, None, "What was COMIT designed for?", cited) == composed
+    # a field's label is no entry's name: "Providers: OpenAI, ..." loses it
+    field = "Providers: OpenAI and Cohere are primary providers. [1]"
+    said = "OpenAI and Cohere are primary providers [1]."
+    page = [replace(cited[0], title="Foundation model")]
+    assert labelled(field, said, None, "Who are the main providers?", page) == said
