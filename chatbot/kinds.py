@@ -118,7 +118,7 @@ def asks_alias(question: str) -> bool:
 def asks_origin(question: str) -> bool:
     """Does the question ask where a name comes from? A sentence that says so answers it
     first, though the entry's definition shares more of the question's words."""
-    return bool(_ASKS_ORIGIN.search(_asking(question)))
+    return bool(_ASKS_ORIGIN.search(asking(question)))
 
 
 # a sentence that gives a name: "..., a property known as transfer learning"
@@ -130,7 +130,8 @@ HAS_TYPE: dict[AnswerType, re.Pattern[str]] = {
     "person": re.compile(
         r"\b(?:by|from|of|at|with)\s+(?:the\s+)?[A-Z][\w.-]+|(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+\s+"
         r"[A-Z][a-z]+|^(?!(?:The|A|An|In|It|Its|This|These|As|On|At|For|If|When|Unlike)\b)"
-        r"[A-Z][a-z]+\s+(?:[A-Z]\.\s*)?[A-Z][a-z]+"
+        r"[A-Z][a-z]+\s+(?:[A-Z]\.\s*)?[A-Z][a-z]+|\b[A-Z][\w-]*'s\s+[A-Z]"  # "Anthropic's Claude"
+        r"|\b[A-Z][\w-]+,\s+[A-Z][\w-]+,(?:\s+[A-Z][\w-]+,)*\s+(?:and|or)\s+[A-Z]"  # "A, B, and C"
     ),
     "time": re.compile(
         r"\b(?:1[5-9]\d\d|20\d\d)s?\b|\b(?:January|February|March|April|May|June|July|August|"
@@ -224,7 +225,7 @@ _NAME_DASH = re.compile(
 )
 
 
-def _asking(question: str) -> str:
+def asking(question: str) -> str:
     """The question sentence ("MySQL is named after somebody's daughter. Whose?" asks "Whose?")
     without a leading phrase or hedge ("On roughly how many PCs ...?" asks "how many")."""
     q = next(
@@ -235,7 +236,7 @@ def _asking(question: str) -> str:
 
 def answer_type(question: str) -> AnswerType:
     """The kind of fact asked for, read from the question sentence after any leading phrase."""
-    q = _asking(question)
+    q = asking(question)
     # "Could you give some examples of X?", "What is X used for? Give a few applications."
     if _EXAMPLES.search(q) or any(_EXAMPLES.search(s) for s in question_sentences(question)):
         return "example"
@@ -268,7 +269,7 @@ def asks_parts(question: str) -> bool:
     """A second question whose kind of fact no pattern names: "When did occam 2 come out, and
     what did it add?", "What is CC++? Is it a new language?" ("..., and when?" asks a time)."""
     sentences = [s for s in question_sentences(question) if s.endswith("?")]
-    clauses = [c.strip() for c in _CLAUSE.split(_asking(question)) if c and c.strip()]
+    clauses = [c.strip() for c in _CLAUSE.split(asking(question)) if c and c.strip()]
     later = [c for c in clauses[1:] if _PART.match(c)] + sentences[1:]
     return any(answer_type(c) in ("other", "yesno") for c in later)
 
@@ -293,7 +294,7 @@ def holds_type(sentence: str, kind: AnswerType) -> bool:
 
 def asks_count(question: str) -> bool:
     """ "How many ...?": only a sentence holding a quantity can answer it."""
-    return bool(_COUNT.match(_asking(question)))
+    return bool(_COUNT.match(asking(question)))
 
 
 # the assistant's own view asked for: "In your opinion, ...?", "Which do you personally think
@@ -346,7 +347,7 @@ def says_who(sentence: str) -> bool:
 
 def asks_people(question: str) -> bool:
     """The question asks for people by a word for them (authors, inventors, researchers)."""
-    return bool(_PEOPLE_ASKED.search(_asking(question)))
+    return bool(_PEOPLE_ASKED.search(asking(question)))
 
 
 def names_person(sentence: str) -> bool:
@@ -496,4 +497,4 @@ _TERM_ASKED = re.compile(
 
 def asks_term(question: str) -> bool:
     """The question asks what something is called, not what something is."""
-    return bool(_TERM_ASKED.search(_asking(question)))
+    return bool(_TERM_ASKED.search(asking(question)))

@@ -16,13 +16,13 @@ from collections.abc import Callable
 
 from chatbot.kinds import (
     asked_expansion,
+    asking,
     asks_count,
     asks_people,
     holds_type,
     names_person,
     spells_out,
 )
-from chatbot.text import question_sentences, respell
 
 # "How much did Borland pay for it?", "What did the JOHNNIAC cost to build?", "What's the price
 # of ...?" ask for an amount; "Which techniques cut the cost of fine-tuning?" does not
@@ -53,18 +53,12 @@ _PORT_NUMBER = re.compile(
 )
 
 
-def _asking(question: str) -> str:
-    """The sentence that asks: "I found an old invoice. What did it cost?" asks the last."""
-    asks = [s for s in question_sentences(question) if s.endswith("?")]
-    return respell((asks[-1] if asks else question).strip())
-
-
 def asks_price(question: str) -> bool:
-    return bool(_PRICE.search(_asking(question)))
+    return bool(_PRICE.search(asking(question)))
 
 
 def asks_port(question: str) -> bool:
-    return bool(_PORT.search(_asking(question)))
+    return bool(_PORT.search(asking(question)))
 
 
 def owned_value(question: str) -> bool:

@@ -84,6 +84,16 @@ def test_a_stated_fact_is_stronger_than_a_held_one() -> None:
     assert type_strength("Gene Amdahl is acknowledged as the chief architect.", "person") == 0.5
 
 
+def test_a_maker_named_by_a_possessive_is_a_name() -> None:
+    """ "Which company makes Claude?" is answered by "proprietary models such as Anthropic's
+    Claude", not by a sentence that merely holds two capitalised words."""
+    said = "Proprietary models such as OpenAI's GPT and Anthropic's Claude are accessible by API."
+    assert holds_type(said, "person")
+    assert not holds_type("the model's weights are public.", "person")
+    assert holds_type("OpenAI, Anthropic, Google, and Cohere are primary providers.", "person")
+    assert not holds_type("Models now cover text, images, audio, and code.", "person")
+
+
 def test_a_year_or_a_date_is_not_an_asked_quantity() -> None:
     assert not holds_type("A standard from December 1985, revised on 1997-05-15.", "number")
     assert holds_type("It has 64 KB of RAM.", "number")
