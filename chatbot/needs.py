@@ -48,9 +48,7 @@ _PORT = re.compile(
     r"port\b[^?]*\b(?:listen|listens|listening|use|uses|run|runs)\b)",
     re.I,
 )
-_PORT_NUMBER = re.compile(
-    r"\bports? (?:number )?\d+|\b\d+/(?:tcp|udp)\b|\b(?:tcp|udp) \d+\b|\bport \d+", re.I
-)
+_PORT_NUMBER = re.compile(r"\bports? (?:number )?\d+|\b\d+/(?:tcp|udp)\b|\b(?:tcp|udp) \d+\b", re.I)
 
 
 def asks_price(question: str) -> bool:

@@ -172,6 +172,16 @@ def _defines_another(c: Candidate, term: str | None) -> bool:
     return asked not in defined and defined not in asked
 
 
+@dataclass(frozen=True)
+class _Reading:
+    """What choosing the sentences reads beside their scores, worked out once per answer."""
+
+    limit: int  # at most this many sentences
+    w: Weights
+    openings: frozenset[int]  # the passages that open their entry
+    needed: Callable[[Candidate], bool] | None  # the form the question needs (needs.py)
+
+
 def _zscore(values: np.ndarray) -> np.ndarray:
     spread = float(values.std())
     return (values - values.mean()) / spread if spread > 1e-9 else values * 0.0
@@ -253,7 +263,8 @@ def extractive_answer(
         spread = max(float(score.std()), 0.05)  # the model's z-score in the cheap scores' units
         score = score + w.lm * spread * _zscore(lm)
     openings = frozenset(n for n, p in enumerate(passages, 1) if p.opens_entry)
-    chosen = _choose(question, [cands[i] for i in top], score, kinds, (max_sentences, w, openings))
+    reading = _Reading(max_sentences, w, openings, needed)
+    chosen = _choose(question, [cands[i] for i in top], score, kinds, reading)
     picked = _with_context([cands[top[c]] for c in chosen], cands)
     parts = [f"{c.text} [{c.n}]" for c in picked]
     if _answer_is_the_title(question, kinds[0], picked[0], passages):
@@ -284,23 +295,22 @@ def _answer_is_the_title(
     if named_in(lead.text, lead.title) or NAMES_IT.search(lead.text) or lead.pos < 0:
         return False
     opens_entry = lead.pos == 0 and passages[lead.n - 1].opens_entry
-    if asks_term(question) or not opens_entry or says_who(lead.text):
-        return asks_term(question)
+    if asks_term(question):
+        return True
+    if not opens_entry or says_who(lead.text):
+        return False
     # a person asked for; or a thing, when the question does not name the entry either
-    return kind == "person" or (
-        any(_WHICH_THING.match(q) for q in question_sentences(question))
-        and not named_in(question, lead.title)
-    )
+    return kind == "person" or (_asks_a_thing(question) and not named_in(question, lead.title))
 
 
 def asks_a_name(question: str) -> bool:
     """The answer is a name: a term, a person, or a thing ("Which language was the first
     ...?"). An entry's title put before its sentence is then part of the answer."""
-    return (
-        asks_term(question)
-        or answer_type(question) == "person"
-        or any(_WHICH_THING.match(q) for q in question_sentences(question))
-    )
+    return asks_term(question) or answer_type(question) == "person" or _asks_a_thing(question)
+
+
+def _asks_a_thing(question: str) -> bool:
+    return any(_WHICH_THING.match(q) for q in question_sentences(question))
 
 
 # "Which language is credited as the first ...?", "What protocol did X use?": a thing named
@@ -362,12 +372,11 @@ def _first(
     cands: list[Candidate],
     order: list[int],
     kinds: list[AnswerType],
-    w: Weights,
-    openings: frozenset[int],
+    r: _Reading,
 ) -> int:
     """The sentence said first: of the form some questions need, stating the asked kind of
     fact, saying where a name comes from, or naming the entry asked for; else the best one."""
-    needed = _needed(question, cands)  # a quantity, an expansion, a person's name, a price
+    w, needed = r.w, r.needed  # a quantity, an expansion, a person's name, a price, a port
     pool = [i for i in order if needed(cands[i])] or order if needed else order
     top = cands[order[0]].n  # the passage of the best scoring sentence
     if w.stated_first and kinds[0] in STRONG_TYPE:  # "written by X" answers "who" first,
@@ -392,7 +401,7 @@ def _first(
         # names no term ("extrapolation" does not answer "the slang for a linear
         # interpolation?"), so then the best entry defining one ("LERP: ...")
         defining = [i for i in order if cands[i].pos == -1]
-        elsewhere = defining[:1] if top not in openings else []
+        elsewhere = defining[:1] if top not in r.openings else []
         pool = pool or [i for i in defining if cands[i].n == top] or elsewhere or order
     return pool[0]
 
@@ -402,14 +411,13 @@ def _choose(
     cands: list[Candidate],
     score: np.ndarray,
     kinds: list[AnswerType],
-    how: tuple[int, Weights, frozenset[int]],
+    r: _Reading,
 ) -> list[int]:
     """The best sentence, then another only when it adds what the first lacks: a kind of fact
-    the question asks for, or (scoring close to the first) question words the first lacks.
-    ``how``: at most this many sentences, the weights, the passages opening their entry."""
-    limit, w, openings = how
+    the question asks for, or (scoring close to the first) question words the first lacks."""
+    limit, w = r.limit, r.w
     order = [int(i) for i in np.argsort(-score, kind="stable")]
-    chosen = [_first(question, cands, order, kinds, w, openings)]
+    chosen = [_first(question, cands, order, kinds, r)]
     parts = asks_parts(question)
     first = cands[chosen[0]]
     asked = words(question) - words(first.title)
