@@ -26,8 +26,8 @@ from chatbot.kinds import (
     spells_out,
     type_strength,
 )
-from chatbot.retrieve import tokenize
 from chatbot.text import field_line, opening_definition, split_sentences, strip_markup
+from chatbot.tokens import tokenize
 
 _POLARITY = re.compile(r"^(?:yes|no)\s*[,.;:!\u2013\u2014-]+\s*", re.I)
 
@@ -243,24 +243,24 @@ def candidates(
     passages: Sequence[Chunk],
     max_passages: int,
     also: frozenset[int] = frozenset(),
+    named: frozenset[str] = frozenset(),
 ) -> list[Candidate]:
     """Every sentence the answer may be made of, numbered by its passage for the citation; the
-    forms a question needs come first. ``also``: later passages to read (sentence_pick)."""
+    forms a question needs come first. ``also``: later passages to read (sentence_pick);
+    ``named``: entries the question names by an acronym the term index knows ("EPROM")."""
     out = []
-    term, acronym = asks_term(question), asked_expansion(question)
-    alias = asks_alias(question)
-    named_docs = {c.doc_id for c in passages if names_entry(question, c)}  # by title or note
+    term, acronym, alias = asks_term(question), asked_expansion(question), asks_alias(question)
+    named_docs = {c.doc_id for c in passages if c.doc_id in named or names_entry(question, c)}
     for i, chunk in enumerate(passages):
         best = chunk.doc_id == passages[0].doc_id
         if not (i < max_passages or i in also or (best and chunk.title == passages[0].title)):
             continue  # a later passage goes on with the best one's entry, or was picked
-        filler = _filler(chunk)
-        focus = chunk.doc_id in named_docs
+        filler, focus = _filler(chunk), chunk.doc_id in named_docs
         section = chunk.heading.rsplit(" > ", 1)[-1]
         context = chunk.title if section in ("", chunk.title) else f"{chunk.title}, {section}"
-        if term and (named := _named_definition(chunk)):
+        if term and (definition := _named_definition(chunk)):
             # "What do you call ...?" is answered by an entry's name with its definition
-            out.append(Candidate(i + 1, -1, named, chunk.title, focus, context, best))
+            out.append(Candidate(i + 1, -1, definition, chunk.title, focus, context, best))
         if acronym and spells_out(chunk.title, acronym):
             # the entry titled "Integrated Services Digital Network" is what ISDN stands for
             text = f"{_as_written(acronym, chunk.text)} stands for {chunk.title}."

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -42,9 +42,9 @@ from chatbot.kinds import (
 )
 from chatbot.prompt import Templates, neutralize
 from chatbot.reader import asks_a_name
-from chatbot.retrieve import tokenize
 from chatbot.terms import Lookup, normalize
 from chatbot.text import CITATION, split_sentences
+from chatbot.tokens import tokenize
 from chatbot.verify import form_problem
 
 _TITLE_LABEL = re.compile(r"^(?:Another entry for )?[^:.!?]{1,80}:\s+(?=[A-Z(\"'])")
@@ -68,6 +68,21 @@ class Composition:
     messages: list[Message] = field(default_factory=list)  # the prompt the model read
     first_token_s: float | None = None  # from the call to the first token
     tokens: int = 0  # tokens decoded
+
+    def timings(
+        self, t0: float, started: float, count_tokens: Callable[[str], int] | None = None
+    ) -> dict[str, float]:
+        """What the composition cost, begun at ``t0`` for a question asked at ``started``:
+        the answer's timings, which the bench reads (time to first token, decode speed)."""
+        end = time.perf_counter()
+        out = {"compose_s": end - t0}
+        if count_tokens is not None:
+            out["prompt_tokens"] = count_tokens("\n".join(m["content"] for m in self.messages))
+        if self.first_token_s is not None:
+            out["ttft_s"] = t0 + self.first_token_s - started
+            out["decode_tokens"] = self.tokens
+            out["decode_tok_s"] = self.tokens / max(end - t0 - self.first_token_s, 1e-6)
+        return out
 
 
 def evidence_sentences(extract_text: str) -> list[str]:

@@ -18,8 +18,9 @@ from typing import Any
 from chatbot.answer import Answer
 from chatbot.config import PROJECT_ROOT
 from chatbot.pipeline import Pipeline
-from chatbot.retrieve import Retrieval, tokenize
+from chatbot.retrieve import Retrieval
 from chatbot.text import CITATION, split_sentences
+from chatbot.tokens import tokenize
 
 DEFAULT_EVAL_FILE = PROJECT_ROOT / "eval" / "questions.jsonl"  # the checkout's own eval set
 

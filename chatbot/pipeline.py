@@ -33,7 +33,7 @@ from chatbot.answer import (
 )
 from chatbot.answer_cache import AnswerCache
 from chatbot.chunking import Chunk, Chunker
-from chatbot.compose import Composer, Composition, GroundedGenerator, labelled
+from chatbot.compose import Composer, GroundedGenerator, labelled
 from chatbot.config import Settings
 from chatbot.draft import Drafter
 from chatbot.embedding import Embedder, create_embedder, encode_query
@@ -419,7 +419,8 @@ class Pipeline:
         except GenerationError as exc:
             log.warning("composition failed: %s", exc)
             return answer
-        self._compose_timings(turn, result, t0, generator)
+        counter = generator.count_tokens if isinstance(generator, Generator) else None
+        turn.timings.update(result.timings(t0, turn.started, counter))
         if result.problem:
             log.info("composition not kept: %s", result.problem)
             return answer
@@ -430,27 +431,19 @@ class Pipeline:
         text = labelled(answer.answer, text, turn.retrieval.lookup, turn.standalone, chunks)
         return self._answer(turn, text, [cited[n - 1] for n in local], "generated")
 
-    @staticmethod
-    def _compose_timings(turn: _Turn, result: Composition, t0: float, generator: object) -> None:
-        end = time.perf_counter()
-        turn.timings["compose_s"] = end - t0
-        if isinstance(generator, Generator):
-            prompt = "\n".join(m["content"] for m in result.messages)
-            turn.timings["prompt_tokens"] = generator.count_tokens(prompt)
-        if result.first_token_s is not None:
-            turn.timings["ttft_s"] = t0 + result.first_token_s - turn.started
-            turn.timings["decode_tokens"] = result.tokens
-            turn.timings["decode_tok_s"] = result.tokens / max(
-                end - t0 - result.first_token_s, 1e-6
-            )
-
     def _route_extractive(self, turn: _Turn) -> Answer:
         gen = self.generator if self.settings.reader_lm else None
         scorer = gen if isinstance(gen, Scorer) else None
         also = frozenset(n for n, h in enumerate(turn.hits) if h.picked)
         passages, read = [h.chunk for h in turn.hits], self.settings.prompt_passages
         ext = extractive_answer(
-            turn.standalone, passages, self.embedder, scorer=scorer, max_passages=read, also=also
+            turn.standalone,
+            passages,
+            self.embedder,
+            scorer=scorer,
+            max_passages=read,
+            also=also,
+            named=frozenset(turn.retrieval.named),
         )
         cited = turn.state.retriever.entry_texts(turn.hits[n - 1].chunk for n in ext.cited)
         if not ext.text or unmentioned_specifics(turn.standalone, cited):

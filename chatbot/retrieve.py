@@ -9,12 +9,12 @@ decided separately, on the best dense cosine, because RRF scores are relative by
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from pathlib import Path
 from typing import Any, Literal, cast
 
 import bm25s
@@ -27,11 +27,10 @@ from chatbot.relevance import probe_level, relevance_cutoff
 from chatbot.sentence_pick import SentencePicker
 from chatbot.terms import Lookup, TermIndex, normalize
 from chatbot.text import asked_sentence, opening_definition, proper_names
+from chatbot.tokens import query_terms, tokenize
 
 Mode = Literal["hybrid", "dense", "bm25"]
 MODES: tuple[Mode, ...] = ("hybrid", "dense", "bm25")
-_TOKEN = re.compile(r"(?u)\b\w\w+\b")
-_STOPWORDS = frozenset(bm25s.stopwords.STOPWORDS_EN) | {"what", "how", "why", "does", "can"}
 
 
 # words that end a phrase, not a term: "LoRA and QLoRA for", "name RUSH", "RUSH acronym"
@@ -41,43 +40,6 @@ _NOT_TERM_ENDS = frozenset((
     "like", "about", "name", "word", "term", "acronym", "abbreviation", "phrase", "expression",
 ))  # fmt: skip
 _IN_CONTEXT = frozenset(("on", "in", "for", "with", "at", "under", "inside", "within", "during"))
-
-
-def _stemmer() -> Any:
-    try:
-        import Stemmer
-
-        return Stemmer.Stemmer("english").stemWord
-    except ImportError:  # PyStemmer is a declared dependency; degrade rather than fail
-        return lambda w: w[:-1] if w.endswith("s") and not w.endswith("ss") else w
-
-
-_STEM = _stemmer()
-
-
-def tokenize(text: str) -> list[str]:
-    """Lowercased, stop-word-free, stemmed terms: shared by BM25 and answer verification."""
-    return [_STEM(t) for t in _TOKEN.findall(text.lower()) if t not in _STOPWORDS]
-
-
-# Lucene's 33 stop words keep "which", "who", "did", "your": words of the asking, not of the
-# asked. As query terms they match "a language which ..." in nearly every glossary entry and
-# count against a short question's coverage ("Who makes GPT?" is 2 terms, not 3).
-_ASKING = frozenset(
-    _STEM(w)
-    for w in (
-        "which", "who", "whom", "whose", "when", "where", "do", "did", "could", "would",
-        "should", "may", "might", "must", "has", "have", "had", "were", "been", "being", "am",
-        "i", "me", "my", "you", "your", "we", "our", "us",
-        # chat spelling of the same: "wat r lora and qlora for"
-        "wat", "wut", "whats", "wats", "hw", "ur", "pls", "plz", "thx",
-    )
-)  # fmt: skip
-
-
-def query_terms(question: str) -> list[str]:
-    """A question's terms for BM25 and for the coverage test: its words of the asking out."""
-    return [t for t in tokenize(question) if t not in _ASKING]
 
 
 @dataclass(frozen=True)
@@ -117,6 +79,7 @@ class Retrieval:
     lookup: Lookup | None = None
     cutoff: float = 0.0  # the best dense cosine this index asks of a covered question
     unknown_names: list[str] = field(default_factory=list)  # asked about, in no passage
+    named: tuple[str, ...] = ()  # entries the question names by a longer name or an acronym
 
     def to_dict(self) -> dict[str, Any]:
         lookup = self.lookup
@@ -131,6 +94,7 @@ class Retrieval:
             "lexical_coverage": round(self.lexical_coverage, 4),
             "relevance_cutoff": round(self.cutoff, 4),
             "unknown_names": self.unknown_names,
+            "named": list(self.named),
             "timings": {k: round(v, 2) for k, v in self.timings.items()},
         }
 
@@ -318,6 +282,14 @@ class Retriever:
             model.index(corpus_tokens, show_progress=False)
         return model
 
+    @cached_property
+    def _file_names(self) -> frozenset[str]:
+        """The words of the corpus files' names: a page saved as "base-model-insertchat.md"
+        is what "According to InsertChat, ...?" asks about, though its prose never says it."""
+        return frozenset(
+            t for f in {c.file for c in self.index.chunks} for t in tokenize(Path(f).stem)
+        )
+
     def unknown_names(self, question: str) -> list[str]:
         """Names the question asks about that no passage of the corpus mentions ("When did
         Microsoft buy Activision?"): whatever passage comes close, it is about something else."""
@@ -325,7 +297,8 @@ class Retriever:
         return [
             name
             for name in proper_names(question)
-            if (terms := tokenize(name)) and not any(t in vocabulary for t in terms)
+            if (terms := tokenize(name))
+            and not any(t in vocabulary or t in self._file_names for t in terms)
         ]
 
     def unknown_term(self, lookup: Lookup | None) -> list[str]:
@@ -396,6 +369,7 @@ class Retriever:
             lookup=lookup,
             cutoff=self.cutoff,
             unknown_names=unknown,
+            named=tuple(self.terms.named(question)) if self.terms is not None else (),
         )
 
     def _rank(self, question: str, qvecs: list[np.ndarray], timings: dict[str, float]) -> _Ranking:

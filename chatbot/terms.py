@@ -22,6 +22,8 @@ _POSSESSIVE = re.compile(r"(?<=\w)['’]s\b")
 _ACRONYM_DOTS = re.compile(r"\b([a-z])\.(?=[a-z]\.|[a-z]\b|\s|$)")
 _DROP = re.compile(r"[\"'`’‘“”*?!,;:()\[\]{}<>]")
 _SPACE = re.compile(r"[\s\-_/]+")
+_WORD = re.compile(r"[\w][\w.+&/'’-]*[\w+]|\w")
+_ACRONYM = re.compile(r"[A-Z][A-Z0-9&+/-]*[A-Z0-9+]")  # "EPROM", "R2000", "C++", "AT&T"
 _INVARIANT = ("ss", "us", "is", "ics", "ous", "as", "ys")
 
 # Lookup phrasings; the term is the named group. Qualifiers such as "in computing" are cut after.
@@ -221,6 +223,19 @@ class TermIndex:
             ids = self.match(term)
             if len(ids) <= max_senses:
                 out += [i for i in ids if i not in out]
+        return out
+
+    def named(self, text: str, max_senses: int = 3) -> list[str]:
+        """Entries a question names by an acronym as written ("EPROM" for "Erasable
+        Programmable Read-Only Memory"). A passage read from the middle of that entry never
+        spells the acronym out, so only the term index knows the question is about it. A word
+        in lower case names nothing in particular (a computing dictionary has entries for
+        "file" and "tool"), and longer names are titles, which the reader finds itself."""
+        out: list[str] = []
+        for word in _WORD.findall(text):
+            if _ACRONYM.fullmatch(_POSSESSIVE.sub("", word)):
+                ids = self.match(word)
+                out += [d for d in ids if d not in out] if len(ids) <= max_senses else []
         return out
 
     def mentioned(self, text: str, max_words: int = 4) -> str | None:

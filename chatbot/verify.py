@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 
 from chatbot.chunking import Chunk
-from chatbot.retrieve import tokenize
 from chatbot.text import CITATION as _CITATION
 from chatbot.text import LEADING_CITATIONS, parse_citations, split_sentences
+from chatbot.tokens import tokenize
 
 _NEGATION = re.compile(
     r"\b(not|no|never|cannot|can't|won't|isn't|aren't|doesn't|don't|without|neither|nor)\b|n't\b",

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 
 from chatbot.grounded import ClauseGrammar, grounded_tokens
-from chatbot.retrieve import tokenize
+from chatbot.tokens import tokenize
 
 
 class FakeEmbedder:

@@ -15,7 +15,18 @@ import pytest
 pytestmark = pytest.mark.unit
 PACKAGE = Path(__file__).resolve().parent.parent / "chatbot"
 LAYERS = [
-    {"config", "errors", "text", "atomic", "progress", "terms", "grounded", "kinds", "needs"},
+    {
+        "config",
+        "errors",
+        "text",
+        "atomic",
+        "progress",
+        "terms",
+        "grounded",
+        "kinds",
+        "needs",
+        "tokens",
+    },
     {"corpus", "embed_cache", "answer"},
     {
         "readers",

@@ -120,6 +120,19 @@ def test_a_leading_note_of_former_names_is_a_candidate_with_its_entry() -> None:
     assert all(c.focus for c in cands)  # the whole entry is the one named
 
 
+def test_an_entry_the_term_index_knows_the_question_names_is_its_focus() -> None:
+    """A passage from the middle of "Erasable Programmable Read-Only Memory" never says the
+    "EPROM" a question names; the term index does, and the pipeline hands its entries on."""
+    body = "# Erasable Programmable Read-Only Memory\n\nIt is erased by ultraviolet light."
+    later = Chunk("e#1", "eprom", "Erasable Programmable Read-Only Memory", "", body, 0, 0, "text")
+    other = replace(later, chunk_id="f#0", doc_id="flash", title="Flash Memory")
+    question = "how do you wipe an EPROM chip?"
+    kinds = asked_types(question)
+    assert not any(c.focus for c in candidates(question, kinds, [later, other], 3))
+    named = candidates(question, kinds, [later, other], 3, named=frozenset({"eprom"}))
+    assert [c.focus for c in named] == [True, False]
+
+
 def test_a_sentence_settles_a_yes_no_question_by_any_opposite_of_its_words() -> None:
     free = settling_words("It is free software.")
     assert {"proprietari", "commerci"} <= free  # "Is it proprietary?", "Is it commercial?"

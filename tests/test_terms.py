@@ -149,6 +149,22 @@ def test_mentioned_finds_the_longest_term(index: TermIndex) -> None:
     assert index.mentioned("nothing here") is None
 
 
+def test_named_finds_entries_by_acronyms_only() -> None:
+    docs = [
+        {"doc_id": "eprom", "title": "Erasable Programmable Read-Only Memory", "terms": ["EPROM"]},
+        {"doc_id": "file", "title": "file", "terms": []},
+        {"doc_id": "mm", "title": "memory management", "terms": []},
+        {"doc_id": "att", "title": "American Telephone and Telegraph", "terms": ["AT&T"]},
+    ]
+    index = TermIndex.build(docs)
+    assert index.named("how do you wipe an EPROM chip?") == ["eprom"]
+    assert index.named("Did AT&T's lab write it?") == ["att"]  # possessive, as written
+    assert index.named("is memory management a file thing") == []  # a title, or any "file"
+    assert index.named("what is an eprom?") == []  # one lower-case word names nothing
+    many = TermIndex.build([{"doc_id": f"ram{i}", "title": "RAM", "terms": []} for i in range(4)])
+    assert many.named("How much RAM?") == []  # a name of four entries names none of them
+
+
 def test_normalize_is_stable() -> None:
     assert normalize("  The  Compiler's ") == "compiler"
     assert normalize("U.S.A.") == "usa"
