@@ -46,6 +46,7 @@ from chatbot.kinds import (
     AnswerType,
     answer_type,
     asked_types,
+    asking,
     asks_alias,
     asks_origin,
     asks_parts,
@@ -322,6 +323,11 @@ _WHICH_THING = re.compile(
 )
 
 
+# "How does a two-phase commit work?", "How would you estimate pi ...?": a way of working, not
+# a quantity ("How many ...?") and not a manner of speaking ("How is X pronounced?")
+_HOW_IT_WORKS = re.compile(r"^how\s+(?:does|do|did|would|could|can|is|are)\b(?!.*\bpronounc)", re.I)
+
+
 # "This approach is used in medicine and law", "As a result, CHAP is more secure": which
 # approach, the result of what, is in the sentence before
 _ANAPHOR = re.compile(
@@ -426,10 +432,9 @@ def _choose(
     # the entry's description answers no yes/no question: a settling sentence may join it
     describes = kinds[0] == "yesno" and first.pos == 0 and not holds_type(first.text, "yesno")
     # nor does it say why: the story after it may ("when one Sun goes down, the others freeze")
-    explains = (
-        kinds[0] == "reason"
-        and first.pos == 0
-        and not any(holds_type(cands[i].text, "reason") for i in order)
+    explains = first.pos == 0 and (
+        (kinds[0] == "reason" and not any(holds_type(cands[i].text, "reason") for i in order))
+        or bool(_HOW_IT_WORKS.match(asking(question)))  # nor how: "First the databases ..."
     )
     # the entry's first sentence read, its definition (pos 0 may be a name or a note)
     own = [c.pos for c in cands if c.title == first.title and c.pos >= 0 and c is not first]
@@ -451,6 +456,14 @@ def _choose(
             explains and c.n == first.n and c.pos > 0 and score[idx] >= score[chosen[0]] - w.settles
         )
         adds_words = bool((asked & words(c.text)) - covered)
+        # a description's own entry goes on to state the claim asked about ("System R
+        # introduced the SQL language" for "Is it true that SQL came out of System R?")
+        adds_kind = adds_kind or (
+            describes
+            and c.n == first.n
+            and adds_words
+            and score[idx] >= score[chosen[0]] - w.settles
+        )
         close = w.close * (w.parts if parts and c.n == first.n else 1.0)
         if adds_kind or (score[idx] >= score[chosen[0]] - close and adds_words):
             chosen.append(idx)

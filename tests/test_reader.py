@@ -186,6 +186,18 @@ def test_a_yes_no_answer_says_the_settling_sentence_first() -> None:
     assert "A property of variables" in ext.text  # the description stays, second
 
 
+def test_a_yes_no_answer_goes_on_to_the_sentence_stating_the_claim() -> None:
+    """System R's description says nothing of SQL; the entry goes on to say it."""
+    system_r = entry(
+        "System R",
+        "A database system built as a research project at IBM San Jose Research in the 1970s. "
+        "It ran on mainframes. System R introduced the SQL language.",
+    )
+    question = "Is it true that SQL came out of IBM's System R research project?"
+    ext = extractive_answer(question, [system_r], FakeEmbedder())
+    assert ext.text.startswith("A database system") and "introduced the SQL language" in ext.text
+
+
 def test_a_sentence_that_already_answers_gets_no_settling_sentence() -> None:
     chap = entry(
         "CHAP",
@@ -553,6 +565,19 @@ def test_a_why_answer_goes_on_past_the_entry_description() -> None:
     )
     ext = extractive_answer("Why is the checker called lint?", [lint], FakeEmbedder())
     assert "named after the bits of fluff" in ext.text and "Usenet" not in ext.text
+
+
+def test_a_how_answer_goes_on_past_the_entry_description() -> None:
+    """The description says what a two-phase commit is for, not how it works."""
+    commit = entry(
+        "two-phase commit",
+        "A technique that makes a commit work across distributed databases. First every "
+        "database prepares the transaction; then each is told to finish it.",
+    )
+    ext = extractive_answer("How does a two-phase commit work?", [commit], FakeEmbedder())
+    assert ext.text.startswith("A technique that") and "prepares the transaction" in ext.text
+    said = extractive_answer("How is two-phase commit pronounced?", [commit], FakeEmbedder())
+    assert "prepares the transaction" not in said.text
 
 
 def test_a_name_alone_is_no_answer_but_a_short_definition_is() -> None:
