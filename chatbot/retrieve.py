@@ -358,7 +358,8 @@ class Retriever:
                 hits = self._closest_sentence(ranking, qvec, hits)
         timings["total_ms"] = sum(v for key, v in timings.items() if key.endswith("_ms"))
         coverage = 0.0 if ranking.best_bm25 is None else self.coverage(question, ranking.best_bm25)
-        unknown = self.unknown_names(question) + self.unknown_term(lookup)
+        part = self.terms.lookup_part(question) if lookup is None and self.terms else None
+        unknown = self.unknown_names(question) + self.unknown_term(lookup or part)
         return Retrieval(
             question=question,
             hits=hits,

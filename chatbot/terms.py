@@ -77,6 +77,18 @@ _KIND_NOUN = re.compile(
     re.I,
 )
 
+# "..., and how is it used?", "... and when would I use one?": the next part of a question
+_NEXT_PART = re.compile(
+    r",?\s+and\s+(?=(?:how|when|why|what|where|which|who|is|are|was|were|can|could|should|"
+    r"would|do|does|did)\b)|,\s+(?=(?:how|when|why|what|where|which|who)\b)",
+    re.I,
+)
+
+# a part asks what something is ("Apart from bias" asks nothing), and a bracketed aside is no
+# part of the term ("what is CLASP (the programming language)")
+_WHAT = re.compile(r"(?:^|,\s*)what(?:'s|\s+(?:is|are))\b", re.I)
+_ASIDE = re.compile(r"\s*\([^()]*\)")
+
 _PRONOUNS = frozenset({"it", "this", "that", "they", "them", "these", "those"})
 
 
@@ -206,8 +218,16 @@ class TermIndex:
         """The entry the question looks up: by its name, or by its name with the kind of thing
         it is after it ("What is the ISO 8613 standard about?")."""
         term = lookup_term(question)
-        if term is None:
-            return None
+        return None if term is None else self._look_up(term)
+
+    def lookup_part(self, question: str) -> Lookup | None:
+        """The term a part of a two-part question looks up ("What is a Bloom filter, and when
+        would I use one?"), for the question that is no lookup as a whole."""
+        parts = [_ASIDE.sub("", p) for p in _NEXT_PART.split(asked_sentence(question))[:-1]]
+        term = next((t for p in parts if _WHAT.search(p) and (t := lookup_term(p))), None)
+        return None if term is None else self._look_up(term)
+
+    def _look_up(self, term: str) -> Lookup:
         ids = self.match(term) or self.match(_KIND_NOUN.sub("", term))
         if ids:
             return Lookup(term, tuple(ids))

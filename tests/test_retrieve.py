@@ -384,6 +384,9 @@ def test_a_looked_up_term_no_passage_says_makes_the_question_uncovered(
     assert r.unknown_term(Lookup("name RUSH")) == []  # "What does the name RUSH stand for?"
     assert r.unknown_term(Lookup("MTU on Ethernet")) == []  # a term in a setting: no one term
     assert r.unknown_term(Lookup("mixture of experts model")) == ["mixture of experts model"]
+    two_part = r.run("What is a mixture of experts model, and how is it trained?")
+    assert two_part.unknown_names == ["mixture of experts model"] and not two_part.covered
+    assert r.run("What is transfer learning, and why does it matter?").unknown_names == []
 
 
 def test_the_entries_a_question_names_by_an_acronym_go_with_the_retrieval(

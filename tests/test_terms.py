@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chatbot.terms import TermIndex, lookup_term, normalize
+from chatbot.terms import Lookup, TermIndex, lookup_term, normalize
 
 pytestmark = pytest.mark.unit
 
@@ -163,6 +163,17 @@ def test_named_finds_entries_by_acronyms_only() -> None:
     assert index.named("what is an eprom?") == []  # one lower-case word names nothing
     many = TermIndex.build([{"doc_id": f"ram{i}", "title": "RAM", "terms": []} for i in range(4)])
     assert many.named("How much RAM?") == []  # a name of four entries names none of them
+
+
+def test_a_part_of_a_two_part_question_may_look_a_term_up(index: TermIndex) -> None:
+    assert index.lookup_part("What is a native compiler, and how fast is it?") == Lookup(
+        "native compiler", ("native",)
+    )
+    asked = "When you build it, what is a memory leak and how do you avoid it?"
+    assert index.lookup_part(asked) == Lookup("memory leak", ("mleak",))
+    assert index.lookup_part("What is a native compiler?") is None  # a lookup as a whole
+    assert index.lookup_part("How fast is it, and why?") is None
+    assert index.lookup_part("Apart from bias, what else is a problem?") is None  # asks nothing
 
 
 def test_normalize_is_stable() -> None:
