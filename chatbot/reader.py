@@ -445,24 +445,21 @@ def _choose(
         c = cands[idx]
         if c.text in (cands[i].text for i in chosen):
             continue
+        settles = score[idx] >= score[chosen[0]] - w.settles
         adds_kind = any(
             k in HAS_TYPE
             and holds_type(c.text, k)
             and not holds_type(first.text, k)
-            and (k != "yesno" or (describes and score[idx] >= score[chosen[0]] - w.settles))
+            and (k != "yesno" or (describes and settles))
             for k in kinds
         ) or ("definition" in kinds and c.pos == opening and c.title == first.title)
-        adds_kind = adds_kind or (
-            explains and c.n == first.n and c.pos > 0 and score[idx] >= score[chosen[0]] - w.settles
-        )
         adds_words = bool((asked & words(c.text)) - covered)
-        # a description's own entry goes on to state the claim asked about ("System R
-        # introduced the SQL language" for "Is it true that SQL came out of System R?")
+        # the description's own passage goes on: how or why ("First the databases ..."), or
+        # the claim asked about ("System R introduced the SQL language" for "Is it true that
+        # SQL came out of System R?")
+        goes_on = c.n == first.n and settles
         adds_kind = adds_kind or (
-            describes
-            and c.n == first.n
-            and adds_words
-            and score[idx] >= score[chosen[0]] - w.settles
+            goes_on and ((explains and c.pos > 0) or (describes and adds_words))
         )
         close = w.close * (w.parts if parts and c.n == first.n else 1.0)
         if adds_kind or (score[idx] >= score[chosen[0]] - close and adds_words):

@@ -79,7 +79,7 @@ class Retrieval:
     lookup: Lookup | None = None
     cutoff: float = 0.0  # the best dense cosine this index asks of a covered question
     unknown_names: list[str] = field(default_factory=list)  # asked about, in no passage
-    named: tuple[str, ...] = ()  # entries the question names by a longer name or an acronym
+    named: tuple[str, ...] = ()  # entries the question names by an acronym (TermIndex.named)
 
     def to_dict(self) -> dict[str, Any]:
         lookup = self.lookup
@@ -358,7 +358,9 @@ class Retriever:
                 hits = self._closest_sentence(ranking, qvec, hits)
         timings["total_ms"] = sum(v for key, v in timings.items() if key.endswith("_ms"))
         coverage = 0.0 if ranking.best_bm25 is None else self.coverage(question, ranking.best_bm25)
-        part = self.terms.lookup_part(question) if lookup is None and self.terms else None
+        part = (
+            self.terms.lookup_part(question) if lookup is None and self.terms is not None else None
+        )
         unknown = self.unknown_names(question) + self.unknown_term(lookup or part)
         return Retrieval(
             question=question,

@@ -22,7 +22,7 @@ _POSSESSIVE = re.compile(r"(?<=\w)['’]s\b")
 _ACRONYM_DOTS = re.compile(r"\b([a-z])\.(?=[a-z]\.|[a-z]\b|\s|$)")
 _DROP = re.compile(r"[\"'`’‘“”*?!,;:()\[\]{}<>]")
 _SPACE = re.compile(r"[\s\-_/]+")
-_WORD = re.compile(r"[\w][\w.+&/'’-]*[\w+]|\w")
+_WORD = re.compile(r"\w[\w.+&/'’-]*[\w+]|\w")
 _ACRONYM = re.compile(r"[A-Z][A-Z0-9&+/-]*[A-Z0-9+]")  # "EPROM", "R2000", "C++", "AT&T"
 _INVARIANT = ("ss", "us", "is", "ics", "ous", "as", "ys")
 
@@ -238,12 +238,7 @@ class TermIndex:
         minicomputer'?"). Quotes mark the term the user asks about, though the question's
         other words may pull retrieval elsewhere; a quote naming more entries than
         ``max_senses`` names none in particular."""
-        out: list[str] = []
-        for term in quoted_terms(question):
-            ids = self.match(term)
-            if len(ids) <= max_senses:
-                out += [i for i in ids if i not in out]
-        return out
+        return self._entries(quoted_terms(question), max_senses)
 
     def named(self, text: str, max_senses: int = 3) -> list[str]:
         """Entries a question names by an acronym as written ("EPROM" for "Erasable
@@ -251,11 +246,17 @@ class TermIndex:
         spells the acronym out, so only the term index knows the question is about it. A word
         in lower case names nothing in particular (a computing dictionary has entries for
         "file" and "tool"), and longer names are titles, which the reader finds itself."""
+        words = [w for w in _WORD.findall(text) if _ACRONYM.fullmatch(_POSSESSIVE.sub("", w))]
+        return self._entries(words, max_senses)
+
+    def _entries(self, terms: Iterable[str], max_senses: int) -> list[str]:
+        """The entries the terms are, in order, each once; a term that is more than
+        ``max_senses`` entries names none of them in particular."""
         out: list[str] = []
-        for word in _WORD.findall(text):
-            if _ACRONYM.fullmatch(_POSSESSIVE.sub("", word)):
-                ids = self.match(word)
-                out += [d for d in ids if d not in out] if len(ids) <= max_senses else []
+        for term in terms:
+            ids = self.match(term)
+            if len(ids) <= max_senses:
+                out += [i for i in ids if i not in out]
         return out
 
     def mentioned(self, text: str, max_words: int = 4) -> str | None:
