@@ -12,20 +12,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from chatbot.acronyms import SMALL_WORDS, asked_expansion, expansion_in, spells_out
 from chatbot.chunking import Chunk
 from chatbot.entries import TERM_ITEM
-from chatbot.kinds import (
-    SMALL_WORDS,
-    STRONG_TYPE,
-    AnswerType,
-    asked_expansion,
-    asks_alias,
-    asks_term,
-    expansion_in,
-    holds_type,
-    spells_out,
-    type_strength,
-)
+from chatbot.kinds import STRONG_TYPE, AnswerType, asks_alias, asks_term, holds_type, type_strength
 from chatbot.text import field_line, opening_definition, split_sentences, strip_markup
 from chatbot.tokens import tokenize
 

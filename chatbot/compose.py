@@ -28,18 +28,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from chatbot.acronyms import asked_expansion, spells_out
 from chatbot.chunking import Chunk
 from chatbot.generate.base import Message
 from chatbot.grounded import ClauseGrammar, clauses
-from chatbot.kinds import (
-    NAMES_IT,
-    asked_expansion,
-    asked_types,
-    asks_term,
-    holds_type,
-    says_who,
-    spells_out,
-)
+from chatbot.kinds import NAMES_IT, asked_types, asks_term, holds_type, says_who
 from chatbot.prompt import Templates, neutralize
 from chatbot.reader import asks_a_name
 from chatbot.terms import Lookup, normalize

@@ -12,11 +12,14 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from chatbot.text import ACRONYM, question_sentences, respell
+from chatbot.text import question_sentences, respell
 
 AnswerType = Literal[
     "person", "time", "situation", "number", "reason", "yesno", "example", "definition", "other"
 ]
+# "What do people mean by X?", "What did the researchers find?": people doing something are the
+# question's subject, not the asked fact
+_NOT_AUX = r"(?!(?:do|does|did|would|should|could|can|will|might|must|usually|often)\b)"
 _DEFINITION = re.compile(
     r"^what (?:is|are|was|were) (?:a |an |the )?\w|^what (?:does|do) [^?]{1,60} mean\b", re.I
 )
@@ -25,8 +28,8 @@ _TYPE_PATTERNS: list[tuple[AnswerType, re.Pattern[str]]] = [
         "person",
         re.compile(
             r"^(?:who|whom|whose|by whom)\b|^(?:in |at |for |from |of )?(?:which|what) "
-            r"(?:[\w-]+ ){0,2}?(?:person|people|company|companies|firm|organi[sz]ation|author|"
-            r"scientist|university|lab|laboratory|institute|manufacturer|vendor)s?\b",
+            rf"(?:{_NOT_AUX}[\w-]+ ){{0,2}}?(?:person|people|company|companies|firm|"
+            r"organi[sz]ation|author|scientist|university|lab|laboratory|institute|manufacturer|vendor)s?\b",
             re.I,
         ),
     ),
@@ -80,7 +83,8 @@ _YEAR = re.compile(r"\b(?:1[5-9]\d\d|20\d\d)(?:-\d\d){0,2}s?\b")
 # where a name comes from: "Named after ...", "From the curious expression ...", "From VAD, a
 # permutation of ADV", "a play on ...", "stands for ..."
 _ORIGIN = (
-    r"\b(?:named (?:after|for|from)|comes? from|derived from|so called|so-called|stands? for|"
+    r"\b(?:named (?:after|for|from)|comes? from|came from|(?:takes?|took) (?:its|their) name "
+    r"from|derived from|so called|so-called|stands? for|"
     r"play on|by analogy|originat(?:es|ed|ing) (?:from|in|with)|derives? from|"
     r"(?:is|was) a reference to|the reference is to|alludes? to)\b|"
     r"^(?:named|called|so named)\b|\bcalled\b[^.]{1,60}\bbecause\b|"  # "Named during a game ..."
@@ -316,8 +320,8 @@ def asks_opinion(question: str) -> bool:
 # by a word for people, so a sentence naming an organisation ("coined by Stanford University")
 # does not answer it, while "Who coined the term?" may be answered by one
 _PEOPLE_ASKED = re.compile(
-    r"^(?:who|which|what)\s+(?:[\w-]+\s+){0,2}?(?:(?:are|were|is|was)\s+)?(?:the\s+)?"
-    r"(?:[\w-]+\s+){0,2}?(?:authors?|people|persons?|"  # "the (actual|lead) authors"
+    rf"^(?:who|which|what)\s+(?:{_NOT_AUX}[\w-]+\s+){{0,2}}?(?:(?:are|were|is|was)\s+)?(?:the\s+)?"
+    rf"(?:{_NOT_AUX}[\w-]+\s+){{0,2}}?(?:authors?|people|persons?|"  # "the (actual|lead) authors"
     r"researchers?|scientists?|inventors?|creators?|designers?)\b",
     re.I,
 )
@@ -357,125 +361,6 @@ def names_person(sentence: str) -> bool:
         not ({w.lower() for w in re.findall(r"[A-Za-z]+", m.group())} & _NOT_A_PERSON)
         for m in _PERSON.finditer(sentence)
     )
-
-
-# "What does CRFM stand for?", "What is RAM short for?", "clut stands for what?", "the full
-# form of ISDN": only a sentence spelling the acronym out answers. Where nothing else marks the
-# word as the acronym, it must be written as one ("CRFM", "LoRA"): "what does the name stand
-# for?" names none.
-_ACRONYM = rf"((?-i:{ACRONYM}))"
-_WORD = r"(?!(?:it|this|that|these|those|they|he|she|we|you)\b)([a-z][a-z0-9]{1,9})"
-_EXPANSION_ASKED = [
-    re.compile(p, re.I)
-    for p in (
-        r"\b(?:what|whats|which words?)\b.{0,40}?\b" + _ACRONYM + r"\b[\"')]?"
-        r"(?:\s+(?:in|from|of)\s+[^?]{1,40}?|(?:\s+(?-i:[a-z']+)){1,2})?\s+(?:actually\s+|really\s+)?"
-        r"(?:stand|stands|short|is short|an abbreviation|an acronym)\s+(?:for|of)\b",
-        r"^(?:so\s+)?" + _WORD + r"\s+(?:stands?|is short)\s+for\s+what\b",
-        r"\b(?:full|long|expanded)\s+(?:form|name)\s+of\s+(?:the\s+)?(?:acronym\s+|"
-        r"abbreviation\s+)?" + _WORD + r"\b",
-        r"^what\s+does\s+(?:the\s+)?(?:acronym|abbreviation|initialism)\s+"
-        + _WORD
-        + r"\s+(?:mean|stand\s+for)\b",
-        r"^what\s+does\s+" + _WORD + r"\s+(?:actually\s+|really\s+)?stand\s+for\b",
-        # "admd in x.400, what's that short for?"
-        r"^(?!(?:so|and|but|ok|okay|in|on|at|the|also|now|well|hey|hi|then|yes|no)\b)"
-        + _WORD
-        + r"\b[^?,]{0,40}?,\s*what(?:'?s|\s+is|\s+does)\s+(?:that|it|this)\s+"
-        r"(?:short\s+for|stands?\s+for)\b",
-    )
-]
-SMALL_WORDS = frozenset(
-    ("a", "an", "and", "as", "at", "by", "for", "from", "in", "of", "on", "or", "the")
-)
-
-
-def asked_expansion(question: str) -> str:
-    """The acronym whose expansion is asked for ("CRFM"), or ""."""
-    m = next((m for p in _EXPANSION_ASKED if (m := p.search(question.strip()))), None)
-    return m.group(1) if m else ""
-
-
-def _in_order(letters: str, words: list[str]) -> bool:
-    """Each letter starts its word, but for an X from inside one ("Extensible Markup Language"
-    for XML, "mail exchange" for MX)."""
-    return len(words) == len(letters) and all(
-        word[0].lower() == letter or (letter == "x" and "x" in word.lower())
-        for letter, word in zip(letters, words, strict=True)
-    )
-
-
-def _by_prefixes(letters: str, words: list[str]) -> bool:
-    """Each capitalised word gives the acronym a prefix of itself, in order: "ADministration
-    Management Domain" is ADMD, "MOdulator DEModulator" is MODEM."""
-    if not words or not letters:
-        return not words and not letters
-    word = words[0].lower()
-    return words[0][0].isupper() and any(
-        word.startswith(letters[:k]) and _by_prefixes(letters[k:], words[1:])
-        for k in range(1, min(len(letters), len(word)) + 1)
-    )
-
-
-def _capitals_spell(acronym: str, words: list[str]) -> bool:
-    """The words' capitals spell the acronym, over more than one word and without the acronym
-    itself among them: "ALgorIthmic ASsembly" is ALIAS, "SLD resolution" is not SLD."""
-    capped = [w for w in words if any(c.isupper() for c in w)]
-    capitals = "".join(c for w in capped for c in w if c.isupper()).lower()
-    return (
-        len(capped) >= 2
-        and capped[0] == words[0]  # "logic, programming> (Selected, ..." starts at "Selected"
-        and capped[-1] == words[-1]
-        and capitals == acronym
-        and all(w.lower() != acronym for w in words)
-    )
-
-
-def _initials_spell(letters: str, window: list[str], content: list[str]) -> bool:
-    """The words' initials make the acronym: in order, small words counted or not, or in
-    another order when the words are capitalised."""
-    every = [w[0].lower() for w in window]
-    initials = [w[0].lower() for w in content]
-    capitals = sum(w[0].isupper() for w in content)
-    return (
-        _in_order(letters, window)
-        or _in_order(letters, content)
-        or (
-            sorted(letters) in (sorted(every), sorted(initials))
-            and 3 * capitals >= 2 * len(content)
-        )
-    )
-
-
-def spells_out(sentence: str, acronym: str) -> bool:
-    """Does the sentence hold words whose initials make the acronym?"""
-    return bool(expansion_in(sentence, acronym))
-
-
-def expansion_in(sentence: str, acronym: str) -> str:
-    """The words of the sentence whose initials make the acronym, as written there: in order,
-    small words counted or not ("Center for Research on Foundation Models"), or in another order
-    when the words are capitalised ("Problem Exists between Chair and Keyboard" for PEBKAC);
-    or with some words giving more than one letter ("ADministration Management Domain"), or
-    spelled by the capitals ("ALgorIthmic ASsembly" for ALIAS); "" when none do."""
-    letters = acronym.lower()
-    spans = list(re.finditer(r"[A-Za-z0-9]+", sentence))
-    words = [m.group() for m in spans]
-    for i, first in enumerate(words):
-        if first.lower() in SMALL_WORDS:
-            continue
-        for size in range(2, len(letters) + 4):
-            window = words[i : i + size]
-            if len(window) < size or window[-1].lower() in SMALL_WORDS:
-                continue
-            content = [w for w in window if w.lower() not in SMALL_WORDS]
-            if _capitals_spell(letters, window) or (
-                _by_prefixes(letters, content)  # fewer words than letters: some give several
-                if size < len(letters)
-                else _initials_spell(letters, window, content)
-            ):
-                return sentence[spans[i].start() : spans[i + size - 1].end()]
-    return ""
 
 
 # the name of a thing asked for: "What do you call X?", "What's the term for X?", "What is it

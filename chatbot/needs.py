@@ -14,15 +14,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from chatbot.kinds import (
-    asked_expansion,
-    asking,
-    asks_count,
-    asks_people,
-    holds_type,
-    names_person,
-    spells_out,
-)
+from chatbot.acronyms import asked_expansion, spells_out
+from chatbot.kinds import asking, asks_count, asks_people, holds_type, names_person
 
 # "How much did Borland pay for it?", "What did the JOHNNIAC cost to build?", "What's the price
 # of ...?" ask for an amount; "Which techniques cut the cost of fine-tuning?" does not
@@ -42,10 +35,11 @@ _MONEY = re.compile(
     re.I,
 )
 # "What TCP port does PostgreSQL listen on?", "the default port number for ...", not "What
-# port of Unix ran on the VAX?" (a port to a machine)
+# port of Unix ran on the VAX?" (a port to a machine), nor "Which RFC defines port numbers?"
+# (the port is a word in what is asked, not the thing asked for)
 _PORT = re.compile(
-    r"^(?:what|which)\b[^?]*\b(?:(?:tcp|udp) port|port number|default port|"
-    r"port\b[^?]*\b(?:listen|listens|listening|use|uses|run|runs)\b)",
+    r"^(?:what|which)(?:'s|\s+is|\s+are)?\s+(?:the\s+)?(?:(?:default|standard|usual|official|"
+    r"well-known|tcp|udp)\s+)*ports?(?:\s+numbers?)?\b(?!\s+(?:of|to)\b)",
     re.I,
 )
 _PORT_NUMBER = re.compile(r"\bports? (?:number )?\d+|\b\d+/(?:tcp|udp)\b|\b(?:tcp|udp) \d+\b", re.I)

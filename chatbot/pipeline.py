@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from chatbot.acronyms import asked_expansion, spells_out
 from chatbot.answer import (
     OPINION_NOTE,
     REFUSAL,
@@ -40,7 +41,7 @@ from chatbot.embedding import Embedder, create_embedder, encode_query
 from chatbot.gaps import GapLog
 from chatbot.generate import GenerationError, Generator, create_generator
 from chatbot.index import BuildSummary, IndexStore, IndexUnavailable, LoadedIndex, Progress
-from chatbot.kinds import asked_expansion, asks_opinion, spells_out
+from chatbot.kinds import asks_opinion
 from chatbot.reader import Scorer, extractive_answer, faq_answer, lookup_answer
 from chatbot.relevance import off_topic_probes
 from chatbot.retrieve import Hit, Retrieval, Retriever

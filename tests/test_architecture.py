@@ -24,6 +24,7 @@ LAYERS = [
         "terms",
         "grounded",
         "kinds",
+        "acronyms",
         "needs",
         "tokens",
     },

@@ -7,7 +7,6 @@ import pytest
 from chatbot.kinds import (
     ORIGIN,
     answer_type,
-    asked_expansion,
     asked_types,
     asks_alias,
     asks_opinion,
@@ -17,7 +16,6 @@ from chatbot.kinds import (
     asks_term,
     holds_type,
     names_person,
-    spells_out,
     type_strength,
 )
 from chatbot.text import respell
@@ -182,6 +180,8 @@ def test_what_says_where_a_name_comes_from() -> None:
     assert ORIGIN.search('From the curious expression "to pull oneself up by one\'s bootstraps".')
     assert ORIGIN.search("It is called a source route, because the route is set at the source.")
     assert ORIGIN.search("Named after the Prime Minister.")
+    assert ORIGIN.search("The name EPOC came from epoch, the beginning of an era.")
+    assert ORIGIN.search("The language took its name from the island.")
     assert not ORIGIN.search("From the point of view of the user, it is fast.")
     assert not ORIGIN.search("The route is determined at the source, because hops are slow.")
 
@@ -225,60 +225,6 @@ def test_what_asks_for_the_bots_own_opinion(question: str, opinion: bool) -> Non
 
 
 @pytest.mark.parametrize(
-    ("question", "acronym"),
-    [
-        ("What does the CRFM in 'Stanford CRFM' actually stand for?", "CRFM"),
-        ("what does PEBKAC stand for? the helpdesk wrote it", "PEBKAC"),
-        ("What is RAM short for?", "RAM"),
-        ("What does LoRA stand for, and why use it?", "LoRA"),
-        ("what does POTS mean??", ""),  # a meaning, not the letters
-        ("What does the abbreviation in the title stand for?", ""),  # no acronym named
-        ("clut stands for what in graphics hardware?", "clut"),
-        ("what does the name of the ALIAS language stand for?", "ALIAS"),
-        ("what is the full form of ISDN?", "ISDN"),
-        ("What does the acronym ISDN mean?", "ISDN"),
-        ("what is ISDN an abbreviation of?", "ISDN"),
-        ("what does isdn stand for?", "isdn"),
-        ("what does it stand for?", ""),  # a pronoun: the rewrite names the term first
-        ("it stands for what?", ""),
-        ("admd in x.400, what's that short for?", "admd"),
-        ("whats ADMD short for in x.400?", "ADMD"),  # chat spelling
-        ("What does the CRYSTAL language's name stand for?", "CRYSTAL"),
-        ("so in the RFC, what does that stand for?", ""),  # no acronym named
-        ("what does gcc actually stand for these days?", "gcc"),
-    ],
-)
-def test_the_acronym_whose_expansion_is_asked(question: str, acronym: str) -> None:
-    assert asked_expansion(question) == acronym
-
-
-@pytest.mark.parametrize(
-    ("sentence", "acronym", "spelled"),
-    [
-        ("Stanford Center for Research on Foundation Models (CRFM)", "CRFM", True),
-        ('Shorthand for "Problem (Exists) between Chair and Keyboard"', "PEBKAC", True),
-        ("Low-Rank Adaptation of large models", "LoRA", True),
-        ("random access memory", "RAM", True),
-        ("Extensible Markup Language", "XML", True),
-        ("the mail exchange record", "MX", True),
-        ("The term was introduced in a 2021 Stanford CRFM paper", "CRFM", False),
-        ("A memory-resident program which mimics a disk", "RAM", False),  # "A" is small
-        ("There are many kinds of memory", "RAM", False),  # the r of "There" is not its start
-        ("problem exists between chair and keyboard", "PEBKAC", False),  # reordered: capitals
-        ("Administration Management Domain", "ADMD", True),  # "AD" from one word
-        ("FORmula TRANslation", "FORTRAN", True),
-        ("administration management domain", "ADMD", False),  # prefixes: capitalised words
-        ("ALgorIthmic ASsembly language", "ALIAS", True),  # the capitals spell it
-        ("Concurrent Representation of Your Space-Time ALgorithms.", "CRYSTAL", True),
-        ("SLD resolution is a rule of inference", "SLD", False),  # the acronym itself
-        ("The term comes from a 2021 Stanford CRFM paper", "CRFM", False),
-    ],
-)
-def test_what_spells_an_acronym_out(sentence: str, acronym: str, spelled: bool) -> None:
-    assert spells_out(sentence, acronym) is spelled
-
-
-@pytest.mark.parametrize(
     ("question", "term"),
     [
         ("What do you call the companies that provide internet telephony services?", True),
@@ -311,6 +257,9 @@ def test_what_asks_for_the_name_of_a_thing(question: str, term: bool) -> None:
         ("Which science-fiction author made the name popular?", True),
         ("Who coined the term?", False),  # an organisation may answer it
         ("Who ended up buying the company founded by ex-Intel people?", False),
+        # people doing the asking verb are its subject, not the fact asked for
+        ("What do people mean when they say they ran a 'smoke test'?", False),
+        ("What did the researchers find?", False),
     ],
 )
 def test_which_questions_ask_for_people_by_a_word_for_them(question: str, people: bool) -> None:
@@ -360,3 +309,9 @@ def test_chat_spelling_of_question_words_is_written_out(typed: str, read: str) -
 )
 def test_a_second_part_no_kind_names(question: str, parts: bool) -> None:
     assert asks_parts(question) is parts
+
+
+def test_people_as_the_subject_ask_for_no_person() -> None:
+    assert answer_type("What do people mean by a 'smoke test'?") != "person"
+    assert answer_type("What do most people call a bad forecast?") != "person"
+    assert answer_type("Which company made the Z80?") == "person"

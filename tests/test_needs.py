@@ -41,6 +41,7 @@ def test_questions_about_cost_that_ask_no_amount(question: str) -> None:
         "whats the default port number for a minecraft server",
         "Which port number does an IRC server normally listen on?",
         "what port does redis use",
+        "Which ports does FTP use?",
     ],
 )
 def test_port_questions(question: str) -> None:
@@ -50,6 +51,8 @@ def test_port_questions(question: str) -> None:
 def test_a_port_to_another_machine_is_no_port_number() -> None:
     assert not asks_port("What port of Unix ran on the VAX first?")
     assert not asks_port("What is a port?")
+    # the port is a word in what is asked, not the thing asked for
+    assert not asks_port("which RFC defines port numbers now? i know 1700 is old")
 
 
 def test_a_price_needs_an_amount_and_a_port_a_number() -> None:
