@@ -31,8 +31,8 @@ _LOOKUP = [
     re.compile(p, re.I)
     for p in (
         r"^what\s*(?:is|are|'s|’s)\s+(?P<t>.+?)\s+(?:short|an\s+abbreviation|an\s+acronym)\s+for$",
-        r"^(?:what|who)\s*(?:is|are|was|were|'s|’s)\s+(?:meant\s+by\s+|the\s+(?:meaning|definition)"
-        r"\s+of\s+|the\s+term\s+)?(?P<t>.+)$",
+        r"^(?:what|who)(?:\s+(?:exactly|really|actually))?(?:\s*(?:is|are|was|were|'s|’s)|s)\s+"
+        r"(?:meant\s+by\s+|the\s+(?:meaning|definition)\s+of\s+|the\s+term\s+)?(?P<t>.+)$",
         # "what does the name of the ALIAS language stand for": one word, and its kind at most
         r"^what\s+(?:does|do|did)\s+the\s+name\s+(?:of\s+)?(?:the\s+)?(?P<t>\S+(?:\s+(?:language|"
         r"protocol|system|format|standard|program|tool))?)(?:\s+(?:actually|really|exactly))?\s+"
@@ -88,6 +88,13 @@ _NEXT_PART = re.compile(
 # part of the term ("what is CLASP (the programming language)")
 _WHAT = re.compile(r"(?:^|,\s*)what(?:'s|\s+(?:is|are))\b", re.I)
 _ASIDE = re.compile(r"\s*\([^()]*\)")
+
+# what may follow a known term in a lookup and only says where the term is used: "a base model
+# in LLMs", "a base model, in the LLM sense", "a base model when people talk about LLMs"
+_CONTEXT = re.compile(
+    r"^(?:(?:in|within|when|as\s+opposed\s+to|compared\s+(?:to|with)|versus|vs)\b|"
+    r"(?:exactly|really|actually|basically)$)"
+)
 
 _PRONOUNS = frozenset({"it", "this", "that", "they", "them", "these", "those"})
 
@@ -216,9 +223,15 @@ class TermIndex:
 
     def lookup(self, question: str) -> Lookup | None:
         """The entry the question looks up: by its name, or by its name with the kind of thing
-        it is after it ("What is the ISO 8613 standard about?")."""
+        it is after it ("What is the ISO 8613 standard about?"), or with where it is used after
+        it ("What is a base model in LLMs?")."""
         term = lookup_term(question)
-        return None if term is None else self._look_up(term)
+        if term is None:
+            return None
+        found = self._look_up(term)
+        if found.found or not (ids := self._known_head(term, question)):
+            return found
+        return Lookup(term, tuple(ids))
 
     def lookup_part(self, question: str) -> Lookup | None:
         """The term a part of a two-part question looks up ("What is a Bloom filter, and when
@@ -232,6 +245,20 @@ class TermIndex:
         if ids:
             return Lookup(term, tuple(ids))
         return Lookup(term, (), tuple(self.near(term)))
+
+    def _known_head(self, term: str, question: str) -> list[str]:
+        """The entries of the longest known term the looked-up words start with, when the rest
+        only says where it is used ("base model in LLMs", "base model, in the LLM sense"). A
+        one-word head counts only after "a"/"an": "What's new in Python?" and "What is the
+        point in X?" look nothing up, "What is a kernel in Linux?" does."""
+        words = normalize(term).split(" ")
+        for n in range(len(words) - 1, 0, -1):
+            head = " ".join(words[:n])
+            if n == 1 and not re.search(rf"\ban?\s+{re.escape(head)}\b", question, re.I):
+                continue
+            if _CONTEXT.match(" ".join(words[n:])) and (ids := self.match(head)):
+                return ids
+        return []
 
     def quoted(self, question: str, max_senses: int = 3) -> list[str]:
         """Entries the question names in quotes ("what makes a minicomputer count as a 'super

@@ -70,6 +70,8 @@ def index() -> TermIndex:
         ("wat does f2f mean in chat", "f2f"),
         ("whats a netmask", "netmask"),
         ("What does TCP stand for in networking?", "TCP"),
+        ("what exactly is a netmask?", "netmask"),
+        ("What really is a kernel?", "kernel"),
     ],
 )
 def test_lookup_phrasings_give_the_term(question: str, term: str) -> None:
@@ -174,6 +176,26 @@ def test_a_part_of_a_two_part_question_may_look_a_term_up(index: TermIndex) -> N
     assert index.lookup_part("What is a native compiler?") is None  # a lookup as a whole
     assert index.lookup_part("How fast is it, and why?") is None
     assert index.lookup_part("Apart from bias, what else is a problem?") is None  # asks nothing
+
+
+def test_a_known_term_then_where_it_is_used_looks_the_term_up(index: TermIndex) -> None:
+    for question in (
+        "What is a native compiler in C++?",
+        "what exactly is a native compiler, in the LLVM sense?",
+        "What is a native compiler when coding?",
+    ):
+        look = index.lookup(question)
+        assert look is not None and look.doc_ids == ("native",), question
+    # the rest asks something else: no lookup of the head
+    look = index.lookup("What is a native compiler written for the VAX?")
+    assert look is not None and not look.found
+    look = index.lookup("What is a query planner in Postgres?")  # no "query planner" entry
+    assert look is not None and not look.found
+    # one word names a term only after "a"/"an" ("What's new in ...", "the point in ...")
+    look = index.lookup("What is a compiler in Go?")
+    assert look is not None and look.doc_ids == ("compiler",)
+    look = index.lookup("What is the compiler in Go?")
+    assert look is not None and not look.found
 
 
 def test_normalize_is_stable() -> None:
