@@ -56,7 +56,7 @@ _QUALIFIER = re.compile(
     r"networking|the\s+(?:context|field)\s+of\s+.+|this\s+glossary|ai|machine\s+learning|"
     r"tech(?:nology)?|(?:plain|simple|layman'?s|lay|basic)\s+terms|plain\s+english|"
     r"simple\s+words|a\s+nutshell|short|brief)|\b(?:all\s+)?about|\bplease|\bexactly|\bbriefly|"
-    r"\bsimply|\bagain|"
+    r"\bsimply|\bagain|\bwhen\s+(?:people|you|we|they|folks)\s+(?:talk|speak)\s+about\s+.{1,40}|"
     r"\bfor\s+(?:me|a\s+beginner|beginners|a\s+newcomer|newcomers|dummies))\s*$",
     re.I,
 )

@@ -72,6 +72,7 @@ def index() -> TermIndex:
         ("What does TCP stand for in networking?", "TCP"),
         ("what exactly is a netmask?", "netmask"),
         ("What really is a kernel?", "kernel"),
+        ("In plain terms, what is a base model when people talk about LLMs?", "base model"),
     ],
 )
 def test_lookup_phrasings_give_the_term(question: str, term: str) -> None:
