@@ -197,17 +197,20 @@ class Composer:
         source = f"{implied} {' '.join(evidence)}"
         if acronym and spells_out(source, acronym) and not spells_out(text, acronym):
             return "left out the asked fact"
+        words = set(tokenize(said))
+        asked = set(tokenize(question)) - words  # the question's words the answer does not say
         for sentence in evidence:
             parts = clauses(sentence)
             if any(kept(c) for c in parts):
                 dropped = [c for c in parts if not kept(c)]
+                if any(asked & set(tokenize(c)) for c in dropped):
+                    return "left out the asked fact"  # "..., and zeros for the host part"
                 if any(c.lower().startswith("because") for c in dropped):
                     return "left out the reason"
                 if any(holds_type(c, k) for c in dropped for k in kinds):
                     return "left out the asked fact"
                 if asks_term(question) and any(NAMES_IT.search(c) for c in dropped):
                     return "left out the asked fact"  # ", a property known as transfer learning"
-        words = set(tokenize(said))
         for n, sentence in enumerate(evidence):
             # the reader adds a sentence only for a fact the first lacks: each must stay
             own = set(tokenize(sentence))

@@ -128,9 +128,24 @@ def test_too_little_of_the_question_is_caught() -> None:
     problem = composer.check(
         "Which parser generator replaced yacc?",
         evidence_sentences(EXTRACT)[:1],
-        "Bison is the GNU parser generator.",
+        "Bison, the GNU parser generator, replaced it on most systems.",
     )
     assert problem.startswith("says too little")
+
+
+def test_a_dropped_clause_holding_the_question_words_is_caught() -> None:
+    # "The netmask has ones ... for the network and subnet parts [, and zeros for the host part]"
+    evidence = [
+        "The netmask has ones in the bit positions which are used for the network and subnet "
+        "parts, and zeros for the host part."
+    ]
+    asked = "In a netmask, are the bits for the host part set to 1?"
+    composer = Composer(min_question_coverage=0.5, min_sentence_share=0.5)
+    cut = (
+        "The netmask has ones in the bit positions which are used for the network and subnet parts."
+    )
+    assert composer.check(asked, evidence, cut) == "left out the asked fact"
+    assert composer.check(asked, evidence, evidence[0]) == ""
 
 
 def test_settings_are_validated() -> None:
