@@ -20,6 +20,7 @@ from chatbot.kinds import asking, asks_count, asks_people, holds_type, names_per
 # "How much did Borland pay for it?", "What did the JOHNNIAC cost to build?", "What's the price
 # of ...?" ask for an amount; "Which techniques cut the cost of fine-tuning?" does not
 _PRICE = re.compile(
+    r"^how many (?:dollars|euros|pounds|bucks)\b|"
     r"^how much (?:\w+ ){0,2}?(?:does|did|do|would|will|is|was|were|are)\b[^?]*"
     r"\b(?:cost|costs|pay|paid|charge|charged|sell|sold|spend|spent)\b"
     r"|^what (?:does|did|would|will) (?:[\w'-]+ ){1,6}?cost\b"
@@ -60,14 +61,14 @@ def owned_value(question: str) -> bool:
 
 def needed_form(question: str) -> Callable[[str], bool] | None:
     """A test a sentence must pass to answer the question alone, or None when any may."""
+    if asks_price(question):  # before the count: "How many dollars ...?" asks an amount
+        return lambda text: bool(_MONEY.search(text))
     if asks_count(question):
         return lambda text: holds_type(text, "number")
     if acronym := asked_expansion(question):
         return lambda text: spells_out(text, acronym)
     if asks_people(question):  # "Who were the authors?": not "coined by Stanford University"
         return names_person
-    if asks_price(question):
-        return lambda text: bool(_MONEY.search(text))
     if asks_port(question):
         return lambda text: bool(_PORT_NUMBER.search(text))
     return None

@@ -81,8 +81,9 @@ def asked_sentence(question: str) -> str:
 
 
 # a capitalised word with lower case after its capital ("Activision", "ChatGPT", "Log4Shell"),
-# not an acronym ("RAM", "FIFA"): acronyms are often spelled out in the entries that define them
-_PROPER = re.compile(r"(?<![\w'-])[A-Z][a-z][\w]*(?:[-'][A-Za-z][\w]*)*")
+# or a name in camel case ("exFAT", "iPhone", "macOS"), not an acronym ("RAM", "FIFA"):
+# acronyms are often spelled out in the entries that define them
+_PROPER = re.compile(r"(?<![\w'-])(?:[A-Z][a-z]|[a-z]+[A-Z])[\w]*(?:[-'][A-Za-z][\w]*)*")
 
 
 def proper_names(question: str) -> list[str]:

@@ -16,6 +16,7 @@ pytestmark = pytest.mark.unit
         "What did it cost to build the JOHNNIAC computer at the time?",
         "I read about an old legend. How much was the recipe supposed to cost?",
         "what's the price of a license?",
+        "Roughly how many dollars does it cost to pretrain a base model from scratch?",
     ],
 )
 def test_price_questions(question: str) -> None:
@@ -73,3 +74,10 @@ def test_a_price_needs_an_amount_and_a_port_a_number() -> None:
 def test_other_questions_need_no_form() -> None:
     assert needed_form("What is a port?") is None
     assert needed_form("Why was Ashton-Tate sold?") is None
+
+
+def test_how_many_dollars_needs_an_amount_not_any_count() -> None:
+    need = needed_form("How many dollars does a pretraining run cost?")
+    assert need is not None
+    assert not need("Models are pre-trained on trillions of tokens of text data.")
+    assert need("The run cost about $4.6 million.")

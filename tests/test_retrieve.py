@@ -292,6 +292,7 @@ def test_retrieval_serializes_to_json(real_index: LoadedIndex) -> None:
         ("Who founded Intel's rival AMD? And Cyrix?", ["Intel", "Cyrix"]),  # not "AMD", "Who"
         ("Does the Forth-based HMSL use C-style loops?", ["Forth-based"]),
         ("is ChatGPT a base model", ["ChatGPT"]),
+        ("What's the maximum file size of exFAT on macOS?", ["exFAT", "macOS"]),  # camel case
         ("What Is A Foundation Model?", ["Is", "Foundation", "Model"]),  # "Is": a stop word
     ],
 )
