@@ -61,7 +61,9 @@ def owned_value(question: str) -> bool:
 
 def needed_form(question: str) -> Callable[[str], bool] | None:
     """A test a sentence must pass to answer the question alone, or None when any may."""
-    if asks_price(question):  # before the count: "How many dollars ...?" asks an amount
+    if asks_price(question) and asks_count(question):  # "How many dollars ...?": an amount
+        return lambda text: bool(_MONEY.search(text)) and holds_type(text, "number")
+    if asks_price(question):
         return lambda text: bool(_MONEY.search(text))
     if asks_count(question):
         return lambda text: holds_type(text, "number")

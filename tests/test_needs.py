@@ -81,3 +81,4 @@ def test_how_many_dollars_needs_an_amount_not_any_count() -> None:
     assert need is not None
     assert not need("Models are pre-trained on trillions of tokens of text data.")
     assert need("The run cost about $4.6 million.")
+    assert not need("Pre-training a large model is expensive.")  # the cost, but no amount
