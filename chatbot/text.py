@@ -51,6 +51,7 @@ _CHAT_SPELLING = [
         (r"\b(?:whats|wats|wuts)\b", "what is"),
         (r"\bwhos\b", "who is"),
         (r"\bhows\b", "how is"),
+        (r"\bppl\b", "people"),  # "what do ppl mean by X"
         (r"\b(what|how|why|where|when|who|which)\s+r\b(?=\s+[a-z])", r"\1 are"),
         (r"\b(do|does|is|are|was|were|did|ca|wo|should|could|would|has|have)nt\b", r"\1n't"),
     )

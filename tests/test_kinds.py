@@ -291,6 +291,7 @@ def test_a_person_named_not_an_organisation(sentence: str, names: bool) -> None:
         ("why doesnt the 486SX have an FPU", "why doesn't the 486SX have an FPU"),
         ("What is R?", "What is R?"),  # the R language stays
         ("Whos the author?", "who is the author?"),
+        ("what do ppl mean by foundation model", "what do people mean by foundation model"),
     ],
 )
 def test_chat_spelling_of_question_words_is_written_out(typed: str, read: str) -> None:

@@ -72,6 +72,7 @@ def index() -> TermIndex:
         ("What does TCP stand for in networking?", "TCP"),
         ("what exactly is a netmask?", "netmask"),
         ("What really is a kernel?", "kernel"),
+        ("what do ppl mean by foundation model", "foundation model"),
         ("In plain terms, what is a base model when people talk about LLMs?", "base model"),
     ],
 )
