@@ -61,11 +61,12 @@ def owned_value(question: str) -> bool:
 
 def needed_form(question: str) -> Callable[[str], bool] | None:
     """A test a sentence must pass to answer the question alone, or None when any may."""
-    if asks_price(question) and asks_count(question):  # "How many dollars ...?": an amount
+    price, count = asks_price(question), asks_count(question)
+    if price and count:  # "How many dollars ...?": an amount, not the cost in words
         return lambda text: bool(_MONEY.search(text)) and holds_type(text, "number")
-    if asks_price(question):
+    if price:
         return lambda text: bool(_MONEY.search(text))
-    if asks_count(question):
+    if count:
         return lambda text: holds_type(text, "number")
     if acronym := asked_expansion(question):
         return lambda text: spells_out(text, acronym)
