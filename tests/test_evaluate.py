@@ -93,12 +93,23 @@ def test_load_items_rejects_bad_lines_with_their_line_number(tmp_path: Path, bad
         load_items(path)
 
 
-def test_shipped_eval_set_is_valid() -> None:
-    items = load_items(DEFAULT_EVAL_FILE)
+@pytest.mark.parametrize(
+    "path",
+    [
+        DEFAULT_EVAL_FILE,
+        DEFAULT_EVAL_FILE.parent / "foldoc_questions.jsonl",
+        DEFAULT_EVAL_FILE.parent / "jargon_questions.jsonl",
+    ],
+    ids=lambda p: p.name,
+)
+def test_shipped_eval_sets_are_valid(path: Path) -> None:
+    items = load_items(path)
     assert len(items) >= 10
     assert len({i.id for i in items}) == len(items)
     assert any(not i.answerable for i in items)
     assert all(i.evidence and i.facts for i in items if i.answerable)
+    # a yes/no answer is checked for the wrong polarity too
+    assert all(i.forbidden for i in items if i.answerable and i.category == "yesno")
 
 
 # ------------------------------------------------------------------------------- scoring
