@@ -15,7 +15,15 @@ from dataclasses import dataclass
 from chatbot.acronyms import SMALL_WORDS, asked_expansion, expansion_in, spells_out
 from chatbot.chunking import Chunk
 from chatbot.entries import TERM_ITEM
-from chatbot.kinds import STRONG_TYPE, AnswerType, asks_alias, asks_term, holds_type, type_strength
+from chatbot.kinds import (
+    STRONG_TYPE,
+    AnswerType,
+    asks_alias,
+    asks_origin,
+    asks_term,
+    holds_type,
+    type_strength,
+)
 from chatbot.text import field_line, opening_definition, split_sentences, strip_markup
 from chatbot.tokens import tokenize
 
@@ -45,14 +53,26 @@ class Candidate:
 
 # a lead note that is prose: "(Named from the authors' initials) An interpreted language ...",
 # or gives the entry's earlier names: "(byacc, previously Zeus, then Zoo)"
-_LEAD = r"^\s*(?:<[^<>]*>\s*)?(?:/[^/\s][^/]{0,60}/\s*)?"  # an entry's tag, pronunciation
+# an entry's tag, pronunciation(s): "<jargon> /klooj/, /kluhj/"
+_LEAD = r"^\s*(?:<[^<>]*>\s*)?(?:/[^/\s][^/]{0,60}/(?:,\s*/[^/\s][^/]{0,60}/)*\s*)?"
+_ORIGIN_WORDS = (
+    r"\b(?:from|after|named|analogy|play on|short for|stands? for|abbreviation|acronym|"
+    r"(?P<was>previously|formerly|originally))\b"
+)
+_EXPANDS = re.compile(r"\b(?:abbreviation|acronym|initials|short for|stands? for)\b", re.I)
 _LEAD_NOTE = re.compile(
-    _LEAD + r"\((?=[^()]*\b(?:from|after|named|analogy|play on|short for|stands? for|"
-    r"(?P<was>previously|formerly|originally))\b)([^()]{10,200})\)\s+(?=[A-Z])",
+    _LEAD
+    + rf"\((?=[^()]*{_ORIGIN_WORDS})([^()]{{10,200}})\)\s+(?=[A-Z]|\d+\.\s)"
+    # the Jargon File's, in brackets: "[from the German 'klug', clever]"
+    + rf"|{_LEAD}\[(?=[^\[\]]*{_ORIGIN_WORDS.replace('P<was>', 'P<was2>')})"
+    r"(?P<bracket>[^\[\]]{10,300})\](?:\s+(?=[A-Z\"“‘'])|\s*$)",
     re.I,
 )
 # '(Or "single-electron transistor")': another name of the entry, in a dictionary's note
-_OR_NOTE = re.compile(r"\((?:Or|or|Also|also)\s+(?:called\s+|known as\s+)?([\"“][^()]{2,80})\)")
+_OR_NOTE = re.compile(
+    r"\((?:Or|or|Also|also)\s+(?:(?:called|known as)\s+([A-Za-z][\w -]{1,40})|"
+    r"(?:called\s+|known as\s+)?([\"“][^()]{2,80}))\)"
+)
 # an entry's leading note of its other names: "(SDSL, or Single-pair ...)", "(byacc, previously
 # Zeus, then Zoo)"; a question naming one names the entry
 _LEAD_NAMES = re.compile(_LEAD + r"\(([^()]{2,200})\)")
@@ -227,6 +247,43 @@ def _filler(chunk: Chunk) -> set[str]:
     return out
 
 
+def _alias_note(raw: str, title: str, question: str, alias: bool, yesno: bool) -> str | None:
+    """Another name, from a note the prose leaves out ('(Or "single-electron transistor")',
+    "(Also called nagware)"), when the question asks for another name, or asks whether that
+    one is it ("Is annoyware the same thing as nagware?"); a question saying it otherwise
+    knows it ("what is X (sometimes called Y) based on?")."""
+    if not (other := _OR_NOTE.search(raw)):
+        return None
+    said = (other.group(1) or other.group(2)).strip()
+    if not (alias or (yesno and said.strip('"“”').lower() in question.lower())):
+        return None
+    return f"{title[:1].upper() + title[1:]} is also called {said}."  # the name opens it
+
+
+def _says(sentence: str, acronym: str) -> bool:
+    """The sentence spells the acronym out in prose of its own, not only in a name too short
+    to be read alone ("'First In, Still Here'.")."""
+    return spells_out(sentence, acronym) and len(sentence.split()) >= 5
+
+
+def _lead_note(raw: str, title: str, origin: bool) -> str | None:
+    """The entry's leading note as a sentence, when it says where the name comes from or what
+    the entry was called. A note in brackets (the Jargon File's) may say how the word is used
+    ("[very common; by analogy with proton]"): it answers why or from where, or what an
+    abbreviation stands for, not what the thing is. A short one is said of the entry ("wizard
+    mode: from rogue.")."""
+    note = _LEAD_NOTE.match(raw)
+    if note is None:
+        return None
+    said = note.group(2) or note.group("bracket")
+    if note.group("bracket") is not None and not (origin or _EXPANDS.search(said)):
+        return None
+    text = " ".join(said.split()).rstrip(".") + "."
+    if note.group("was") or note.group("was2") or len(text.split()) < 4:
+        text = f"{title}: {text}"
+    return text if len(text.split()) >= 3 else None
+
+
 def candidates(
     question: str,
     kinds: list[AnswerType],
@@ -240,6 +297,7 @@ def candidates(
     ``named``: entries the question names by an acronym the term index knows ("EPROM")."""
     out = []
     term, acronym, alias = asks_term(question), asked_expansion(question), asks_alias(question)
+    origin = asks_origin(question) or "reason" in kinds
     named_docs = {c.doc_id for c in passages if c.doc_id in named or names_entry(question, c)}
     for i, chunk in enumerate(passages):
         best = chunk.doc_id == passages[0].doc_id
@@ -256,17 +314,12 @@ def candidates(
             text = f"{_as_written(acronym, chunk.text)} stands for {chunk.title}."
             out.append(Candidate(i + 1, -1, text, chunk.title, focus, context, best))
         for pos, raw in enumerate(chunk.sentences()):
-            if note := _LEAD_NOTE.match(raw):  # an etymology is an answer to "why"
-                text = " ".join(note.group(2).split()).rstrip(".") + "."
-                text = f"{chunk.title}: {text}" if note.group("was") else text
-                if len(text.split()) >= 4:
-                    out.append(Candidate(i + 1, pos, text, chunk.title, focus, context, best))
+            if note := _lead_note(raw, chunk.title, origin):  # an etymology answers "why"
+                out.append(Candidate(i + 1, pos, note, chunk.title, focus, context, best))
             s = drop_polarity(strip_markup(raw))
-            if alias and (other := _OR_NOTE.search(raw)):  # "What else are quantum dots called?"
-                name = chunk.title[:1].upper() + chunk.title[1:]  # it opens the sentence
-                text = f"{name} is also called {other.group(1).strip()}."
-                out.append(Candidate(i + 1, pos, text, chunk.title, focus, context, best))
-            if acronym and not spells_out(s, acronym) and (words := expansion_in(raw, acronym)):
+            if other := _alias_note(raw, chunk.title, question, alias, kinds[0] == "yesno"):
+                out.append(Candidate(i + 1, pos, other, chunk.title, focus, context, best))
+            if acronym and (words := expansion_in(raw, acronym)) and not _says(s, acronym):
                 # "(colour look-up table, CLUT) A device ...": the markup stripped is the answer
                 text = f"{_as_written(acronym, raw)} stands for {words}."
                 out.append(Candidate(i + 1, pos, text, chunk.title, focus, context, best))

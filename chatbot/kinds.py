@@ -258,8 +258,11 @@ def asked_types(question: str) -> list[AnswerType]:
         kind = answer_type(clause)
         if kind not in ("yesno", "other") and kind not in kinds:
             kinds.append(kind)
-    if len(kinds) > 1 and any(_DEFINITION.match(LEAD_PHRASE.sub("", c)) for c in clauses):
-        kinds.append("definition")  # "What is X, and why ...?": X's definition is asked for too
+    defines = [bool(_DEFINITION.match(LEAD_PHRASE.sub("", c))) for c in clauses]
+    if (len(kinds) > 1 and any(defines)) or any(defines[1:]):
+        # "What is X, and why ...?", "Where does the name come from, and what does it mean?",
+        # "In hacker slang, what does X mean?": X's definition is asked for too
+        kinds.append("definition")
     return kinds
 
 
@@ -367,7 +370,7 @@ def names_person(sentence: str) -> bool:
 # called when ...?" -- a glossary answers with the entry that is X, its title first
 _TERM_ASKED = re.compile(
     r"^(?:what|which \w+)\s+(?:do|does|would|should)\s+(?:you|we|one|people|they|i)\s+call\b|"
-    r"^what(?:'?s|\s+is|\s+are)\s+(?:the\s+|a\s+)?(?:[\w-]+\s+){0,2}?(?:term|word|name|jargon|slang|"
+    r"^what(?:'?s|\s+is|\s+are)\s+(?:the\s+|a\s+)?(?:[\w-]+\s+){0,3}?(?:term|word|name|jargon|slang|"
     r"expression|phrase)\s+(?:used\s+)?for\b|"
     r"^what(?:'?s|\s+is)\s+(?:the\s+)?name\s+(?:of|for)\s+(?=(?:(?:the|a|an)\s+)?[\w\s'+-]{1,60}?"
     r"\s+(?:where|when|that|which|in which|whereby)\b)|"

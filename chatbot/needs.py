@@ -2,7 +2,8 @@
 
 "How many ...?" is answered by a quantity, "What does CRFM stand for?" by a sentence spelling it
 out, "Who were the authors?" by a person's name, "How much did X cost?" by an amount of money
-(or "expensive"), and "What port does Redis listen on?" by a port number. When none of the
+(or "expensive"), "What port does Redis listen on?" by a port number, and "How fast was the
+HD6309 clocked?" by a frequency. When none of the
 passages read holds such a sentence, the glossary does not answer the question, however close
 its passages are: "Each application program has a unique port number ..." is on topic and
 answers nothing. These needs are read from the question once, then tried on every candidate
@@ -43,7 +44,16 @@ _PORT = re.compile(
     r"well-known|tcp|udp)\s+)*ports?(?:\s+numbers?)?\b(?!\s+(?:of|to)\b)",
     re.I,
 )
+# a socket on a machine ("What ports do data loggers plug into on a PC?") has no number
+_PLUG = re.compile(r"\b(?:plug\w*|connect\w*|cables?|sockets?|slots?|physical)\b", re.I)
 _PORT_NUMBER = re.compile(r"\bports? (?:number )?\d+|\b\d+/(?:tcp|udp)\b|\b(?:tcp|udp) \d+\b", re.I)
+# "How fast was the HD6309 clocked, in MHz?", "What clock speed does X run at?": a frequency
+_CLOCK = re.compile(
+    r"\bclock(?:ed|s)?\b[^?]*\b(?:at|speed|rate|frequency)\b|\bclocked\b|\bclock (?:speed|rate)\b|"
+    r"\b(?:in|how many) [kmg]hz\b",
+    re.I,
+)
+_FREQUENCY = re.compile(r"\b\d[\d.,]*\s*(?:-\s*\d[\d.,]*\s*)?[kmg]hz\b|\bhertz\b", re.I)
 
 
 def asks_price(question: str) -> bool:
@@ -51,12 +61,18 @@ def asks_price(question: str) -> bool:
 
 
 def asks_port(question: str) -> bool:
-    return bool(_PORT.search(asking(question)))
+    asked = asking(question)
+    return bool(_PORT.search(asked)) and not _PLUG.search(asked)
+
+
+def asks_clock(question: str) -> bool:
+    return bool(_CLOCK.search(asking(question)))
 
 
 def owned_value(question: str) -> bool:
-    """A price or a port is the named thing's own: another entry's answers another question."""
-    return asks_price(question) or asks_port(question)
+    """A price, a port or a clock rate is the named thing's own: another entry's answers
+    another question."""
+    return asks_price(question) or asks_port(question) or asks_clock(question)
 
 
 def needed_form(question: str) -> Callable[[str], bool] | None:
@@ -74,4 +90,6 @@ def needed_form(question: str) -> Callable[[str], bool] | None:
         return names_person
     if asks_port(question):
         return lambda text: bool(_PORT_NUMBER.search(text))
+    if asks_clock(question):
+        return lambda text: bool(_FREQUENCY.search(text))
     return None

@@ -46,7 +46,7 @@ from chatbot.reader import Scorer, extractive_answer, faq_answer, lookup_answer
 from chatbot.relevance import off_topic_probes
 from chatbot.retrieve import Hit, Retrieval, Retriever
 from chatbot.rewrite import FollowUpRewriter
-from chatbot.terms import TermIndex
+from chatbot.terms import TermIndex, main_entries
 from chatbot.text import renumber_citations
 from chatbot.verify import SupportChecker, attach_citations, unmentioned_specifics
 
@@ -218,10 +218,13 @@ class Pipeline:
         return other
 
     def presets(self) -> list[str]:
-        """Every FAQ question in the corpus, in corpus order: the UI's preset buttons."""
+        """Every FAQ question in the corpus, in corpus order: the UI's preset buttons. A glossary
+        without any (a dictionary) offers "What is X?" for the entries it says most about."""
         self.ensure_index()
         assert self._state is not None
-        return list(dict.fromkeys(c.question or "" for c in self._state.faq_chunks))
+        faq = list(dict.fromkeys(c.question or "" for c in self._state.faq_chunks))
+        main = main_entries(self._state.index.chunks, self.settings.presets_shown)
+        return faq or [f"What is {t}?" for t in main]
 
     # ---------------------------------------------------------------------------- model
     @property

@@ -277,13 +277,20 @@ def extractive_answer(
 def _needed(question: str, cands: list[Candidate]) -> Callable[[Candidate], bool] | None:
     """The form of sentence the question needs (``needs.py``); a price or a port from an entry
     the question names when it names one: "What did the JOHNNIAC cost?" is not answered by
-    another machine's price. A count is not held to it: "How many devices can you daisy chain
-    on FireWire?" names the daisy chain entry, and the count is FireWire's."""
+    another machine's price, unless its sentence names the JOHNNIAC ("The original IBM PC had a
+    clock rate of 4.77 MHz", in the clock rate entry). A count is not held to it: "How many
+    devices can you daisy chain on FireWire?" names the daisy chain entry, and the count is
+    FireWire's."""
     form = needed_form(question)
     if form is None:
         return None
-    named = any(c.focus for c in cands) and owned_value(question)
-    return lambda c: (c.focus or not named) and form(c.text)
+    titles = {c.title for c in cands if c.focus} if owned_value(question) else set()
+    names = {t for t in titles if not t.islower()}  # "IBM PC", not "port" (what is asked)
+
+    def owned(c: Candidate) -> bool:
+        return not titles or c.focus or any(named_in(c.text, t) for t in names)
+
+    return lambda c: owned(c) and form(c.text)
 
 
 def _answer_is_the_title(

@@ -23,10 +23,12 @@ import numpy as np
 from chatbot.chunking import Chunk
 from chatbot.embedding import Embedder, encode_query
 from chatbot.index import LoadedIndex
+from chatbot.kinds import asks_origin
 from chatbot.relevance import probe_level, relevance_cutoff
+from chatbot.reorder import Reorder
 from chatbot.sentence_pick import SentencePicker
 from chatbot.terms import Lookup, TermIndex, normalize
-from chatbot.text import asked_sentence, opening_definition, proper_names
+from chatbot.text import asked_sentence, proper_names
 from chatbot.tokens import query_terms, tokenize
 
 Mode = Literal["hybrid", "dense", "bm25"]
@@ -143,14 +145,6 @@ class _Ranking:
     best_bm25: int | None  # the chunk BM25 ranked first, for lexical coverage
 
 
-def _put_first(chunks: list[int], ranked: list[tuple[int, float]]) -> list[tuple[int, float]]:
-    """``chunks`` ahead of the ranking, in their order, scored just above its best."""
-    top = ranked[0][1] if ranked else 1.0
-    first = [(i, top + (len(chunks) - n) * 1e-3) for n, i in enumerate(chunks)]
-    chosen = set(chunks)
-    return first + [(i, sc) for i, sc in ranked if i not in chosen]
-
-
 def _best_cosines(dense: list[tuple[np.ndarray, np.ndarray]]) -> dict[int, float]:
     """Each chunk's best cosine over the dense lists (one per query vector)."""
     best: dict[int, float] = {}
@@ -205,6 +199,7 @@ class Retriever:
         self.index = index
         self.embedder = embedder
         self.picker = SentencePicker(embedder, pool=sentence_pool, reach=sentence_reach)
+        self.reorder = Reorder(index)
         self.terms = terms
         self.probes = probes
 
@@ -219,13 +214,10 @@ class Retriever:
     def mode(self) -> Mode:
         return self.settings.mode
 
-    @cached_property
+    @property
     def entry_starts(self) -> dict[str, int]:
         """Each entry's first chunk: where its opening definition is."""
-        out: dict[str, int] = {}
-        for i, c in enumerate(self.index.chunks):
-            out.setdefault(c.doc_id, i)
-        return out
+        return self.reorder.entry_starts
 
     def entry_texts(self, chunks: Iterable[Chunk]) -> list[str]:
         """The whole entries these chunks belong to, once each: what "does an entry mention the
@@ -240,38 +232,6 @@ class Retriever:
                 i += 1
             out.append("\n".join(parts))
         return out
-
-    def promote(
-        self, lookup: Lookup, ranked: list[tuple[int, float]], qvec: np.ndarray
-    ) -> list[tuple[int, float]]:
-        """The entries that *are* the looked-up term first, best retrieved sense first."""
-        position = {i: r for r, (i, _) in enumerate(ranked)}
-        starts = [self.entry_starts[d] for d in lookup.doc_ids if d in self.entry_starts]
-
-        def order(i: int) -> tuple[bool, bool, int, float]:
-            # an entry with a definition before a "see X" stub; "byte" before "Byte" (the
-            # magazine) when the user wrote "byte"; then as retrieved
-            chunk = self.index.chunks[i]
-            return (
-                not opening_definition(chunk.text),
-                chunk.title.strip() != lookup.term,
-                position.get(i, len(ranked)),
-                -float(self.index.vectors[i] @ qvec),
-            )
-
-        starts.sort(key=order)
-        return _put_first(starts, ranked)
-
-    def include(
-        self, doc_ids: list[str], ranked: list[tuple[int, float]], read: int = 3
-    ) -> list[tuple[int, float]]:
-        """The named entries' first chunks first, unless the top ``read`` passages (what the
-        reader reads) already come from them."""
-        shown = {self.index.chunks[i].doc_id for i, _ in ranked[:read]}
-        starts = [
-            self.entry_starts[d] for d in doc_ids if d in self.entry_starts and d not in shown
-        ]
-        return _put_first(starts, ranked)
 
     @cached_property
     def bm25(self) -> bm25s.BM25:
@@ -344,14 +304,20 @@ class Retriever:
         asked = asked_sentence(question)
         with _timed(timings, "embed_ms"):
             qvec = encode_query(self.embedder, question)
-            also = [encode_query(self.embedder, asked)] if asked != question.strip() else []
+            # the asked sentence alone, when it says something: "Back to what?" does not
+            alone = asked != question.strip() and len(query_terms(asked)) >= 2
+            also = [encode_query(self.embedder, asked)] if alone else []
         ranking = self._rank(question, [qvec, *also], timings)
         with _timed(timings, "lookup_ms"):
             lookup = self.terms.lookup(question) if self.terms is not None else None
             if lookup is not None and lookup.found:
-                ranking.ranked = self.promote(lookup, ranking.ranked, qvec)
-            elif self.terms is not None:
-                ranking.ranked = self.include(self.terms.quoted(question), ranking.ranked)
+                ranking.ranked = self.reorder.promote(lookup, ranking.ranked, qvec)
+            elif self.terms is not None and (quoted := self.terms.quoted(question)):
+                ranking.ranked = self.reorder.include(
+                    quoted, ranking.ranked, opening=asks_origin(question)
+                )
+            else:
+                ranking.ranked = self.reorder.holding_quote(question, ranking.ranked)
         hits = self._hits(ranking, qvec, k)
         if not (lookup is not None and lookup.found):  # a looked-up entry is the answer
             with _timed(timings, "sentences_ms"):

@@ -65,6 +65,17 @@ _QUESTION_WORDS = re.compile(
     r"will|has|have|was|were|if|in|list|compare|difference)\b",
     re.I,
 )
+# "what does that mean when it's said about a person?" asks one sense, which a lookup would not
+_OF_A_SENSE = re.compile(r"\b(?:when|about|said|applied|person|people|someone)\b", re.I)
+# "Where does the word hacker come from?": the word named is the term asked about, as if quoted
+_THE_WORD = re.compile(
+    r"\bthe (?:word|term|name|expression|phrase|acronym|abbreviation) "
+    r"(?P<t>[\w'.+-]+(?: [\w'.+-]+)??)"
+    r"(?= (?:come|comes|came|originate|originated|mean|means|meant|stand|stands|derive)\b"
+    r"|\?|$)",
+    re.I,
+)
+_WH_WORD = re.compile(r"\b(?:what|which|who|whom|whose|why|how|where|when)\b", re.I)
 MAX_TERM_WORDS = 6
 _FOLLOW_UP = re.compile(
     r"^(?:(?:and|but|so|also|ok(?:ay)?|then)\b[\s,]*)*(?:what about|how about)?\s*", re.I
@@ -73,7 +84,8 @@ _FOLLOW_UP = re.compile(
 # "the ISO 8613 standard", "the CRYSTAL language": the kind of thing said after its name
 _KIND_NOUN = re.compile(
     r"\s+(?:standard|language|protocol|format|program|command|algorithm|system|tool|library|"
-    r"package|editor|utility|specification|machine|computer|processor|chip|company)$",
+    r"package|editor|utility|specification|machine|computer|processor|chip|company|device|"
+    r"interface|framework|technique|method|concept)$",
     re.I,
 )
 
@@ -97,6 +109,8 @@ _CONTEXT = re.compile(
 )
 
 _PRONOUNS = frozenset({"it", "this", "that", "they", "them", "these", "those"})
+# "What are its main principles?" asks about what was said before, not about a term
+_REFERRING = re.compile(r"^(?:its|their|his|her|our|your|my|this|that|these|those)\s", re.I)
 
 
 def normalize(text: str) -> str:
@@ -156,13 +170,20 @@ def lookup_term(question: str) -> str | None:
         term = _QUALIFIER.sub("", term).strip().strip("\"'“”‘’`*")
         term = _ARTICLE.sub("", term)
         last = n == len(_LOOKUP) - 1
-        if last and (_QUESTION_WORDS.match(term) or term.lower().startswith("what")):
-            return None  # "how does X work?" is a question, not a bare term
-        if term.lower() in _PRONOUNS or re.search(r"[.?!]\s", term):
+        if last and (_QUESTION_WORDS.match(term) or _WH_WORD.search(term)):
+            return None  # "how does X work?", "Back to what?" are questions, not bare terms
+        quotes = quoted_terms(question)
+        if term.lower() in _PRONOUNS and len(quotes) == 1 and not _OF_A_SENSE.search(q):
+            return quotes[0]  # "My dev does 'debugging by printf'. What does that mean?"
+        if term.lower() in _PRONOUNS or _REFERRING.match(term) or re.search(r"[.?!]\s", term):
             return None  # "What is it?" names no term; "Tell me. What is X" is not one
         if term and len(term.split()) <= MAX_TERM_WORDS:
             return term
     return None
+
+
+def _said_term(question: str) -> list[str]:
+    return [m.group("t") for m in _THE_WORD.finditer(question)]
 
 
 @dataclass
@@ -265,7 +286,7 @@ class TermIndex:
         minicomputer'?"). Quotes mark the term the user asks about, though the question's
         other words may pull retrieval elsewhere; a quote naming more entries than
         ``max_senses`` names none in particular."""
-        return self._entries(quoted_terms(question), max_senses)
+        return self._entries(quoted_terms(question) or _said_term(question), max_senses)
 
     def named(self, text: str, max_senses: int = 3) -> list[str]:
         """Entries a question names by an acronym as written ("EPROM" for "Erasable
@@ -295,3 +316,19 @@ class TermIndex:
                 if len(phrase) >= 3 and self.match(phrase):
                     return variants(phrase)[1]
         return None
+
+
+def main_entries(chunks: Iterable[object], n: int) -> list[str]:
+    """The titles of the ``n`` entries a glossary says most about (most chunks; corpus order
+    breaks ties): a dictionary has no FAQ questions, and "What is hacker?" is a better first
+    question than one about its first entry, "(TM)". A title that does not start with a letter
+    ("(TM)", "/dev/null") makes an odd first question."""
+    sizes: dict[str, int] = {}
+    titles: dict[str, str] = {}
+    for c in chunks:
+        doc, title = str(getattr(c, "doc_id", "")), str(getattr(c, "title", ""))
+        sizes[doc] = sizes.get(doc, 0) + 1
+        titles.setdefault(doc, title)
+    order = sorted(sizes, key=lambda d: -sizes[d])  # stable: corpus order among equals
+    good = [titles[d] for d in order if re.match(r"^[A-Za-z][\w .'/+-]*$", titles[d])]
+    return list(dict.fromkeys(good))[:n]

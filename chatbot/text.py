@@ -19,25 +19,36 @@ LEADING_CITATIONS = re.compile(r"^(?:\[\s*\d+\s*(?:[,;]\s*\d+\s*)*\]\s*)+")
 _SENTENCE = re.compile(
     r"(?<!\be\.g\.)(?<!\bi\.e\.)(?<!\bcf\.)(?<!\bvs\.)(?<!\bc\.f\.)(?<!\bDr\.)(?<!\bMr\.)"
     r"(?<!\bSt\.)(?<!\bNo\.)(?<!\bca\.)(?<!\bc\.)(?<!\bapprox\.)(?<!\bpp\.)(?<!\bVol\.)"
+    r"(?<!\balt\.)(?<![\])]\s\d\.)"  # the Jargon File's "alt. NOP", "[no operation] 1. A ..."
+    r"(?<!\d\. n\.)(?<!\d\. v\.)(?<!\d\. vt\.)(?<!\d\. vi\.)(?<!\d\. adj\.)(?<!\d\. adv\.)"
     r"(?<!\s[A-Z]\.)(?<![A-Z]\.[A-Z]\.)(?<!^\d\.)(?<!\n\d\.)(?<!^\d\d\.)(?<!\n\d\d\.)(?<=[.!?])([\"')\]]*)\s+(?=[A-Z0-9\"'(\[])"
     r"|\n\s*\n+|\n(?=\s*(?:[-*•]\s|\d+\.\s|#))"
 )
 _SOFT_WRAP = re.compile(r"(?<!\n)\n(?![\n\s]*(?:[-*•]\s|\d+\.\s|#|\n))")
 _HEADING_LINE = re.compile(r"^#{1,6}[ \t]+.*$", re.MULTILINE)
 _CATEGORY = re.compile(r"^\s*<[a-z][a-z ,/&'-]{1,60}>\s*")  # a dictionary's "<networking>"
+# the Jargon File's parts of speech ("n.", "vt.", "prov." for a proverb, "obs." for obsolete)
+_POS = "n|v|vi|vt|adj|adv|interj|excl|prep|conj|pl|pref|suff|infix|obs|prov|imp|abbrev|quant"
 # "/lerp/ vi., Quasi-acronym ...": the Jargon File's pronunciation, then its parts of speech
 _PRONUNCIATION = re.compile(
-    r"^\s*/[^/\n]{1,40}/\s*(?:,\s*/[^/\n]{1,40}/\s*)*"
-    r"(?:(?:n|v|vi|vt|adj|adv|interj|excl|prep|conj|pl)\.(?:,\s*|\s+))*"
+    r"^\s*/[^/\n]{1,40}/\s*(?:(?:,|alt\.\s+[^\s/]{1,30})\s*/[^/\n]{1,40}/\s*)*"
+    rf"(?:(?:{_POS})\.(?:,\s*|\s+))*"
 )
 # "(B) A component ...", "(Presumably a play on "nanosecond") The miniscule time ..."
-_LEADING_ABBREVIATION = re.compile(r"^\s*\([^()]{1,200}\)\s+(?=[A-Z])")
+_LEADING_ABBREVIATION = re.compile(r"^\s*\([^()]{1,200}\)\s+(?=[A-Z/]|\d+\.\s)")
+# the Jargon File's usage or origin note: "[from the German 'klug', clever]", "[Usenet: by
+# analogy with spam] A message that ..."; not a title in brackets ("[incr Tcl] is a ...")
+_LEADING_NOTE = re.compile(r"^\s*\[[^\[\]]{2,400}\](?:\s+(?=[A-Z\"“‘']|\d+\.\s)|\s*$)")
+_PART_OF_SPEECH = re.compile(rf"(?:(?:{_POS})\.,?\s*)+")
+# "1. n. A Rube Goldberg device": a numbered sense's part of speech
+_SENSE_POS = re.compile(rf"^\s*(?:(?:{_POS})\.(?:,\s*|\s+))+(?=[A-Z])")
 _DATE_NOTE = re.compile(r"\(\d{4}-\d{2}-\d{2}\)")
 _CROSS_REFERENCE = re.compile(r"\{([A-Za-z0-9][^{}\n]{0,80}?)\}")  # FOLDOC's "{Java}" -> "Java"
 _SOURCE_NOTE = re.compile(r"\[(?:[A-Z][\w .,'&-]{1,60})\]\.?")
 # contact and download notes: "<dongarra@cs.utk.edu>", "(ftp://netlib.att.com/...)"
 _EMAIL = re.compile(r"\s*<[^<>\s@]+@[^<>\s]+>")
 _LINK = re.compile(r"\s*\((?:https?|ftp)://[^()\s]*\)|\s*\b(?:https?|ftp)://\S+")
+_EMPHASIS = re.compile(r"(?<![\w*])\*(\w[^*\n]{0,60}?)\*(?![\w*])")  # "*hardware* kluges"
 _MD_PREFIX = re.compile(r"^\s*(?:[-*•]\s+|\d+\.\s+|#+\s+)")
 
 
@@ -130,7 +141,7 @@ def split_sentences(text: str) -> list[str]:
             if re.fullmatch(r"[.!?,;:]+", s):  # "Claim? [1]." -- keep the stop too
                 out[-1] += s
                 s = ""
-        if s:
+        if s and not _PART_OF_SPEECH.fullmatch(s):  # the Jargon File's "n." line says nothing
             out.append(s)
     return out
 
@@ -158,17 +169,21 @@ def parse_citations(text: str) -> list[int]:
 
 
 def strip_markup(text: str) -> str:
-    """Prose only: no category tags, pronunciations, source notes, dates, e-mail addresses, links
-    or Markdown emphasis."""
+    """Prose only: no category tags, pronunciations, usage notes, source notes, dates, e-mail
+    addresses, links or Markdown emphasis."""
+    numbered = bool(re.match(r"\s*\d+\.\s", text))
     text = _MD_PREFIX.sub("", text)  # first: "2. <tool> A program ..." is a numbered sense
     text = _CATEGORY.sub("", text)
     text = _PRONUNCIATION.sub("", text)
-    text = _LEADING_ABBREVIATION.sub("", text)
+    text = _MD_PREFIX.sub("", _LEADING_NOTE.sub("", text))  # "[no operation] 1. A machine"
+    text = _SENSE_POS.sub("", text) if numbered else text
+    text = _PRONUNCIATION.sub("", _LEADING_ABBREVIATION.sub("", text))  # "(NOL) /noh-el/ A"
+    text = _MD_PREFIX.sub("", text)  # "(From German "klug") 1. A Rube Goldberg device"
     text = _DATE_NOTE.sub("", text)
     text = _CROSS_REFERENCE.sub(r"\1", text)
     text = _SOURCE_NOTE.sub("", text)
     text = _LINK.sub("", _EMAIL.sub("", text))
-    text = text.replace("**", "")
+    text = _EMPHASIS.sub(r"\1", text.replace("**", ""))
     text = re.sub(r"[ \t]{2,}", " ", text)
     return re.sub(r"\s+([.,;:!?])", r"\1", text).strip()
 

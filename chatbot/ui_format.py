@@ -14,6 +14,7 @@ from collections import Counter
 from typing import Any
 
 from chatbot.pipeline import Answer, Pipeline
+from chatbot.terms import main_entries
 
 log = logging.getLogger(__name__)
 
@@ -177,8 +178,9 @@ def corpus_blurb(pipeline: Pipeline) -> tuple[str, str, str]:
     s = pipeline.settings
     try:
         docs = pipeline.index.documents
+        main = main_entries(pipeline.index.chunks, 1)
     except Exception:  # no usable index yet: a neutral text, never a wrong topic
-        docs = []
+        docs, main = [], []
     sources = Counter(str(d.get("source") or d.get("file") or "") for d in docs)
     titles = Counter(str(d.get("title", "")) for d in docs)
     shared = [t for t, n in titles.most_common(3) if n > 1]
@@ -203,7 +205,8 @@ def corpus_blurb(pipeline: Pipeline) -> tuple[str, str, str]:
         f"{' — for example ' + topics if topics else ''}. Answers come only from its entries "
         "and cite them; if the glossary does not cover a question, the bot says so."
     )
-    example = titles.most_common(1)[0][0] if titles else ""
+    top = titles.most_common(1)
+    example = top[0][0] if top and top[0][1] > 1 else next(iter(main), "")
     placeholder = f"Ask a question, e.g. “What is {example}?”" if example else "Ask a question…"
     return title, description, placeholder
 

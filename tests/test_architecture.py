@@ -41,7 +41,7 @@ LAYERS = [
         "export",
     },
     {"index"},
-    {"relevance", "sentence_pick"},
+    {"relevance", "sentence_pick", "reorder"},
     {"retrieve", "rewrite", "candidates"},
     {"verify", "reader", "prompt", "compose", "draft"},
     {"pipeline"},

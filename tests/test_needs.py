@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chatbot.needs import asks_port, asks_price, needed_form
+from chatbot.needs import asks_clock, asks_port, asks_price, needed_form
 
 pytestmark = pytest.mark.unit
 
@@ -54,6 +54,9 @@ def test_a_port_to_another_machine_is_no_port_number() -> None:
     assert not asks_port("What is a port?")
     # the port is a word in what is asked, not the thing asked for
     assert not asks_port("which RFC defines port numbers now? i know 1700 is old")
+    # a socket to plug a device into has no number
+    assert not asks_port("what ports do data loggers usually plug into on a pc?")
+    assert not asks_port("Which port does the printer cable connect to?")
 
 
 def test_a_price_needs_an_amount_and_a_port_a_number() -> None:
@@ -69,6 +72,29 @@ def test_a_price_needs_an_amount_and_a_port_a_number() -> None:
     assert port("QMTP listens on port 209 and is used by qmail.")
     assert not port("Any TCP or UDP port with a number in the range 1025 to 65535.")
     assert not port("Each application program has a unique port number associated with it.")
+
+
+@pytest.mark.parametrize(
+    ("question", "asked"),
+    [
+        ("How fast was the Hitachi HD6309 clocked, in MHz?", True),
+        ("What clock speed did the Z80 run at?", True),
+        ("what clock rate does the 6502 use", True),
+        ("what is a clock?", False),
+        ("How is the clock signal distributed?", False),
+        ("Why do CPUs need a clock?", False),
+    ],
+)
+def test_a_clock_rate_is_asked(question: str, asked: bool) -> None:
+    assert asks_clock(question) is asked
+
+
+def test_a_clock_rate_needs_a_frequency() -> None:
+    clock = needed_form("How fast was the HD6309 clocked, in MHz?")
+    assert clock is not None
+    assert clock("The original IBM PC had a clock rate of 4.77 MHz.")
+    assert clock("It ran at 1-2 GHz.")
+    assert not clock("Hitachi's version of the Motorola 6809 microprocessor.")
 
 
 def test_other_questions_need_no_form() -> None:

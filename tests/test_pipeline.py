@@ -579,6 +579,19 @@ def test_warm_presets_caches_every_faq_question(settings: Settings) -> None:
     assert len(list(settings.preset_cache_dir.glob("*/*.json"))) == n
 
 
+def test_a_dictionary_without_faq_offers_its_main_entries(settings: Settings) -> None:
+    """No FAQ question in the corpus: the presets ask what its longest entries are."""
+    corpus = settings.corpus_dir
+    for page in corpus.glob("*"):
+        page.unlink()
+    long_text = " ".join(f"A hacker enjoys sense {n} of exploring systems." for n in range(60))
+    (corpus / "hacker.md").write_text(f"# hacker\n\n{long_text}\n")
+    (corpus / "tm.md").write_text("# (TM)\n\nA mark after a phrase.\n")
+    (corpus / "bogon.md").write_text("# bogon\n\nThe elementary particle of bogosity.\n")
+    pipe = build(settings, None, presets_shown=2)
+    assert pipe.presets() == ["What is hacker?", "What is bogon?"]
+
+
 def test_answer_round_trips_through_a_dict(settings: Settings) -> None:
     answer = build(settings, Gen(grounded())).ask(GENERAL)
     again = Answer.from_dict(json.loads(json.dumps(answer.to_dict())))

@@ -13,7 +13,7 @@ import pytest
 
 from chatbot.candidates import candidates
 from chatbot.chunking import Chunk
-from chatbot.kinds import holds_type
+from chatbot.kinds import asked_types, holds_type
 from chatbot.reader import (
     Weights,
     _defines_another,
@@ -22,7 +22,7 @@ from chatbot.reader import (
     other_version,
 )
 from chatbot.terms import lookup_term
-from chatbot.text import asked_sense, split_sentences, strip_markup
+from chatbot.text import asked_sense, opening_definition, split_sentences, strip_markup
 from tests.fakes import FakeEmbedder
 
 
@@ -332,6 +332,61 @@ def test_a_lead_etymology_note_can_answer_why() -> None:
     ext = extractive_answer("Why is the zorp language called zorp?", [term], FakeEmbedder())
     assert "Named from the inventors' initials. [1]" in ext.text
     assert "(Named" not in ext.text
+
+
+def test_a_jargon_file_bracket_note_answers_where_from_not_what() -> None:
+    """The Jargon File's "[from the German 'klug', clever]" says where the word comes from; a
+    question asking what a kluge is gets the first sense, without its number and "n."."""
+    kluge = entry(
+        "kluge",
+        "/klooj/\n\n[from the German \u2018klug\u2019, clever; poss. related to Polish "
+        "\u2018klucz\u2019 (a key)]\n\n1. n. A Rube Goldberg device, whether in hardware or "
+        "software.\n\n2. vt. To insert a hack into a program.",
+    )
+    assert opening_definition(kluge.text).startswith("A Rube Goldberg device")
+    what = "What is a kluge?"
+    assert not any("German" in c.text for c in candidates(what, asked_types(what), [kluge], 3))
+    foldoc = entry("kluge", '<jargon> /klooj/, /kluhj/ (From German "klug" - clever) 1. A device.')
+    why = "Where does the word kluge come from?"
+    assert 'From German "klug" - clever.' in [
+        c.text for c in candidates(why, ["reason"], [foldoc], 3)
+    ]
+    where = extractive_answer("Where does the word kluge come from?", [kluge], FakeEmbedder())
+    assert where.text.startswith("from the German")
+    assert "[from" not in where.text
+
+
+def test_an_expansion_too_short_to_read_alone_is_said_of_the_acronym() -> None:
+    """ "[acronym, by analogy with FIFO] 'First In, Still Here'." is what FISH stands for,
+    though the sentence left after the note is four words; a note saying where a name comes
+    from is said of the entry when it is short ("wizard mode: from rogue.")."""
+    fish = entry(
+        "FISH queue",
+        "[acronym, by analogy with FIFO (First In, First Out)] \u2018First In, Still "
+        "Here\u2019.\n\nA joking way of saying that processing has stopped dead.",
+    )
+    ext = extractive_answer("What does FISH stand for?", [fish], FakeEmbedder())
+    assert ext.text.startswith("FISH stands for First In, Still Here")
+    wizard = entry("wizard mode", "[from rogue] A special access mode of a program or system.")
+    why = "Where does the term wizard mode come from?"
+    texts = [c.text for c in candidates(why, asked_types(why), [wizard], 3)]
+    assert "wizard mode: from rogue." in texts
+
+
+def test_markup_that_is_no_prose_is_stripped() -> None:
+    assert strip_markup("[Usenet: by analogy with spam] A message posted too often.") == (
+        "A message posted too often."
+    )
+    assert strip_markup("[incr Tcl] is a Tcl extension.") == "[incr Tcl] is a Tcl extension."
+    assert strip_markup("1. n. A Rube Goldberg device.") == "A Rube Goldberg device."
+    assert strip_markup("used only of *hardware* kluges.") == "used only of hardware kluges."
+    assert strip_markup("UN*X and *nix name Unix.") == "UN*X and *nix name Unix."
+    assert split_sentences("1. n. A device. It works.") == ["1. n. A device.", "It works."]
+    kluge = '<jargon> /klooj/, /kluhj/ (From German "klug") 1. A Rube Goldberg device.'
+    assert [strip_markup(s) for s in split_sentences(kluge)] == ["A Rube Goldberg device."]
+    noop = "<jargon> /noh'op/ alt. NOP /nop/ [no operation] 1. A machine instruction."
+    assert [strip_markup(s) for s in split_sentences(noop)] == ["A machine instruction."]
+    assert strip_markup("(NOL) /noh-el/ A software service.") == "A software service."
 
 
 def test_a_sentence_telling_how_it_was_named_answers_why() -> None:
@@ -848,6 +903,24 @@ def test_another_name_is_answered_from_the_dictionarys_note() -> None:
     assert "also called" not in plain.text
 
 
+def test_a_question_naming_another_name_is_answered_by_the_note() -> None:
+    """The Jargon File's "(Also called nagware)" answers "Is annoyware the same as nagware?";
+    a note without "called" names nothing ("(or more)")."""
+    nag = entry(
+        "annoyware",
+        "A type of shareware that disrupts the program to ask for payment. (Also called "
+        "nagware) The requests need the user to act (or more) before work goes on.",
+    )
+    answer = extractive_answer("Is annoyware the same thing as nagware?", [nag], None)
+    assert "Annoyware is also called nagware." in answer.text
+    more = extractive_answer("is annoyware called more?", [nag], None)
+    assert "also called more" not in more.text
+    # a question saying the other name knows it: "what is X (also called Y)?" asks for X
+    said = "what is annoyware (sometimes called nagware) made for?"
+    assert not any("also called" in c.text for c in candidates(said, asked_types(said), [nag], 3))
+    assert split_sentences("n.\n\n[from R] Formerly IBM.") == ["[from R] Formerly IBM."]
+
+
 OCCAM_2 = entry(
     "occam 2",
     "<language> An extension of occam produced in 1987. Occam 2 adds floating-point, "
@@ -896,6 +969,22 @@ def test_a_price_asked_of_a_named_entry_comes_from_that_entry() -> None:
     # no entry named: a price anywhere in the passages read may answer
     loose = extractive_answer("What did the big 25-ton computer cost?", [univac], FakeEmbedder())
     assert "$1.5 million" in loose.text
+
+
+def test_a_clock_rate_of_a_named_entry_may_come_from_a_sentence_naming_it() -> None:
+    """The clock rate entry says what the original IBM PC ran at: its sentence names the PC."""
+    pc = entry("IBM PC", "A personal computer sold by IBM from 1981.")
+    rate = entry("clock rate", "The original IBM PC had a clock rate of 4.77 MHz.", n=1)
+    other = entry("Intel 486", "A processor that ran at 50 MHz in some models.", n=2)
+    ext = extractive_answer("What clock speed did the IBM PC run at?", [pc, rate], FakeEmbedder())
+    assert "4.77 MHz" in ext.text and ext.cited == [2]
+    asked = "How fast was the IBM PC clocked, in MHz?"
+    assert extractive_answer(asked, [pc, other], FakeEmbedder()).text == ""
+    # the entry a question names by the word it asks for ("port") is no thing a sentence names
+    port = entry("port", "Each application program has a unique port number.")
+    ephemeral = entry("ephemeral port", "BSD used ports 1024 through 4999 as ephemeral.", n=1)
+    sftp = "What TCP port does SFTP listen on by default?"
+    assert extractive_answer(sftp, [port, ephemeral], FakeEmbedder()).text == ""
 
 
 def test_a_term_is_named_by_the_entry_defining_it_not_by_a_later_passage() -> None:

@@ -340,11 +340,24 @@ def test_the_asked_sentence_of_a_question(question: str, asked: str) -> None:
     assert asked_sentence(question) == asked
 
 
+def titled_pages(
+    tmp_path: Path, pages: dict[str, tuple[str, str]], chunker: Chunker | None = None
+) -> Retriever:
+    """A retriever with a term index over Markdown pages {file name: (title, text)}."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name, (title, text) in pages.items():
+        (corpus / f"{name}.md").write_text(f"---\ntitle: {title}\n---\n# {title}\n\n{text}\n")
+    store = IndexStore(tmp_path / "index", FakeEmbedder(), chunker or Chunker())
+    store.build(corpus)
+    index = store.load()
+    terms = TermIndex.build({"doc_id": c.doc_id, "title": c.title} for c in index.chunks)
+    return retriever(index, terms=terms)
+
+
 def test_an_entry_named_in_quotes_is_read_first(tmp_path: Path) -> None:
     """The question's other words pull retrieval to other entries; the quoted term is what the
     user asks about, so its entry comes first (and nothing moves when quotes name no entry)."""
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
     pages = {
         "super-mini": ("super minicomputer", "Distinguished by intelligent peripherals."),
         "mini": ("minicomputer", "A computer that counts as small; its makers count sales."),
@@ -354,13 +367,7 @@ def test_an_entry_named_in_quotes_is_read_first(tmp_path: Path) -> None:
         "mini-count": ("minicomputer count", "How many a maker makes: the minicomputer count."),
         "mini-super": ("super maker", "A maker that makes a super computer count."),
     }
-    for name, (title, text) in pages.items():
-        (corpus / f"{name}.md").write_text(f"---\ntitle: {title}\n---\n# {title}\n\n{text}\n")
-    store = IndexStore(tmp_path / "index", FakeEmbedder(), Chunker())
-    store.build(corpus)
-    index = store.load()
-    terms = TermIndex.build({"doc_id": c.doc_id, "title": c.title} for c in index.chunks)
-    r = retriever(index, terms=terms)
+    r = titled_pages(tmp_path, pages)
     question = "what makes a computer count as a 'super minicomputer'?"
     assert r.run(question.replace("'", "")).hits[0].chunk.title != "super minicomputer"
     assert r.run(question).hits[0].chunk.title == "super minicomputer"
@@ -368,6 +375,40 @@ def test_an_entry_named_in_quotes_is_read_first(tmp_path: Path) -> None:
     assert [h.chunk.doc_id for h in plain.hits] == [
         h.chunk.doc_id for h in r.run("what makes a computer count as small?").hits
     ]
+
+
+def test_a_passage_holding_a_quoted_phrase_is_read_first(tmp_path: Path) -> None:
+    """No entry is titled 'contrastive matching', but the passage saying it answers what it is,
+    though the question's other words pull retrieval to other entries."""
+    pages = {
+        "fm": ("matching", "Matching in a foundation model article: matching mentioned."),
+        "fm2": ("contrastive", "Contrastive foundation model article: contrastive, mentioned."),
+        "fm3": ("model matching", "A model matching what is mentioned in a model article."),
+        "fm4": ("contrastive pairs", "Matching and contrastive pairs: a foundation model article."),
+        "how": ("how it works", "Pretrained with contrastive matching for vision-language."),
+    }
+    r = titled_pages(tmp_path, pages)
+    question = "I saw 'contrastive matching' mentioned in a foundation model article. What is that?"
+    assert "how" not in [h.chunk.doc_id for h in r.run(question.replace("'", "")).hits[:3]]
+    assert r.run(question).hits[0].chunk.doc_id == "how"
+
+
+def test_a_looked_up_entry_of_notes_only_brings_its_first_sense(tmp_path: Path) -> None:
+    """The Jargon File's "hacker" opens with a pronunciation and a note in brackets; its first
+    sense is the entry's next chunk, which a lookup reads right after the opening."""
+    senses = "\n\n".join(
+        f"{n}. A person who enjoys exploring the details of programmable systems, sense {n}."
+        for n in range(1, 4)
+    )
+    pages = {
+        "hacker": ("hacker", f"n.\n\n[originally, one who makes furniture with an ax]\n\n{senses}"),
+        "hack": ("hack", "A hacker's quick job; hackers hack. What is a hacker's hack?"),
+        "ethic": ("hacker ethic", "What a hacker believes: a hacker shares."),
+    }
+    r = titled_pages(tmp_path, pages, Chunker(size=120, overlap=0))
+    hits = r.run("What is a hacker?").hits
+    assert [h.chunk.doc_id for h in hits[:2]] == ["hacker", "hacker"]
+    assert hits[1].chunk.text.lstrip().startswith("1. A person who enjoys")
 
 
 def test_a_looked_up_term_no_passage_says_makes_the_question_uncovered(

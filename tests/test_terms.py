@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chatbot.terms import Lookup, TermIndex, lookup_term, normalize
+from chatbot.terms import Lookup, TermIndex, lookup_term, main_entries, normalize
 
 pytestmark = pytest.mark.unit
 
@@ -74,6 +74,9 @@ def index() -> TermIndex:
         ("What really is a kernel?", "kernel"),
         ("what do ppl mean by foundation model", "foundation model"),
         ("In plain terms, what is a base model when people talk about LLMs?", "base model"),
+        # "that" is the one term the question quotes before it
+        ("My dev does 'debugging by printf'. What does that mean?", "debugging by printf"),
+        ("I keep reading about 'kluge'. what is it?", "kluge"),
     ],
 )
 def test_lookup_phrasings_give_the_term(question: str, term: str) -> None:
@@ -92,6 +95,12 @@ def test_lookup_phrasings_give_the_term(question: str, term: str) -> None:
         "write a Python function that reverses a linked list",
         "What is it?",
         "Tell me. What is Bison? And what is yacc?",
+        "It has to tie the concept back to something practical. Back to what?",
+        # one sense of the quoted word is asked, not the word's entry as a whole
+        "a coworker called someone 'a no-op'. what does that mean when said about a person?",
+        # about what was said before, not a term
+        "I keep hearing about domain driven design. What are its main principles?",
+        "We use 'kluge' and 'hack'. What does that mean?",  # two quotes: which one?
     ],
 )
 def test_other_questions_are_not_lookups(question: str) -> None:
@@ -137,6 +146,8 @@ def test_lookup_found_and_not_a_lookup(index: TermIndex) -> None:
     # the kind of thing after the name, and "about", are not part of it
     look = index.lookup("What is the compiler program about?")
     assert look is not None and look.found and look.doc_ids == ("compiler",)
+    look = index.lookup("What exactly is a compiler device?")  # a user's word for the kind
+    assert look is not None and look.found and look.doc_ids == ("compiler",)
     assert index.lookup("How does a compiler work?") is None
 
 
@@ -146,6 +157,9 @@ def test_quoted_terms_name_their_entries(index: TermIndex) -> None:
     assert index.quoted("is a native compiler fast?") == []  # named, but not quoted
     assert index.quoted("what is 'nothing like it'?") == []
     assert index.quoted("'byte'?", max_senses=1) == []  # a quote naming many entries
+    # "the word X" names X as quotes would
+    assert index.quoted("where does the word compiler come from?") == ["compiler"]
+    assert index.quoted("What does the term native compiler mean?") == ["native"]
 
 
 def test_mentioned_finds_the_longest_term(index: TermIndex) -> None:
@@ -204,3 +218,13 @@ def test_normalize_is_stable() -> None:
     assert normalize("  The  Compiler's ") == "compiler"
     assert normalize("U.S.A.") == "usa"
     assert normalize("???") == "???"  # never empty
+
+
+def test_main_entries_are_the_longest_with_a_name_to_ask_about() -> None:
+    class C:
+        def __init__(self, doc_id: str, title: str) -> None:
+            self.doc_id, self.title = doc_id, title
+
+    chunks = [C("tm", "(TM)")] * 5 + [C("a", "alpha")] + [C("h", "hacker")] * 3 + [C("b", "beta")]
+    assert main_entries(chunks, 2) == ["hacker", "alpha"]  # ties in corpus order
+    assert main_entries(chunks, 0) == []
