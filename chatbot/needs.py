@@ -3,11 +3,10 @@
 "How many ...?" is answered by a quantity, "What does CRFM stand for?" by a sentence spelling it
 out, "Who were the authors?" by a person's name, "How much did X cost?" by an amount of money
 (or "expensive"), "What port does Redis listen on?" by a port number, and "How fast was the
-HD6309 clocked?" by a frequency. When none of the
-passages read holds such a sentence, the glossary does not answer the question, however close
-its passages are: "Each application program has a unique port number ..." is on topic and
-answers nothing. These needs are read from the question once, then tried on every candidate
-sentence.
+HD6309 clocked?" by a frequency. When none of the passages read holds such a sentence, the
+glossary does not answer the question, however close its passages are: "Each application
+program has a unique port number ..." is on topic and answers nothing. These needs are read
+from the question once, then tried on every candidate sentence.
 """
 
 from __future__ import annotations

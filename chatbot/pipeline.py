@@ -222,9 +222,10 @@ class Pipeline:
         without any (a dictionary) offers "What is X?" for the entries it says most about."""
         self.ensure_index()
         assert self._state is not None
-        faq = list(dict.fromkeys(c.question or "" for c in self._state.faq_chunks))
+        if faq := list(dict.fromkeys(c.question or "" for c in self._state.faq_chunks)):
+            return faq
         main = main_entries(self._state.index.chunks, self.settings.presets_shown)
-        return faq or [f"What is {t}?" for t in main]
+        return [f"What is {t}?" for t in main]
 
     # ---------------------------------------------------------------------------- model
     @property
