@@ -47,7 +47,7 @@ from chatbot.relevance import off_topic_probes
 from chatbot.retrieve import Hit, Retrieval, Retriever
 from chatbot.rewrite import FollowUpRewriter
 from chatbot.terms import TermIndex, main_entries
-from chatbot.text import renumber_citations
+from chatbot.text import opening_definition, renumber_citations
 from chatbot.verify import SupportChecker, attach_citations, unmentioned_specifics
 
 log = logging.getLogger(__name__)
@@ -341,11 +341,13 @@ class Pipeline:
         if lookup is None:
             return None
         if lookup.found:
-            # the entry's first chunk only: later chunks are not its definition
+            # the entry's first chunk only: later chunks are not its definition, unless the
+            # first holds notes only ("talk mode n."), and its first sense follows
             entries: dict[str, tuple[int, Chunk]] = {}
             for n, h in enumerate(turn.hits, 1):
-                if h.chunk.doc_id in lookup.doc_ids:
-                    entries.setdefault(h.chunk.doc_id, (n, h.chunk))
+                seen = entries.get(doc := h.chunk.doc_id)
+                if doc in lookup.doc_ids and not (seen and opening_definition(seen[1].text)):
+                    entries[doc] = (n, h.chunk)
             ext = lookup_answer(list(entries.values()), question=turn.standalone)
             acronym = asked_expansion(turn.standalone)
             if not ext.text or (acronym and not spells_out(ext.text, acronym)):

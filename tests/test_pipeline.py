@@ -28,6 +28,7 @@ from chatbot.pipeline import Pipeline
 from chatbot.presets import cached_answer, warm_presets
 from chatbot.verify import parse_citations, split_sentences
 from tests.fakes import FakeEmbedder, FakeGenerator
+from tests.test_readers import write_dictd
 
 FAQ_QUESTION = "Can you use a base model directly for a chatbot?"
 OFF_TOPIC = "What is the weather in Paris tomorrow?"
@@ -590,6 +591,31 @@ def test_a_dictionary_without_faq_offers_its_main_entries(settings: Settings) ->
     (corpus / "bogon.md").write_text("# bogon\n\nThe elementary particle of bogosity.\n")
     pipe = build(settings, None, presets_shown=2)
     assert pipe.presets() == ["What is hacker?", "What is bogon?"]
+
+
+def test_a_lookup_of_an_entry_opening_with_notes_only_reads_its_first_sense(
+    settings: Settings,
+) -> None:
+    """The Jargon File's "talk mode" opens with "n." and a first sentence too long to join it,
+    so its first chunk holds the name only: the definition opens the next chunk, not a later
+    sentence the reader may prefer."""
+    corpus = settings.corpus_dir
+    for page in corpus.glob("*"):
+        page.unlink()
+    long_clause = "with many words in a row and more words after them, " * 6
+    body = (
+        "talk mode\n n.\n\n    A feature of Unix and other systems that lets two or more\n"
+        f"    logged-in users hold a live chat, {long_clause}ending here. It combines the\n"
+        "    immediacy of talking with the precision of writing. "
+        + "It is hard to show inflection in it. " * 12
+        + "\n\n"
+    )
+    write_dictd(
+        corpus, "jargon", [(["talk mode"], body), (["talk"], "talk\n n.\n\n  To chat.\n")], dz=False
+    )
+    answer = build(settings, None).ask("What is talk mode?")
+    assert answer.mode == "lookup"
+    assert answer.answer.startswith("Talk mode: A feature of Unix and other systems")
 
 
 def test_answer_round_trips_through_a_dict(settings: Settings) -> None:
