@@ -172,11 +172,12 @@ def lookup_term(question: str) -> str | None:
         last = n == len(_LOOKUP) - 1
         if last and (_QUESTION_WORDS.match(term) or _WH_WORD.search(term)):
             return None  # "how does X work?", "Back to what?" are questions, not bare terms
-        quotes = quoted_terms(question)
-        if term.lower() in _PRONOUNS and len(quotes) == 1 and not _OF_A_SENSE.search(q):
-            return quotes[0]  # "My dev does 'debugging by printf'. What does that mean?"
-        if term.lower() in _PRONOUNS or _REFERRING.match(term) or re.search(r"[.?!]\s", term):
-            return None  # "What is it?" names no term; "Tell me. What is X" is not one
+        if term.lower() in _PRONOUNS:  # "What is it?" names no term, unless it is the one
+            # quoted before: "My dev does 'debugging by printf'. What does that mean?"
+            quotes = quoted_terms(question)
+            return quotes[0] if len(quotes) == 1 and not _OF_A_SENSE.search(q) else None
+        if _REFERRING.match(term) or re.search(r"[.?!]\s", term):
+            return None  # "its main principles"; "Tell me. What is X" is not one
         if term and len(term.split()) <= MAX_TERM_WORDS:
             return term
     return None
