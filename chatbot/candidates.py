@@ -78,8 +78,11 @@ _OR_NOTE = re.compile(
 _LEAD_NAMES = re.compile(_LEAD + r"\(([^()]{2,200})\)")
 _NAME_JOIN = re.compile(r"\b(?:or|previously|formerly|originally|then|also|now|later)\b", re.I)
 _ASIDE = re.compile(r"\([^()]*\)\.?")  # "(FMPL of Accardi).": a note on the name, no prose
+# a pointer or availability line, not prose: "Version 2.3 runs on Sun-3", "See also X"; a version's
+# history is prose ("Version 1 was released in 1991")
 _REFERENCE = re.compile(
-    r"^(?:see also|see|compare|e-mail|ftp|version|home page|unix manual page|usenet newsgroup|"
+    r"^(?:see also|see|compare|e-mail|ftp|version(?!.*\b(?:was|were)\b)|home page|"
+    r"unix manual page|usenet newsgroup|"
     r"mailing list|source code|latest version)\b",
     re.I,
 )

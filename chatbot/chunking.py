@@ -13,14 +13,12 @@ from dataclasses import dataclass
 
 from chatbot.corpus import Document
 from chatbot.entries import TERM_ITEM
-from chatbot.text import split_sentences, without_headings
+from chatbot.text import SENTENCE_BREAK, split_sentences, without_headings
 
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$")
 _FENCE = re.compile(r"^(```|~~~)")
 _FAQ_SECTION = re.compile(r"\b(faq|frequently asked|questions?)\b", re.IGNORECASE)
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
-# whitespace after . ! ? and up to two closing quotes/brackets, which stay with their sentence
-_SENTENCE_END = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"')\]])|(?<=[.!?][\"')\]]{2}))\s+")
 
 
 @dataclass(frozen=True)
@@ -116,7 +114,9 @@ def _split_units(text: str, start: int, end: int, size: int) -> list[tuple[int, 
     def spans(pattern: re.Pattern[str], s: int, e: int) -> list[tuple[int, int]]:
         out, cur = [], s
         for m in pattern.finditer(text, s, e):
-            out.append((cur, m.start()))
+            # a sentence break's closing quotes and brackets (group 1) stay with the sentence
+            closing = m.group(1) if pattern.groups else None
+            out.append((cur, m.end(1) if closing is not None else m.start()))
             cur = m.end()
         out.append((cur, e))
         return [(a, b) for a, b in out if text[a:b].strip()]
@@ -129,7 +129,7 @@ def _split_units(text: str, start: int, end: int, size: int) -> list[tuple[int, 
         return s, e
 
     result: list[tuple[int, int]] = []
-    levels = [_PARAGRAPH_BREAK, re.compile(r"\n"), _SENTENCE_END]
+    levels = [_PARAGRAPH_BREAK, re.compile(r"\n"), SENTENCE_BREAK]
 
     def split(s: int, e: int, depth: int) -> None:
         s, e = trim(s, e)
@@ -215,7 +215,7 @@ class Chunker:
         self.overlap = overlap
 
     def params(self) -> dict[str, int | str]:
-        return {"strategy": "heading-aware-v5", "size": self.size, "overlap": self.overlap}
+        return {"strategy": "heading-aware-v6", "size": self.size, "overlap": self.overlap}
 
     def run(self, doc: Document) -> list[Chunk]:
         chunks: list[Chunk] = []

@@ -35,6 +35,16 @@ def entry_id(path: Path, name: str, used: set[str]) -> str:
     return doc_id
 
 
+# invisible marks that break words apart for search and answers: "mar\u00adket\u00ading droid"
+# (the Jargon File's soft hyphens), zero-width spaces and word joiners from web exports
+_INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u2060"), None)
+
+
+def visible(text: str) -> str:
+    """The text without invisible word-breaking marks."""
+    return text.translate(_INVISIBLE)
+
+
 def decode_text(data: bytes) -> str:
     """UTF-8 text or a ValueError saying why not (binary, wrong encoding, empty)."""
     if b"\x00" in data:
@@ -45,7 +55,7 @@ def decode_text(data: bytes) -> str:
         raise ValueError(f"not UTF-8 text (byte {exc.start})") from None
     if not text.strip():
         raise ValueError("empty file")
-    return text
+    return visible(text)
 
 
 def check_size(data: bytes, limit: int) -> None:

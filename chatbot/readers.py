@@ -43,6 +43,7 @@ from chatbot.entries import (
     entry_document,
     entry_id,
     term_list_items,
+    visible,
 )
 from chatbot.exports import read_json, read_table
 
@@ -216,7 +217,7 @@ def read_dictd(path: Path, data: bytes) -> list[Document]:
     used: set[str] = set()
     source = path.stem
     for (offset, length), words in sorted(headwords.items()):
-        entry = blob[offset : offset + length].decode("utf-8", errors="replace")
+        entry = visible(blob[offset : offset + length].decode("utf-8", errors="replace"))
         title, aliases, body = _split_dictd_entry(entry, words[0])
         if not body:
             continue

@@ -16,12 +16,13 @@ LEADING_CITATIONS = re.compile(r"^(?:\[\s*\d+\s*(?:[,;]\s*\d+\s*)*\]\s*)+")
 # blank line or a list item / heading line also ends one. Other newlines are soft wraps.
 # Abbreviations ("e.g.", "i.e.", an initial such as "J." or "D.A.", "U.S.", a date's "ca." or
 # "c.") and a list item's number ("2. Econometric Software Package.") do not end a sentence.
-_SENTENCE = re.compile(
+# where one sentence ends and the next begins: the one splitter, for answers and for chunking
+SENTENCE_BREAK = re.compile(
     r"(?<!\be\.g\.)(?<!\bi\.e\.)(?<!\bcf\.)(?<!\bvs\.)(?<!\bc\.f\.)(?<!\bDr\.)(?<!\bMr\.)"
     r"(?<!\bSt\.)(?<!\bNo\.)(?<!\bca\.)(?<!\bc\.)(?<!\bapprox\.)(?<!\bpp\.)(?<!\bVol\.)"
     r"(?<!\balt\.)(?<![\])]\s\d\.)"  # the Jargon File's "alt. NOP", "[no operation] 1. A ..."
     r"(?<!\d\. n\.)(?<!\d\. v\.)(?<!\d\. vt\.)(?<!\d\. vi\.)(?<!\d\. adj\.)(?<!\d\. adv\.)"
-    r"(?<!\s[A-Z]\.)(?<![A-Z]\.[A-Z]\.)(?<!^\d\.)(?<!\n\d\.)(?<!^\d\d\.)(?<!\n\d\d\.)(?<=[.!?])([\"')\]]*)\s+(?=[A-Z0-9\"'(\[])"
+    r"(?<!\s[A-Z]\.)(?<![A-Z]\.[A-Z]\.)(?<!^\d\.)(?<!\n\d\.)(?<!^\d\d\.)(?<!\n\d\d\.)(?<=[.!?])([\"')\]”’]*)\s+(?=[A-Z0-9\"'(\[“‘])"
     r"|\n\s*\n+|\n(?=\s*(?:[-*•]\s|\d+\.\s|#))"
 )
 _SOFT_WRAP = re.compile(r"(?<!\n)\n(?![\n\s]*(?:[-*•]\s|\d+\.\s|#|\n))")
@@ -45,6 +46,9 @@ _SENSE_POS = re.compile(rf"^\s*(?:(?:{_POS})\.(?:,\s*|\s+))+(?=[A-Z])")
 _DATE_NOTE = re.compile(r"\(\d{4}-\d{2}-\d{2}\)")
 _CROSS_REFERENCE = re.compile(r"\{([A-Za-z0-9][^{}\n]{0,80}?)\}")  # FOLDOC's "{Java}" -> "Java"
 _SOURCE_NOTE = re.compile(r"\[(?:[A-Z][\w .,'&-]{1,60})\]\.?")
+# an editor's open question, not the entry's text: "released in 1991 [by Microsoft?]", "[Details?]";
+# left in, it made the sentence read as a question, which no answer may be
+_EDITOR_QUERY = re.compile(r"\s*\[[^\[\];]{1,40}\?\s*\]")
 # contact and download notes: "<dongarra@cs.utk.edu>", "(ftp://netlib.att.com/...)"
 _EMAIL = re.compile(r"\s*<[^<>\s@]+@[^<>\s]+>")
 _LINK = re.compile(r"\s*\((?:https?|ftp)://[^()\s]*\)|\s*\b(?:https?|ftp)://\S+")
@@ -131,7 +135,9 @@ def split_sentences(text: str) -> list[str]:
     """Sentences in order; a citation written after the full stop stays with its sentence, and
     so does a closing quote or bracket ('He's "plug and play."')."""
     out: list[str] = []
-    parts = _SENTENCE.split(_SOFT_WRAP.sub(" ", text))  # sentence, closing marks, sentence, ...
+    parts = SENTENCE_BREAK.split(
+        _SOFT_WRAP.sub(" ", text)
+    )  # sentence, closing marks, sentence, ...
     for piece, closing in zip(parts[::2], [*parts[1::2], None], strict=True):
         s = ((piece or "") + (closing or "")).strip()
         # "Claim one. [1] Claim two." -- a citation after the full stop belongs to claim one
@@ -181,7 +187,7 @@ def strip_markup(text: str) -> str:
     text = _MD_PREFIX.sub("", text)  # "(From German "klug") 1. A Rube Goldberg device"
     text = _DATE_NOTE.sub("", text)
     text = _CROSS_REFERENCE.sub(r"\1", text)
-    text = _SOURCE_NOTE.sub("", text)
+    text = _SOURCE_NOTE.sub("", _EDITOR_QUERY.sub("", text))
     text = _LINK.sub("", _EMAIL.sub("", text))
     text = _EMPHASIS.sub(r"\1", text.replace("**", ""))
     text = re.sub(r"[ \t]{2,}", " ", text)

@@ -176,6 +176,19 @@ def test_closing_bracket_after_a_sentence_stays_with_it() -> None:
     assert any(t.startswith('"Quoted end.")') for t in texts)
 
 
+def test_a_long_paragraph_is_cut_between_sentences_not_after_an_abbreviation() -> None:
+    """The Jargon File's "marketroid" chunk ended "... marketing department, esp." and the
+    answer with it: chunking cut at any full stop, the answers' splitter only before a
+    sentence (one splitter now serves both)."""
+    doc = doc_of(
+        "# marketroid\n\nA word for people in one company department. A member of a "
+        "company's marketing department, esp. one who promises features. Derogatory.\n"
+    )
+    texts = [c.text for c in check_invariants(doc, Chunker(120, 0))]
+    assert not any(t.endswith("esp.") for t in texts)
+    assert any(t.startswith("A member") and "esp. one who" in t for t in texts)
+
+
 def test_overlap_repeats_the_tail_of_the_previous_chunk() -> None:
     paras = "\n\n".join(f"Paragraph {i} says something short." for i in range(12))
     doc = doc_of(f"# T\n\n{paras}\n")

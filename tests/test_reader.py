@@ -387,6 +387,13 @@ def test_markup_that_is_no_prose_is_stripped() -> None:
     noop = "<jargon> /noh'op/ alt. NOP /nop/ [no operation] 1. A machine instruction."
     assert [strip_markup(s) for s in split_sentences(noop)] == ["A machine instruction."]
     assert strip_markup("(NOL) /noh-el/ A software service.") == "A software service."
+    assert strip_markup("Version 1 was released in 1991 [by Microsoft?].") == (
+        "Version 1 was released in 1991."
+    )
+    assert strip_markup("A language. [Details?  Reference?]") == "A language."
+    # a remark in brackets is the entry's own text
+    said = "[INTERCAL called this ampersand; what could be sillier?]"
+    assert strip_markup(f"It is {said}.") == f"It is {said}."
 
 
 def test_a_sentence_telling_how_it_was_named_answers_why() -> None:
@@ -533,6 +540,41 @@ def test_a_when_question_opens_with_a_sentence_holding_a_year() -> None:
         max_sentences=1,  # the one sentence said is the one with the year
     )
     assert ext.text.startswith("The log book page is dated September 9, 1947")
+
+
+def test_a_year_followed_by_an_editors_query_still_answers_when() -> None:
+    """FOLDOC: "Version 1 was released in 1991 [by Microsoft?]." was read as a question, and a
+    question is never an answer, so "What year did Visual Basic come out?" had no year."""
+    vb = entry(
+        "Visual Basic",
+        "A popular event-driven visual programming system from Microsoft. It can also be used "
+        "to create ActiveX and COM components. Version 1 was released in 1991 [by Microsoft?].",
+    )
+    ext = extractive_answer(
+        "what year did the first version of Visual Basic come out?", [vb], FakeEmbedder()
+    )
+    assert "released in 1991. [1]" in ext.text
+
+
+def test_a_sentence_ends_before_a_curly_quote() -> None:
+    """The Jargon File quotes with curly marks: a sentence was glued to the quoted dialogue
+    after it ("... newsgroups. “What?"), read as a question, and TANSTAAFL had no expansion."""
+    assert split_sentences("It is a lunch. “What? No!” “Well, it is.” Then ‘this’. So.") == [
+        "It is a lunch.",
+        "“What?",
+        "No!”",
+        "“Well, it is.”",
+        "Then ‘this’.",
+        "So.",
+    ]
+    word = entry(
+        "TANSTAAFL",
+        "[acronym, from Robert Heinlein's novel The Moon is a Harsh Mistress.] “There Ain't No "
+        "Such Thing As A Free Lunch”, often invoked when someone balks at a heavyweight "
+        "technique. “What? Don't tell me I have to write a database!” “Well, TANSTAAFL you know.”",
+    )
+    ext = extractive_answer("What does TANSTAAFL stand for?", [word], FakeEmbedder())
+    assert "There Ain't No Such Thing As A Free Lunch" in ext.text
 
 
 def test_a_pun_is_answered_with_its_origin_and_the_short_definition() -> None:

@@ -77,6 +77,15 @@ def test_dictd_pair_gives_one_entry_per_definition(tmp_path: Path, dz: bool) -> 
     assert len({d.doc_id for d in corpus.documents}) == 3
 
 
+def test_soft_hyphens_are_dropped_from_entries_and_pages(tmp_path: Path) -> None:
+    """The Jargon File writes "mar\u00adket\u00ading droid": split words that no search finds."""
+    write_dictd(tmp_path, "mini", [(["marketroid"], "   A mar\u00adket\u00ading droid.\n")], False)
+    (tmp_path / "page.md").write_text("# Page\n\nA zero\u200bwidth mar\u00adket.\n", "utf-8")
+    texts = {d.title: d.text for d in load_corpus(tmp_path).documents}
+    assert "A marketing droid." in texts["marketroid"]
+    assert "A zerowidth market." in texts["Page"]
+
+
 def test_dictd_index_without_data_is_skipped_with_reason(tmp_path: Path) -> None:
     (tmp_path / "lonely.index").write_text("x\tA\tB\n", encoding="utf-8")
     (skipped,) = load_corpus(tmp_path).skipped
