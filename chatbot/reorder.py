@@ -77,13 +77,16 @@ class Reorder:
         chunk itself: where a word comes from is said in its entry's leading note."""
         top = [self.index.chunks[i] for i, _ in ranked[:read]]
         shown = {c.chunk_id if opening else c.doc_id for c in top}
-        starts = [
-            i
-            for d in doc_ids
-            if (i := self.entry_starts.get(d)) is not None
-            and (self.index.chunks[i].chunk_id if opening else d) not in shown
-        ]
-        return put_first(starts, ranked)
+
+        def seen(i: int) -> bool:
+            chunk = self.index.chunks[i]
+            return (chunk.chunk_id if opening else chunk.doc_id) in shown
+
+        starts = [i for d in doc_ids if (i := self.entry_starts.get(d)) is not None]
+        missing = [i for i in starts if not seen(i)]
+        # an opening already read stays read: the missing ones must not push it out
+        kept = [i for i in starts if opening and seen(i)]
+        return put_first(missing + kept, ranked) if missing else ranked
 
     def holding_quote(self, question: str, ranked: Ranked, read: int = 3) -> Ranked:
         """The best-ranked passage holding a phrase the question quotes first, unless one the

@@ -28,7 +28,7 @@ from chatbot.relevance import probe_level, relevance_cutoff
 from chatbot.reorder import Reorder
 from chatbot.sentence_pick import SentencePicker
 from chatbot.terms import Lookup, TermIndex, normalize
-from chatbot.text import asked_sentence, proper_names
+from chatbot.text import asked_sentence, proper_names, quoted_terms
 from chatbot.tokens import query_terms, tokenize
 
 Mode = Literal["hybrid", "dense", "bm25"]
@@ -252,11 +252,12 @@ class Retriever:
 
     def unknown_names(self, question: str) -> list[str]:
         """Names the question asks about that no passage of the corpus mentions ("When did
-        Microsoft buy Activision?"): whatever passage comes close, it is about something else."""
+        Microsoft buy Activision?", "What does 'doxxing' mean?": quotes mark a name too):
+        whatever passage comes close, it is about something else."""
         vocabulary = self.bm25.vocab_dict if len(self.index) else {}
         return [
             name
-            for name in proper_names(question)
+            for name in dict.fromkeys([*proper_names(question), *quoted_terms(question)])
             if (terms := tokenize(name))
             and not any(t in vocabulary or t in self._file_names for t in terms)
         ]
@@ -309,24 +310,13 @@ class Retriever:
             also = [encode_query(self.embedder, asked)] if alone else []
         ranking = self._rank(question, [qvec, *also], timings)
         with _timed(timings, "lookup_ms"):
-            lookup = self.terms.lookup(question) if self.terms is not None else None
-            if lookup is not None and lookup.found:
-                ranking.ranked = self.reorder.promote(lookup, ranking.ranked, qvec)
-            elif self.terms is not None and (quoted := self.terms.quoted(question)):
-                ranking.ranked = self.reorder.include(
-                    quoted, ranking.ranked, opening=asks_origin(question)
-                )
-            else:
-                ranking.ranked = self.reorder.holding_quote(question, ranking.ranked)
+            lookup, part = self._named_first(question, ranking, qvec)
         hits = self._hits(ranking, qvec, k)
         if not (lookup is not None and lookup.found):  # a looked-up entry is the answer
             with _timed(timings, "sentences_ms"):
                 hits = self._closest_sentence(ranking, qvec, hits)
         timings["total_ms"] = sum(v for key, v in timings.items() if key.endswith("_ms"))
         coverage = 0.0 if ranking.best_bm25 is None else self.coverage(question, ranking.best_bm25)
-        part = (
-            self.terms.lookup_part(question) if lookup is None and self.terms is not None else None
-        )
         unknown = self.unknown_names(question) + self.unknown_term(lookup or part)
         return Retrieval(
             question=question,
@@ -340,6 +330,28 @@ class Retriever:
             unknown_names=unknown,
             named=tuple(self.terms.named(question)) if self.terms is not None else (),
         )
+
+    def _named_first(
+        self, question: str, ranking: _Ranking, qvec: np.ndarray
+    ) -> tuple[Lookup | None, Lookup | None]:
+        """Put first what the question names (see reorder.py); the term it looks up, or else
+        the term one of its parts looks up ("What does KIBO stand for? And who is Kibo?")."""
+        if self.terms is None:
+            ranking.ranked = self.reorder.holding_quote(question, ranking.ranked)
+            return None, None
+        lookup = self.terms.lookup(question)
+        part = self.terms.lookup_part(question) if lookup is None else None
+        if lookup is not None and lookup.found:
+            ranking.ranked = self.reorder.promote(lookup, ranking.ranked, qvec)
+        elif part is not None and part.found:  # its entry's opening is read, not the answer
+            ranking.ranked = self.reorder.include(list(part.doc_ids), ranking.ranked, opening=True)
+        elif quoted := self.terms.quoted(question):
+            ranking.ranked = self.reorder.include(
+                quoted, ranking.ranked, opening=asks_origin(question)
+            )
+        else:
+            ranking.ranked = self.reorder.holding_quote(question, ranking.ranked)
+        return lookup, part
 
     def _rank(self, question: str, qvecs: list[np.ndarray], timings: dict[str, float]) -> _Ranking:
         """Dense search (for the whole question, and for its asked sentence when it has

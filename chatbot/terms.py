@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from chatbot.kinds import LEAD_PHRASE
-from chatbot.text import asked_sentence, quoted_terms
+from chatbot.text import asked_sentence, question_sentences, quoted_terms
 
 _ARTICLE = re.compile(r"^(?:a|an|the)\s+", re.I)
 _POSSESSIVE = re.compile(r"(?<=\w)['’]s\b")
@@ -85,7 +85,7 @@ _FOLLOW_UP = re.compile(
 _KIND_NOUN = re.compile(
     r"\s+(?:standard|language|protocol|format|program|command|algorithm|system|tool|library|"
     r"package|editor|utility|specification|machine|computer|processor|chip|company|device|"
-    r"interface|framework|technique|method|concept)$",
+    r"interface|framework|technique|method|concept|suffix|prefix)$",
     re.I,
 )
 
@@ -257,9 +257,13 @@ class TermIndex:
 
     def lookup_part(self, question: str) -> Lookup | None:
         """The term a part of a two-part question looks up ("What is a Bloom filter, and when
-        would I use one?"), for the question that is no lookup as a whole."""
+        would I use one?", "What does KIBO stand for? And who is Kibo?"), for the question that
+        is no lookup as a whole."""
         parts = [_ASIDE.sub("", p) for p in _NEXT_PART.split(asked_sentence(question))[:-1]]
         term = next((t for p in parts if _WHAT.search(p) and (t := lookup_term(p))), None)
+        asked = [s for s in question_sentences(question) if s.endswith("?")]
+        if term is None and len(asked) > 1:
+            term = lookup_term(asked[0])
         return None if term is None else self._look_up(term)
 
     def _look_up(self, term: str) -> Lookup:

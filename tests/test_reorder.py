@@ -58,3 +58,11 @@ def test_a_quoted_phrase_brings_the_passage_saying_it() -> None:
     moved = reorder().holding_quote("I heard 'Rube Goldberg device'. What is that?", ranked)
     assert moved[0][0] == 3
     assert reorder().holding_quote("What is a Rube Goldberg device?", ranked) == ranked
+
+
+def test_an_opening_read_already_is_not_pushed_out_by_the_missing_ones() -> None:
+    """Three entries named "base model": two openings brought first had pushed the third,
+    read already, out of the three passages read."""
+    ranked = [(2, 0.9), (3, 0.8), (1, 0.7), (0, 0.6)]
+    moved = [i for i, _ in reorder().include(["hacker", "kluge"], ranked, read=2, opening=True)]
+    assert moved[:2] == [0, 3]

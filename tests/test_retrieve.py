@@ -314,6 +314,10 @@ def test_a_name_no_entry_mentions_makes_the_question_uncovered(real_index: Loade
     # the page saved as base-model-insertchat.md is the one "according to InsertChat"
     assert r.unknown_names("According to InsertChat, what is a base model?") == []
     assert r.unknown_names("According to ChatInsert, what is a base model?") == ["ChatInsert"]
+    # quotes mark a name: none of its words in the corpus, it is not covered
+    assert r.unknown_names("what does 'doxxing' mean?") == ["doxxing"]
+    assert r.unknown_names("is a 'base model' the same as a 'zorbly flange'?") == ["zorbly flange"]
+    assert r.unknown_names("why does a base model 'guess the next word'?") == []
 
 
 def test_entry_texts_are_whole_entries_once_each(real_index: LoadedIndex) -> None:
@@ -391,6 +395,27 @@ def test_a_passage_holding_a_quoted_phrase_is_read_first(tmp_path: Path) -> None
     question = "I saw 'contrastive matching' mentioned in a foundation model article. What is that?"
     assert "how" not in [h.chunk.doc_id for h in r.run(question.replace("'", "")).hits[:3]]
     assert r.run(question).hits[0].chunk.doc_id == "how"
+
+
+def test_the_entry_the_first_of_two_questions_looks_up_is_read_from_its_opening(
+    tmp_path: Path,
+) -> None:
+    """ "What does KIBO stand for? ... who is that?": no lookup as a whole, and the entries
+    about Kibo the person came first; the expansion is in KIBO's first chunk."""
+    pages = {
+        "kibo": (
+            "KIBO",
+            "1. Knowledge In, Bullshit Out. What happens to valid data in an organisation.\n\n"
+            "2. James Parry, a Usenet person whose nickname is Kibo, known for net pranks.",
+        ),
+        "kibozo": ("kibozo", "A Usenet person who kibozes but is not Kibo, the nickname."),
+        "kiboze": ("kiboze", "To grep Usenet for your nickname, as Kibo the person did."),
+        "nick": ("nickname", "A Usenet person's nickname: what a person is called, like Kibo."),
+    }
+    r = titled_pages(tmp_path, pages, Chunker(size=100, overlap=0))
+    question = "What does KIBO stand for? I heard Kibo is a Usenet person's nickname - who is it?"
+    read = [h.chunk.text for h in r.run(question).hits[:3]]
+    assert any("Knowledge In" in t for t in read)
 
 
 def test_a_looked_up_entry_of_notes_only_brings_its_first_sense(tmp_path: Path) -> None:

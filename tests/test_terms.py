@@ -24,6 +24,7 @@ DOCS = [
     {"doc_id": "query", "title": "query", "terms": []},
     {"doc_id": "cpp", "title": "C++", "terms": []},
     {"doc_id": "c", "title": "C", "terms": []},
+    {"doc_id": "oid", "title": "-oid", "terms": []},
 ]
 
 
@@ -149,6 +150,8 @@ def test_lookup_found_and_not_a_lookup(index: TermIndex) -> None:
     look = index.lookup("What exactly is a compiler device?")  # a user's word for the kind
     assert look is not None and look.found and look.doc_ids == ("compiler",)
     assert index.lookup("How does a compiler work?") is None
+    look = index.lookup("what does the -oid suffix mean?")  # the Jargon File's "-oid"
+    assert look is not None and look.found and look.doc_ids == ("oid",)
 
 
 def test_quoted_terms_name_their_entries(index: TermIndex) -> None:
@@ -192,6 +195,10 @@ def test_a_part_of_a_two_part_question_may_look_a_term_up(index: TermIndex) -> N
     assert index.lookup_part("What is a native compiler?") is None  # a lookup as a whole
     assert index.lookup_part("How fast is it, and why?") is None
     assert index.lookup_part("Apart from bias, what else is a problem?") is None  # asks nothing
+    # two questions: the first looks the term up
+    two = "What does native compiler mean? I also heard of a cross one, what is that?"
+    assert index.lookup_part(two) == Lookup("native compiler", ("native",))
+    assert index.lookup_part("How fast is a native compiler? Why?") is None
 
 
 def test_a_known_term_then_where_it_is_used_looks_the_term_up(index: TermIndex) -> None:
