@@ -8,6 +8,8 @@ where to begin, which clauses to keep and where to stop. The composition is kept
 - the asked kind of fact (a name for who, a year for when, a number for how many) is stated
   when the evidence states it, and no kept sentence loses a clause that holds one;
 - no kept sentence loses its "because" clause: for a why or yes/no question that is the answer;
+- a question asking what a thing is keeps every clause of the opening sentence it copies from:
+  a definition's last clause ("trained only on next-token prediction") is part of it;
 - at least ``min_sentence_share`` of each evidence sentence's words are said: the reader adds
   a second sentence only for a fact the first lacks, and the first is its best;
 - at least ``min_question_coverage`` of the question's words that the evidence holds are said;
@@ -32,7 +34,14 @@ from chatbot.acronyms import asked_expansion, spells_out
 from chatbot.chunking import Chunk
 from chatbot.generate.base import Message
 from chatbot.grounded import ClauseGrammar, clauses
-from chatbot.kinds import NAMES_IT, asked_types, asks_term, holds_type, says_who
+from chatbot.kinds import (
+    NAMES_IT,
+    asked_types,
+    asks_definition,
+    asks_term,
+    holds_type,
+    says_who,
+)
 from chatbot.prompt import Templates, neutralize
 from chatbot.reader import asks_a_name
 from chatbot.terms import Lookup, normalize
@@ -211,6 +220,9 @@ class Composer:
                     return "left out the asked fact"
                 if asks_term(question) and any(NAMES_IT.search(c) for c in dropped):
                     return "left out the asked fact"  # ", a property known as transfer learning"
+        opening = clauses(evidence[0])  # "..., trained only on next-token prediction": all of it
+        if asks_definition(question) and 0 < sum(map(kept, opening)) < len(opening):
+            return "left out part of the definition"
         for n, sentence in enumerate(evidence):
             # the reader adds a sentence only for a fact the first lacks: each must stay
             own = set(tokenize(sentence))

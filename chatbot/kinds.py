@@ -27,7 +27,9 @@ _TYPE_PATTERNS: list[tuple[AnswerType, re.Pattern[str]]] = [
     (
         "person",
         re.compile(
+            # "what kind of company is X?" asks what X is, not who
             r"^(?:who|whom|whose|by whom)\b|^(?:in |at |for |from |of )?(?:which|what) "
+            r"(?!(?:kinds?|types?|sorts?) of\b)"
             rf"(?:{_NOT_AUX}[\w-]+ ){{0,2}}?(?:person|people|company|companies|firm|"
             r"organi[sz]ation|author|scientist|university|lab|laboratory|institute|manufacturer|vendor)s?\b",
             re.I,
@@ -264,6 +266,13 @@ def asked_types(question: str) -> list[AnswerType]:
         # "In hacker slang, what does X mean?": X's definition is asked for too
         kinds.append("definition")
     return kinds
+
+
+def asks_definition(question: str) -> bool:
+    """Does some clause ask what a thing is ("In plain terms, what is a base model?", "What
+    does X mean, and who coined it?")?"""
+    clauses = [c for c in _CLAUSE.split(respell(question.strip())) if c and c.strip()]
+    return any(_DEFINITION.match(LEAD_PHRASE.sub("", c.strip())) for c in clauses)
 
 
 _PART = re.compile(

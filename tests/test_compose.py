@@ -133,6 +133,25 @@ def test_too_little_of_the_question_is_caught() -> None:
     assert problem.startswith("says too little")
 
 
+def test_a_definition_keeps_every_clause_of_its_opening_sentence() -> None:
+    """ "In plain terms, what is a base model?" was answered without ", trained only on
+    next-token prediction": most of the sentence's words were kept, and none was asked."""
+    evidence = [
+        "A base model is the raw pre-trained version of a language model before any "
+        "fine-tuning or alignment, trained only on next-token prediction."
+    ]
+    cut = (
+        "A base model is the raw pre-trained version of a language model before any "
+        "fine-tuning or alignment."
+    )
+    composer = Composer()
+    for asked in ("In plain terms, what is a base model?", "whats a base model, in LLMs?"):
+        assert composer.check(asked, evidence, cut) == "left out part of the definition"
+        assert composer.check(asked, evidence, evidence[0]) == ""
+    # a question of another kind may be answered by the clause that answers it
+    assert composer.check("Is a base model pre-trained?", evidence, cut) == ""
+
+
 def test_a_dropped_clause_holding_the_question_words_is_caught() -> None:
     # "The netmask has ones ... for the network and subnet parts [, and zeros for the host part]"
     evidence = [

@@ -319,3 +319,12 @@ def test_people_as_the_subject_ask_for_no_person() -> None:
     assert answer_type("What do people mean by a 'smoke test'?") != "person"
     assert answer_type("What do most people call a bad forecast?") != "person"
     assert answer_type("Which company made the Z80?") == "person"
+
+
+def test_a_kind_of_company_asks_what_it_is_not_who() -> None:
+    """ "What kind of organisation is the CIX?" is answered by "a non-profit trade
+    association", not by the sentence naming its members."""
+    assert answer_type("what kind of organisation is the Commercial Internet Exchange?") == "other"
+    assert answer_type("What type of company is Iomega?") == "other"
+    assert answer_type("Which kind of lab is PARC?") == "other"
+    assert answer_type("Which lab made PARC's mouse?") == "person"
