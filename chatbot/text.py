@@ -45,6 +45,7 @@ _PART_OF_SPEECH = re.compile(rf"(?:(?:{_POS})\.,?\s*)+")
 _SENSE_POS = re.compile(rf"^\s*(?:(?:{_POS})\.(?:,\s*|\s+))+(?=[A-Z])")
 _DATE_NOTE = re.compile(r"\(\d{4}-\d{2}-\d{2}\)")
 _CROSS_REFERENCE = re.compile(r"\{([A-Za-z0-9][^{}\n]{0,80}?)\}")  # FOLDOC's "{Java}" -> "Java"
+_UNCLOSED_REFERENCE = re.compile(r"\{(?=[A-Za-z][^{}]*$)")
 _SOURCE_NOTE = re.compile(r"\[(?:[A-Z][\w .,'&-]{1,60})\]\.?")
 # an editor's open question, not the entry's text: "released in 1991 [by Microsoft?]", "[Details?]";
 # left in, it made the sentence read as a question, which no answer may be
@@ -186,7 +187,8 @@ def strip_markup(text: str) -> str:
     text = _PRONUNCIATION.sub("", _LEADING_ABBREVIATION.sub("", text))  # "(NOL) /noh-el/ A"
     text = _MD_PREFIX.sub("", text)  # "(From German "klug") 1. A Rube Goldberg device"
     text = _DATE_NOTE.sub("", text)
-    text = _CROSS_REFERENCE.sub(r"\1", text)
+    text = _CROSS_REFERENCE.sub(r"\1", _CROSS_REFERENCE.sub(r"\1", text))  # "{hard {disk}}"
+    text = _UNCLOSED_REFERENCE.sub("", text)  # FOLDOC's "usually {hard {disk}."
     text = _SOURCE_NOTE.sub("", _EDITOR_QUERY.sub("", text))
     text = _LINK.sub("", _EMAIL.sub("", text))
     text = _EMPHASIS.sub(r"\1", text.replace("**", ""))

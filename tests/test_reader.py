@@ -391,6 +391,8 @@ def test_markup_that_is_no_prose_is_stripped() -> None:
         "Version 1 was released in 1991."
     )
     assert strip_markup("A language. [Details?  Reference?]") == "A language."
+    assert strip_markup("usually {hard {disk}. Or {a {tape}}.") == "usually hard disk. Or a tape."
+    assert strip_markup("A block is { } in C.") == "A block is { } in C."
     # a remark in brackets is the entry's own text
     said = "[INTERCAL called this ampersand; what could be sillier?]"
     assert strip_markup(f"It is {said}.") == f"It is {said}."
