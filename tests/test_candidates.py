@@ -80,6 +80,35 @@ def test_a_templated_entrys_padding_is_marked_filler() -> None:
         assert filler == (expected if marked else set())
 
 
+def test_a_question_naming_the_page_asks_about_its_padding() -> None:
+    """ "According to AcmeWiki, ..." asks what that page says, padding included; "acme" in
+    the question names no page whose file is widget-cache-acmewiki.md, nor does the title."""
+    body = (
+        "# Widget Cache\n\nWidget Cache matters in frontend work because it changes how teams "
+        "evaluate quality. A widget cache is invalidated when its data changes."
+    )
+    chunk = Chunk(
+        "w#1",
+        "w",
+        "Widget Cache",
+        "Widget Cache",
+        body,
+        0,
+        len(body),
+        "text",
+        file="widget-cache-acmewiki.md",
+        templated=True,
+    )
+
+    def filler(question: str) -> bool:
+        return any(c.filler for c in candidates(question, asked_types(question), [chunk], 3))
+
+    assert not filler("According to AcmeWiki, what does widget cache change for teams?")
+    assert not filler("acmewiki says widget cache changes what?")
+    assert filler("What does a widget cache change for teams?")
+    assert filler("What does Widget Cache change, says acme?")
+
+
 def test_a_sentence_wholly_in_brackets_is_no_candidate() -> None:
     """ "(FMPL of Accardi)." notes where a name comes from and says nothing of the entry."""
     body = (
