@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from chatbot.acronyms import SMALL_WORDS, asked_expansion, expansion_in, spells_out
 from chatbot.chunking import Chunk
@@ -228,14 +227,6 @@ def _cites_only(sentence: str, kinds: list[AnswerType]) -> bool:
     return not any(k in ("person", "time") for k in kinds) and bool(CITED_WORK.match(sentence))
 
 
-def names_page(question: str, chunk: Chunk) -> bool:
-    """Does the question name the page the chunk comes from, by a word of its file's name
-    ("According to InsertChat" and base-model-insertchat.md), not of the entry's title?"""
-    title = set(re.findall(r"\w+", chunk.title.lower()))
-    stem = set(re.split(r"[\W_]+", Path(chunk.file).stem.lower())) - title - {""}
-    return bool(stem & set(re.findall(r"\w+", question.lower())))
-
-
 def _filler(chunk: Chunk) -> set[str]:
     """Padding of a templated entry (chunking.templated): from a sentence writing the name in
     title case ("Base Model matters in llm work because ...") to the end of its paragraph, or
@@ -321,7 +312,7 @@ def candidates(
         if not (i < max_passages or i in also or (best and chunk.title == passages[0].title)):
             continue  # a later passage goes on with the best one's entry, or was picked
         # padding is what a question naming its page ("According to InsertChat, ...") asks about
-        filler = set() if names_page(question, chunk) else _filler(chunk)
+        filler = set() if chunk.page_named_in(question) else _filler(chunk)
         focus = chunk.doc_id in named_docs
         section = chunk.heading.rsplit(" > ", 1)[-1]
         context = chunk.title if section in ("", chunk.title) else f"{chunk.title}, {section}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from chatbot.corpus import Document
 from chatbot.entries import TERM_ITEM
@@ -59,6 +60,13 @@ class Chunk:
     def embed_text(self) -> str:
         """What the embedder and BM25 see: the passage plus where it sits in the glossary."""
         return f"{self.title} | {self.heading}\n{self.text}"
+
+    def page_named_in(self, question: str) -> bool:
+        """Does the question name the page this chunk comes from, by a word of its file's name
+        ("According to InsertChat" and base-model-insertchat.md), not of the entry's title?"""
+        title = set(re.findall(r"\w+", self.title.lower()))
+        stem = set(re.split(r"[\W_]+", Path(self.file).stem.lower())) - title - {""}
+        return bool(stem & set(re.findall(r"\w+", question.lower())))
 
     @property
     def opens_entry(self) -> bool:

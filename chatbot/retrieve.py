@@ -346,8 +346,12 @@ class Retriever:
         elif part is not None and part.found:  # its entry's opening is read, not the answer
             ranking.ranked = self.reorder.include(list(part.doc_ids), ranking.ranked, opening=True)
         elif quoted := self.terms.quoted(question):
+            # "According to InsertChat, a good page about 'base model' ...": that page's entry
+            named = [
+                d for d in quoted if self.index.chunks[self.entry_starts[d]].page_named_in(question)
+            ]
             ranking.ranked = self.reorder.include(
-                quoted, ranking.ranked, opening=asks_origin(question)
+                named or quoted, ranking.ranked, opening=asks_origin(question)
             )
         else:
             ranking.ranked = self.reorder.holding_quote(question, ranking.ranked)

@@ -381,6 +381,26 @@ def test_an_entry_named_in_quotes_is_read_first(tmp_path: Path) -> None:
     ]
 
 
+def test_a_quoted_entry_of_the_page_the_question_names_is_the_one_read(tmp_path: Path) -> None:
+    """Three pages define 'widget'; "According to Zeta, ..." asks what the zeta page says."""
+    pages = {
+        "widget-acme": ("widget", "A small part of something larger, rarely seen alone."),
+        "widget-beta": (
+            "widget",
+            "What does a widget do? A widget does what a gadget does, daily.\n\n"
+            "What does a widget do next? It does controls, as widgets do.",
+        ),
+        "widget-zeta": (
+            "widget",
+            "A small thing on a page that you arrange by hand.\n\n"
+            "What does a widget do there? It does the layout of the page.",
+        ),
+    }
+    r = titled_pages(tmp_path, pages, Chunker(size=80, overlap=0))
+    hits = r.run("According to Zeta, what does a 'widget' do?").hits
+    assert any("layout" in h.chunk.text for h in hits[:3])
+
+
 def test_a_passage_holding_a_quoted_phrase_is_read_first(tmp_path: Path) -> None:
     """No entry is titled 'contrastive matching', but the passage saying it answers what it is,
     though the question's other words pull retrieval to other entries."""
