@@ -215,6 +215,9 @@ def field_line(line: str) -> tuple[str, str] | None:
 _SENSE_NUMBER = re.compile(r"\s*(\d+)\.\s")  # "2. " opening a dictionary's numbered sense
 
 
+_OTHER_NAMES = re.compile(r"^(?:alt|aka|var|also)\.?:\s", re.I)
+
+
 def opening_definition(text: str, max_chars: int = 320) -> str:
     """An entry's defining sentence(s): the first sentence that is a claim, plus the next one
     when the first is short. Lines such as 'Plural "Unices".' or a bare year are skipped, and a
@@ -229,6 +232,8 @@ def opening_definition(text: str, max_chars: int = 320) -> str:
             break  # "1. Extra Simple Pascal.": a list of short senses, read as a list below
         if not out and (len(s.split()) < 4 or s.startswith("(") or s.endswith("?")):
             continue
+        if not out and _OTHER_NAMES.match(s):
+            continue  # the Jargon File's "alt.: marketing slime, marketdroid." names, not defines
         if out and (len(" ".join(out)) + len(s) > max_chars or s.endswith("?") or field_line(s)):
             break
         if out and number:

@@ -392,6 +392,8 @@ def test_markup_that_is_no_prose_is_stripped() -> None:
     )
     assert strip_markup("A language. [Details?  Reference?]") == "A language."
     assert strip_markup("usually {hard {disk}. Or {a {tape}}.") == "usually hard disk. Or a tape."
+    marketroid = "alt.: marketing slime, marketdroid. A member of a company's marketing department."
+    assert opening_definition(marketroid) == "A member of a company's marketing department."
     assert strip_markup("A block is { } in C.") == "A block is { } in C."
     # a remark in brackets is the entry's own text
     said = "[INTERCAL called this ampersand; what could be sillier?]"
