@@ -24,12 +24,7 @@ from chatbot.kinds import (
     holds_type,
     type_strength,
 )
-from chatbot.text import (
-    field_line,
-    opening_definition,
-    split_sentences,
-    strip_markup,
-)
+from chatbot.text import field_line, opening_definition, split_sentences, strip_markup
 from chatbot.tokens import tokenize
 
 _POLARITY = re.compile(r"^(?:yes|no)\s*[,.;:!\u2013\u2014-]+\s*", re.I)

@@ -260,7 +260,7 @@ def asked_types(question: str) -> list[AnswerType]:
         kind = answer_type(clause)
         if kind not in ("yesno", "other") and kind not in kinds:
             kinds.append(kind)
-    defines = [bool(_DEFINITION.match(LEAD_PHRASE.sub("", c))) for c in clauses]
+    defines = [_defines(c) for c in clauses]
     if (len(kinds) > 1 and any(defines)) or any(defines[1:]):
         # "What is X, and why ...?", "Where does the name come from, and what does it mean?",
         # "In hacker slang, what does X mean?": X's definition is asked for too
@@ -272,7 +272,12 @@ def asks_definition(question: str) -> bool:
     """Does some clause ask what a thing is ("In plain terms, what is a base model?", "What
     does X mean, and who coined it?")?"""
     clauses = [c for c in _CLAUSE.split(respell(question.strip())) if c and c.strip()]
-    return any(_DEFINITION.match(LEAD_PHRASE.sub("", c.strip())) for c in clauses)
+    return any(_defines(c.strip()) for c in clauses)
+
+
+def _defines(clause: str) -> bool:
+    """Does the clause ask what a thing is ("what is X", "what does X mean")?"""
+    return bool(_DEFINITION.match(LEAD_PHRASE.sub("", clause)))
 
 
 _PART = re.compile(

@@ -136,9 +136,8 @@ def split_sentences(text: str) -> list[str]:
     """Sentences in order; a citation written after the full stop stays with its sentence, and
     so does a closing quote or bracket ('He's "plug and play."')."""
     out: list[str] = []
-    parts = SENTENCE_BREAK.split(
-        _SOFT_WRAP.sub(" ", text)
-    )  # sentence, closing marks, sentence, ...
+    # sentence, closing marks, sentence, ...
+    parts = SENTENCE_BREAK.split(_SOFT_WRAP.sub(" ", text))
     for piece, closing in zip(parts[::2], [*parts[1::2], None], strict=True):
         s = ((piece or "") + (closing or "")).strip()
         # "Claim one. [1] Claim two." -- a citation after the full stop belongs to claim one
