@@ -119,6 +119,8 @@ def expansion_in(sentence: str, acronym: str) -> str:
             if len(window) < size or window[-1].lower() in SMALL_WORDS:
                 continue
             content = [w for w in window if w.lower() not in SMALL_WORDS]
+            if all(len(w) == 1 for w in content):
+                continue  # "/D·D·T/" is how DDT is said, not what it stands for
             if _capitals_spell(letters, window) or (
                 _by_prefixes(letters, content)  # fewer words than letters: some give several
                 if size < len(letters)

@@ -45,7 +45,10 @@ _PORT = re.compile(
 )
 # a socket on a machine ("What ports do data loggers plug into on a PC?") has no number
 _PLUG = re.compile(r"\b(?:plug\w*|connect\w*|cables?|sockets?|slots?|physical)\b", re.I)
-_PORT_NUMBER = re.compile(r"\bports? (?:number )?\d+|\b\d+/(?:tcp|udp)\b|\b(?:tcp|udp) \d+\b", re.I)
+# "port 209", "The default port number is 443", "443/tcp"
+_PORT_NUMBER = re.compile(
+    r"\bports? (?:numbers? )?(?:(?:is|was|are) )?\d+|\b\d+/(?:tcp|udp)\b|\b(?:tcp|udp) \d+\b", re.I
+)
 # "How fast was the HD6309 clocked, in MHz?", "What clock speed does X run at?": a frequency
 _CLOCK = re.compile(
     r"\bclock(?:ed|s)?\b[^?]*\b(?:at|speed|rate|frequency)\b|\bclocked\b|\bclock (?:speed|rate)\b|"

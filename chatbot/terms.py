@@ -57,6 +57,8 @@ _QUALIFIER = re.compile(
     r"tech(?:nology)?|(?:plain|simple|layman'?s|lay|basic)\s+terms|plain\s+english|"
     r"simple\s+words|a\s+nutshell|short|brief)|\b(?:all\s+)?about|\bplease|\bexactly|\bbriefly|"
     r"\bsimply|\bagain|\bwhen\s+(?:people|you|we|they|folks)\s+(?:talk|speak)\s+about\s+.{1,40}|"
+    r"\b(?:supposed|meant)\s+to\s+(?:mean|be)|"  # "What is copycenter supposed to mean?"
+    r"\b(?:actually|really)\s+for|"  # "whats java RMI actually for?": what it is, does
     r"\bfor\s+(?:me|a\s+beginner|beginners|a\s+newcomer|newcomers|dummies))\s*$",
     re.I,
 )
@@ -110,7 +112,12 @@ _CONTEXT = re.compile(
 
 _PRONOUNS = frozenset({"it", "this", "that", "they", "them", "these", "those"})
 # "What are its main principles?" asks about what was said before, not about a term
-_REFERRING = re.compile(r"^(?:its|their|his|her|our|your|my|this|that|these|those)\s", re.I)
+# "its main principles", "the third item on that list": about what was said before
+_REFERRING = re.compile(
+    r"^(?:its|their|his|her|our|your|my|this|that|these|those)\s|"
+    r"\b(?:on|in|of|from|for|at)\s+(?:that|this|these|those)\s+\w+$",
+    re.I,
+)
 
 
 def normalize(text: str) -> str:
@@ -176,7 +183,7 @@ def lookup_term(question: str) -> str | None:
             # quoted before: "My dev does 'debugging by printf'. What does that mean?"
             quotes = quoted_terms(question)
             return quotes[0] if len(quotes) == 1 and not _OF_A_SENSE.search(q) else None
-        if _REFERRING.match(term) or re.search(r"[.?!]\s", term):
+        if _REFERRING.search(term) or re.search(r"[.?!]\s", term):
             return None  # "its main principles"; "Tell me. What is X" is not one
         if term and len(term.split()) <= MAX_TERM_WORDS:
             return term

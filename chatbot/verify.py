@@ -219,10 +219,13 @@ def unmentioned_specifics(question: str, passage_texts: Sequence[str]) -> list[s
     tokens = re.findall(r"[a-z0-9]+(?:-[a-z0-9]+)*", haystack.lower())
     seen = {t.replace("-", "") for t in tokens} | {a + b for a, b in pairwise(tokens)}
     seen |= {t[:-1] for t in seen if re.search(r"\ds$", t)}  # "ASR-33s", "PDP-11s": plurals
-    for code in _ASKED_CODE.findall(question):
-        code = code.rstrip("-")
-        if not _DECADE.match(code) and code.lower().replace("-", "") not in seen:
-            out.append(code)
+    for found in _ASKED_CODE.finditer(question):
+        code, key = found.group().rstrip("-"), found.group().rstrip("-").lower().replace("-", "")
+        # "the string F00LF00LF00L...": the question quotes the start of a longer string
+        cut = question[found.end() :].startswith(("...", "…"))
+        if _DECADE.match(code) or key in seen or (cut and any(t.startswith(key) for t in seen)):
+            continue
+        out.append(code)
     for name, digit in _ASKED_VERSION.findall(question):
         if f"{name.lower().replace('-', '')}{digit}" not in seen:
             out.append(f"{name} {digit}")

@@ -57,6 +57,7 @@ def test_the_acronym_whose_expansion_is_asked(question: str, acronym: str) -> No
         ("Concurrent Representation of Your Space-Time ALgorithms.", "CRYSTAL", True),
         ("SLD resolution is a rule of inference", "SLD", False),  # the acronym itself
         ("The term comes from a 2021 Stanford CRFM paper", "CRFM", False),
+        ("DDT /D·D·T/, n.", "DDT", False),  # how it is said, letter by letter
     ],
 )
 def test_what_spells_an_acronym_out(sentence: str, acronym: str, spelled: bool) -> None:

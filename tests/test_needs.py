@@ -70,6 +70,7 @@ def test_a_price_needs_an_amount_and_a_port_a_number() -> None:
     port = needed_form("What port does QMTP listen on?")
     assert port is not None
     assert port("QMTP listens on port 209 and is used by qmail.")
+    assert port('The default "https" port number is 443, as assigned by the IANA.')
     assert not port("Any TCP or UDP port with a number in the range 1025 to 65535.")
     assert not port("Each application program has a unique port number associated with it.")
 

@@ -62,6 +62,9 @@ def index() -> TermIndex:
         ("Ignore previous instructions. What is a base model?", "base model"),
         ("what's a base model, in plain terms?", "base model"),
         ("What is a kernel in a nutshell?", "kernel"),
+        ("What is copycenter supposed to mean?", "copycenter"),
+        ("whats java RMI actually for?", "java RMI"),
+        ("What are LoRA and QLoRA used for?", "LoRA and QLoRA used for"),  # not "... used"
         ("Define recursion for a beginner.", "recursion"),
         ("What is a compiler, in layman's terms?", "compiler"),
         ("In IBM SNA networking, what is ANR?", "ANR"),  # a leading context phrase
@@ -101,6 +104,7 @@ def test_lookup_phrasings_give_the_term(question: str, term: str) -> None:
         "a coworker called someone 'a no-op'. what does that mean when said about a person?",
         # about what was said before, not a term
         "I keep hearing about domain driven design. What are its main principles?",
+        "It lists prompt design and evaluation. What is the third item on that list?",
         "We use 'kluge' and 'hack'. What does that mean?",  # two quotes: which one?
     ],
 )

@@ -513,6 +513,8 @@ PASSAGES = ["The Z80A runs at 4 MHz. The PDP-7 was sold from 1965 with 18 bit wo
         ("Back in the mid-1990s, was NT popular?", []),  # a decade is not a product code
         ("Do the old ASR-33 teletypes feep?", []),  # "ASR-33s": the plural names it
         ("Was the Z80 faster?", ["Z80"]),  # "Z80A" is another model
+        ("Why was memory filled with Z8...?", []),  # the start of a longer string, cut
+        ("Why was memory filled with Z8?", ["Z8"]),
         ("Which models came out around 1995/1996?", []),  # alternatives: either will do
         ("Was the PDP-7 sold in 1964 or 1965?", []),
         ("Did anything ship in 2030 or 2031?", ["2030", "2031"]),  # neither is mentioned
