@@ -11,7 +11,8 @@ where to begin, which clauses to keep and where to stop. The composition is kept
 - a question asking what a thing is keeps every clause of the opening sentence it copies from:
   a definition's last clause ("trained only on next-token prediction") is part of it;
 - at least ``min_sentence_share`` of each evidence sentence's words are said: the reader adds
-  a second sentence only for a fact the first lacks, and the first is its best;
+  a second sentence for a fact the first lacks or as the first one's sequel, and the first is
+  its best;
 - at least ``min_question_coverage`` of the question's words that the evidence holds are said;
 - and no sentence of it is a fragment or copies dictionary markup (``verify.py``); it cannot
   be a question: the grammar has no question mark.

@@ -15,7 +15,16 @@ from typing import Literal
 from chatbot.text import question_sentences, respell
 
 AnswerType = Literal[
-    "person", "time", "situation", "number", "reason", "yesno", "example", "definition", "other"
+    "person",
+    "time",
+    "place",
+    "situation",
+    "number",
+    "reason",
+    "yesno",
+    "example",
+    "definition",
+    "other",
 ]
 # "What do people mean by X?", "What did the researchers find?": people doing something are the
 # question's subject, not the asked fact
@@ -68,6 +77,17 @@ _TYPE_PATTERNS: list[tuple[AnswerType, re.Pattern[str]]] = [
             re.I,
         ),
     ),
+    # "Where was Simonyi born?", "In which city ...?"; not where a name comes from (a reason,
+    # above) nor where a field is heading
+    (
+        "place",
+        re.compile(
+            r"^where(?:\s+and\s+when)?\s+(?:is|was|are|were|did|does|do|has|had)\b(?![^?]*\b(?:heading|head|going|"
+            r"shifting|moving|trending)\b)|^(?:in |at )?(?:which|what) (?:city|country|town|"
+            r"state|place|location|site)\b",
+            re.I,
+        ),
+    ),
     (
         "yesno",
         re.compile(
@@ -77,7 +97,7 @@ _TYPE_PATTERNS: list[tuple[AnswerType, re.Pattern[str]]] = [
 ]
 # later clauses of a question ("..., and by whom?") ask for more kinds of fact
 _CLAUSE = re.compile(
-    r"\s*(?:[,;]\s*(?:and\s+)?|\s+and\s+(?=(?:who|whom|by whom|when|why|what|"
+    r"\s*(?:[,;]\s*(?:and\s+)?|\s+and\s+(?=(?:who|whom|by whom|when|where|why|what|"
     r"which|how|in what|in which)\b))",
     re.I,
 )
@@ -143,12 +163,22 @@ HAS_TYPE: dict[AnswerType, re.Pattern[str]] = {
         r"\b(?:1[5-9]\d\d|20\d\d)s?\b|\b(?:January|February|March|April|May|June|July|August|"
         r"September|October|November|December)\b"
     ),
+    # where a thing is, was made or was born: "born in Budapest", "written on MIT-DM",
+    # "The headquarters of Iomega are Roy, Utah"; not any "in" before a name ("in Zork")
+    "place": re.compile(
+        r"\b(?i:born|located|based|developed|written|founded|held|built|made|created|designed|"
+        r"implemented|invented|working|worked|lived|situated)\b[^.]{0,40}?\b(?:in|at|on)\s+"
+        r"(?:the\s+)?(?!(?:January|February|March|April|May|June|July|August|September|October|"
+        r"November|December)\b)[A-Z]|\b(?i:headquarter)"
+    ),
     "situation": re.compile(r"\b(?:when|whenever|if|once|unless|until|as soon as)\b", re.I),
     # a quantity: a number (not a year or a date) followed by what it counts or measures
     "number": re.compile(
         r"(?<![\w.-])(?:\d+(?:[.,]\d+)*|(?:two|three|four|five|six|seven|eight|nine)(?:teen)?|"
         r"ten|eleven|twelve|thirteen|fifteen|eighteen|(?:twen|thir|for|fif|eigh)ty(?:-\w+)?|"
-        r"(?:six|seven|nine)ty(?:-\w+)?|hundred|thousand|million|billion|trillion|dozen|double|half)(?:\s+(?:to|or|and)\s+\d+(?:[.,]\d+)*)?(?:\s+[a-zA-Z/]+|\s*%|-(?-i:[a-z]+)\b|[a-zA-Z]{1,3}\b)"
+        r"(?:six|seven|nine)ty(?:-\w+)?|hundred|thousand|million|billion|trillion|dozen|double|"
+        r"half)"
+        r"(?:\s+(?:to|or|and)\s+\d+(?:[.,]\d+)*)?(?:\s+[a-zA-Z/]+|\s*%|-(?-i:[a-z]+)\b|[a-zA-Z]{1,3}\b)"
         # a magnitude in a unit's name: "By processing petabytes of text"
         r"|\b(?:kilo|mega|giga|tera|peta|exa|zetta)(?:bytes|bits|flops)\b",
         re.I,
@@ -177,15 +207,21 @@ HAS_TYPE: dict[AnswerType, re.Pattern[str]] = {
 # the fact stated as an answer: "written by Robert Corbett", "first delivered in 1964"
 STRONG_TYPE: dict[AnswerType, re.Pattern[str]] = {
     "person": re.compile(
-        r"\b(?:written|developed|designed|invented|created|coined|founded|built|implemented|"
+        r"\b(?i:written|developed|designed|invented|created|coined|founded|built|implemented|"
         r"introduced|proposed|produced|made|started|popularised|popularized|devised|conceived|"
         r"defined|named|published|released|maintained|funded|led|run|owned|commissioned)\s+"
         r"(?:[\w,-]+\s+){0,3}?by\s+(?:the\s+|a\s+)?(?:[a-z]+\s+)?[A-Z]|"
         r"\b(?:author|inventor|creator|developer|designer|maker|founder|vendor|manufacturer|"
         r"maintainer)s? of\b[^.]{1,80}\b(?:is|was|are|were)\s+[A-Z]"  # a field, or prose
     ),
+    "place": re.compile(
+        r"\b(?i:born|located|based|headquartered|developed|written|founded|held|built|made|"
+        r"created|designed|implemented|invented)\s+(?:[\w,-]+\s+){0,3}?(?:in|at)\s+(?:the\s+)?"
+        r"(?!(?:January|February|March|April|May|June|July|August|September|October|November|"
+        r"December)\b)[A-Z]"
+    ),
     "time": re.compile(
-        r"\b(?:in|since|from|around|about|circa|ca\.|on|during|until|by|of)\s+(?:about\s+|"
+        r"\b(?i:in|since|from|around|about|circa|ca\.|on|during|until|by|of)\s+(?:about\s+|"
         r"early\s+|late\s+|mid-?|the\s+)?(?:(?:January|February|March|April|May|June|July|"
         r"August|September|October|November|December)\s+(?:\d{1,2},?\s+)?)?(?:1[5-9]\d\d|20\d\d)|"
         r"\b(?:year|date)s? of\b[^.]{1,80}\b(?:is|was|are|were)\s+(?:about\s+|around\s+)?"
@@ -219,14 +255,14 @@ _EXAMPLES = re.compile(
 # "In functional programming, can every ...?", "Back in the 1990s, were ...?": a leading phrase
 LEAD_PHRASE = re.compile(
     r"^[^,?]{1,80},\s+(?=(?:is|are|was|were|can|could|does|do|did|should|will|would|has|have|"
-    r"who|whom|whose|when|why|how|what|which|in what|in which|at what|under what)\b)",
+    r"who|whom|whose|when|where|why|how|what|which|in what|in which|at what|under what)\b)",
     re.I,
 )
 
 # "Christopher Strachey - when did he die?": a name, then the question about it
 _NAME_DASH = re.compile(
     r"^(?!(?:how|why|what|when|who|which|is|are|do|does|can)\b)(?:[\w.+#/'’-]+\s){1,4}[-–—]\s+"
-    r"(?=(?:who|whom|whose|when|why|how|what|which|in what|in which)\b)",
+    r"(?=(?:who|whom|whose|when|where|why|how|what|which|in what|in which)\b)",
     re.I,
 )
 
@@ -286,13 +322,17 @@ _PART = re.compile(
 )
 
 
-def asks_parts(question: str) -> bool:
-    """A second question whose kind of fact no pattern names: "When did occam 2 come out, and
+def later_parts(question: str) -> list[str]:
+    """Second questions whose kind of fact no pattern names: "When did occam 2 come out, and
     what did it add?", "What is CC++? Is it a new language?" ("..., and when?" asks a time)."""
     sentences = [s for s in question_sentences(question) if s.endswith("?")]
     clauses = [c.strip() for c in _CLAUSE.split(asking(question)) if c and c.strip()]
     later = [c for c in clauses[1:] if _PART.match(c)] + sentences[1:]
-    return any(answer_type(c) in ("other", "yesno") for c in later)
+    return [c for c in later if answer_type(c) in ("other", "yesno")]
+
+
+def asks_parts(question: str) -> bool:
+    return bool(later_parts(question))
 
 
 def type_strength(sentence: str, kind: AnswerType) -> float:

@@ -6,11 +6,14 @@ its entry's title and section ("It was written by Robert Corbett" is about Bison
 cosine, shared words, passage rank, whether the question names its entry, and whether it holds
 the kind of fact asked for (a name for "who", a year for "when", a quantity for "how many", a
 reason for "why"). A sentence *stating* that fact ("written by X", "in 1964") answers first. A
-second sentence is added only when it adds an asked-for fact: another kind the question asks for
-("..., and by whom?"), the definition for "what is X and why ...", or question words the first
-lacks. A yes/no question is settled by a sentence that asserts or denies ("It is not in the
-public domain"), not by the entry's description: when the best sentence only describes, a
-settling one scoring close to it is added and said first.
+second sentence is added when it adds an asked-for fact: another kind the question asks for
+("..., and by whom?"), the definition for "what is X and why ...", question words the first
+lacks, or a later part of the question (``parts.py``). A lone sentence keeps the next one of its
+passage: a definition is often followed by what was asked ("Featurectomies come in two
+flavors, ..."), in words the question does not share (README, Quality). A yes/no question is
+settled by a sentence that asserts or denies ("It is not in the public domain"), not by the
+entry's description: when the best sentence only describes, a settling one scoring close to it
+is added and said first.
 
 A 135M model invents names and flips yes/no answers when it writes, but it can rank: how likely
 the question is after a sentence (query likelihood, as in UPR) re-ranks the candidates when a
@@ -57,6 +60,7 @@ from chatbot.kinds import (
     type_strength,
 )
 from chatbot.needs import needed_form, owned_value
+from chatbot.parts import answer_parts, stating_first
 from chatbot.terms import lookup_term, normalize
 from chatbot.text import (
     asked_sense,
@@ -85,6 +89,7 @@ class Weights:
     version: float = 0.3  # the sentence's entry is another version than the one asked about
     filler: float = 0.5  # a templated sentence that states nothing (candidates._filler)
     stated_first: bool = True  # a sentence stating the asked kind of fact answers first
+    following: bool = True  # a lone answer sentence keeps the next one of its passage
 
 
 WEIGHTS = Weights()
@@ -267,7 +272,10 @@ def extractive_answer(
     openings = frozenset(n for n, p in enumerate(passages, 1) if p.opens_entry)
     reading = _Reading(max_sentences, w, openings, needed)
     chosen = _choose(question, [cands[i] for i in top], score, kinds, reading)
-    picked = _with_context([cands[top[c]] for c in chosen], cands)
+    chosen = answer_parts(question, cands, [top[c] for c in chosen], embedder, max_sentences)
+    # a yes/no answer settles on its own; one sentence asked for is one
+    following = w.following and kinds[0] != "yesno" and max_sentences > 1
+    picked = _with_context(question, [cands[i] for i in chosen], cands, following=following)
     parts = [f"{c.text} [{c.n}]" for c in picked]
     if _answer_is_the_title(question, kinds[0], picked[0], passages):
         parts[0] = f"{picked[0].title}: {parts[0]}"  # asked for, though no sentence says it
@@ -357,13 +365,16 @@ _GOES_ON = re.compile(
 )
 
 
-def _with_context(picked: list[Candidate], cands: list[Candidate]) -> list[Candidate]:
+def _with_context(
+    question: str, picked: list[Candidate], cands: list[Candidate], *, following: bool = False
+) -> list[Candidate]:
     """The answer's first sentence with the one it leans on: the sentence before when it opens
     with "This ..." or "These ...", the sentence after when it only announces what follows
     ("There are multiple ways to ...", "... fall into two categories"). A lone sentence also
     keeps the next one when that goes on from it ("This pre-training instills ...", "Failing
-    that, ..."): a question's premise is often stated in one sentence and its answer in the
-    next."""
+    that, ..."), or when it says nothing the question does not ("Base models are powerful but
+    raw." for "They call base models 'powerful but raw'. In what sense raw?"): a question's
+    premise is often stated in one sentence and its answer in the next."""
     first = picked[0]
 
     def neighbour(step: int) -> list[Candidate]:
@@ -376,7 +387,8 @@ def _with_context(picked: list[Candidate], cands: list[Candidate]) -> list[Candi
     if _ANNOUNCES.search(first.text.rstrip(".")):
         return [first, *neighbour(1), *picked[1:]]
     after = neighbour(1)
-    if len(picked) == 1 and after and _GOES_ON.match(after[0].text):
+    echo = not words(first.text) - words(question)
+    if len(picked) == 1 and after and (following or echo or _GOES_ON.match(after[0].text)):
         return [first, *after]
     return picked
 
@@ -446,7 +458,7 @@ def _choose(
     # the entry's first sentence read, its definition (pos 0 may be a name or a note)
     own = [c.pos for c in cands if c.title == first.title and c.pos >= 0 and c is not first]
     opening = min(own) if own and first.pos >= 0 else -2
-    for idx in order:
+    for idx in stating_first(order, cands, kinds, first):
         if len(chosen) >= limit:
             break
         c = cands[idx]

@@ -42,7 +42,7 @@ LAYERS = [
     },
     {"index"},
     {"relevance", "sentence_pick", "reorder"},
-    {"retrieve", "rewrite", "candidates"},
+    {"retrieve", "rewrite", "candidates", "parts"},
     {"verify", "reader", "prompt", "compose", "draft"},
     {"pipeline"},
     {"api"},

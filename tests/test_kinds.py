@@ -66,6 +66,13 @@ from chatbot.text import respell
         ("sld resolution - what does SLD stand for?", ["other"]),
         ("Which models started it, and around what years did that happen?", ["other", "time"]),
         ("why do devs need guardrails - what's the goal there?", ["reason"]),
+        # a place: where a thing is, was made or was born; not where a field is heading
+        ("Where was the game Zork originally written, and roughly when?", ["place", "time"]),
+        ("Where and when was CU-SeeMe developed?", ["place", "time"]),
+        ("When and where was the first @-party held?", ["time", "place"]),
+        ("Simonyi - where was he born and in what year?", ["place", "time"]),
+        ("In which city is Iomega headquartered?", ["place"]),
+        ("Where is the foundation model field heading now?", ["other"]),
     ],
 )
 def test_the_kinds_of_fact_a_question_asks_for(question: str, kinds: list[str]) -> None:
@@ -75,13 +82,20 @@ def test_the_kinds_of_fact_a_question_asks_for(question: str, kinds: list[str]) 
 
 def test_a_stated_fact_is_stronger_than_a_held_one() -> None:
     assert type_strength("It was written by Robert Corbett.", "person") == 1.0
+    assert type_strength("Developed by Quantum Corporation, ATA-4 is licensed.", "person") == 1.0
     assert type_strength("The log entry (from September 9, 1947) reads ...", "time") == 1.0
     assert (
         type_strength("Bison will no longer apply the GNU General Public License.", "person") == 0.5
     )
     assert type_strength("Bison runs under Unix.", "person") == 0.0
     assert type_strength("A mainframe first delivered in 1964.", "time") == 1.0
+    assert type_strength("In November 2006, YouTube was bought by Google.", "time") == 1.0
     assert type_strength("Gene Amdahl is acknowledged as the chief architect.", "person") == 0.5
+    assert type_strength("Simonyi was born in Budapest in 1948.", "place") == 1.0
+    assert type_strength("Zork was originally written on MIT-DM in the 1970s.", "place") == 0.5
+    assert type_strength("The headquarters of Iomega are Roy, Utah, USA.", "place") == 0.5
+    assert type_strength("This originated in Zork but has spread to nethack.", "place") == 0.0
+    assert type_strength("It was first released in May 1990.", "place") == 0.0
 
 
 def test_a_maker_named_by_a_possessive_is_a_name() -> None:

@@ -170,7 +170,9 @@ def test_a_second_sentence_only_when_it_adds_an_asked_for_fact() -> None:
     both = extractive_answer("When was refuctoring coined, and by whom?", [word], FakeEmbedder())
     assert "2002" in both.text and "Gorman" in both.text
     assert both.text.index("2002") < both.text.index("Gorman")  # the main kind first
-    one = extractive_answer("When was the word refuctoring first heard?", [word], FakeEmbedder())
+    asked = "When was the word refuctoring first heard?"
+    alone = Weights(following=False)  # else a lone sentence keeps the next (test below)
+    one = extractive_answer(asked, [word], FakeEmbedder(), weights=alone)
     assert one.text == "The word was first heard in a London pub in 2002. [1]"
 
 
@@ -240,7 +242,8 @@ def test_a_sentence_opening_with_this_brings_the_one_it_refers_to() -> None:
 
 
 # The premise matches the question best; the answer is in the next sentence, which goes on
-# from it ("This pre-training ...", "Failing that, ..."); the sentence after that stays out.
+# from it ("This pre-training ...", "Failing that, ...") or when the first only echoes the
+# question; the sentence after that stays out.
 @pytest.mark.parametrize(
     ("title", "sentences", "question"),
     [
@@ -261,6 +264,15 @@ def test_a_sentence_opening_with_this_brings_the_one_it_refers_to() -> None:
                 "A webmaster is the person responsible for a web site.",
             ],
             "No e-mail address for the webmaster on the home page. Who else could I write to?",
+        ),
+        (  # the first says nothing the question does not: an echo, the answer is after it
+            "Base model",
+            [
+                "Base models are powerful but raw.",
+                "They complete text based on statistical patterns.",
+                "Base models are released by several labs.",
+            ],
+            "The glossary calls base models 'powerful but raw'. Raw in what sense?",
         ),
     ],
 )
@@ -664,7 +676,10 @@ def test_a_why_answer_goes_on_past_the_entry_description() -> None:
         "A Unix C language processor which checks code. Lint is named after the bits of fluff "
         "it supposedly picks from programs. It is used on Usenet too.",
     )
-    ext = extractive_answer("Why is the checker called lint?", [lint], FakeEmbedder())
+    alone = Weights(following=False)
+    ext = extractive_answer(
+        "Why is the checker called lint?", [lint], FakeEmbedder(), weights=alone
+    )
     assert "named after the bits of fluff" in ext.text and "Usenet" not in ext.text
 
 
@@ -677,7 +692,10 @@ def test_a_how_answer_goes_on_past_the_entry_description() -> None:
     )
     ext = extractive_answer("How does a two-phase commit work?", [commit], FakeEmbedder())
     assert ext.text.startswith("A technique that") and "prepares the transaction" in ext.text
-    said = extractive_answer("How is two-phase commit pronounced?", [commit], FakeEmbedder())
+    alone = Weights(following=False)
+    said = extractive_answer(
+        "How is two-phase commit pronounced?", [commit], FakeEmbedder(), weights=alone
+    )
     assert "prepares the transaction" not in said.text
 
 
@@ -986,7 +1004,8 @@ def test_a_second_part_of_the_question_gets_its_sentence_from_the_same_entry(par
     assert ext.text.startswith(
         "An extension of occam produced in 1987 [1]."
     ) or ext.text.startswith("An extension of occam produced in 1987. [1]")
-    assert ("adds floating-point" in ext.text) == (parts > 1)
+    assert "adds floating-point" in ext.text  # by its score (parts > 1), or as the closest
+    # sentence of the entry to "what did it add?" (chatbot/parts.py)
 
 
 def test_a_term_list_item_defining_another_term_is_marked_for_a_lookup() -> None:
@@ -1061,3 +1080,25 @@ def test_a_term_defined_by_the_best_passage_keeps_that_entry() -> None:
     asked = "whats the jokey name for a made-up subatomic particle that carries computation?"
     ext = extractive_answer(asked, [computron, electron], FakeEmbedder())
     assert ext.text.startswith("computron: A mythical subatomic particle")
+
+
+def test_a_lone_answer_sentence_keeps_the_next_one_of_its_passage() -> None:
+    """ "What kinds of featurectomy are there?": the definition answers best, and the kinds
+    are in the sentence after it, which shares no word with the question. Not for a yes/no
+    question: its settling sentence is chosen on its own."""
+    cut = entry(
+        "featurectomy",
+        "The act of removing a feature from a program. "
+        "They come in two flavors, the righteous and the reluctant. "
+        "See also feature creep.",
+    )
+    asked = "what kinds of featurectomy are there?"
+    ext = extractive_answer(asked, [cut], FakeEmbedder())
+    assert ext.text == (
+        "The act of removing a feature from a program. [1] "
+        "They come in two flavors, the righteous and the reluctant. [1]"
+    )
+    alone = extractive_answer(asked, [cut], FakeEmbedder(), weights=Weights(following=False))
+    assert "righteous" not in alone.text
+    yesno = extractive_answer("Is a featurectomy the removal of a feature?", [cut], FakeEmbedder())
+    assert "righteous" not in yesno.text
