@@ -287,6 +287,21 @@ def _lead_note(raw: str, title: str, origin: bool) -> str | None:
     return text if len(text.split()) >= 3 else None
 
 
+def _read(
+    question: str, passages: Sequence[Chunk], max_passages: int, also: frozenset[int]
+) -> list[int]:
+    """The passages read: the first ``max_passages``, those in ``also``, and later ones going on
+    with the best one's entry; of a page the question names by name, only its own."""
+    first = passages[0] if passages else None
+
+    def goes_on(c: Chunk) -> bool:
+        return first is not None and c.doc_id == first.doc_id and c.title == first.title
+
+    read = [i for i, c in enumerate(passages) if i < max_passages or i in also or goes_on(c)]
+    pages = {c.file for c in passages[:max_passages] if c.page_named_in(question, by_name=True)}
+    return [i for i in read if not pages or passages[i].file in pages]
+
+
 def candidates(
     question: str,
     kinds: list[AnswerType],
@@ -302,10 +317,9 @@ def candidates(
     term, acronym, alias = asks_term(question), asked_expansion(question), asks_alias(question)
     origin = asks_origin(question) or "reason" in kinds
     named_docs = {c.doc_id for c in passages if c.doc_id in named or names_entry(question, c)}
-    for i, chunk in enumerate(passages):
+    for i in _read(question, passages, max_passages, also):
+        chunk = passages[i]
         best = chunk.doc_id == passages[0].doc_id
-        if not (i < max_passages or i in also or (best and chunk.title == passages[0].title)):
-            continue  # a later passage goes on with the best one's entry, or was picked
         # padding is what a question naming its page ("According to InsertChat, ...") asks about
         filler = set() if chunk.page_named_in(question) else _filler(chunk)
         focus = chunk.doc_id in named_docs

@@ -44,6 +44,15 @@ class Section:
         )
 
 
+def _as_name(text: str, word: re.Match[str], after: str) -> bool:
+    """Is the word written as a name: capitalised where no sentence begins ("the Envisioning
+    page"), or with a capital inside ("WikiWalls says"), and not the first word of another
+    name ("Foundation Model")? "Foundation models learn ..." names nothing."""
+    w = word.group()
+    starts = text[: word.start()].rstrip()[-1:] in ("", ".", "?", "!")
+    return not w.islower() and (not starts or w[1:] != w[1:].lower()) and not after[:1].isupper()
+
+
 @dataclass(frozen=True)
 class Chunk:
     chunk_id: str
@@ -61,12 +70,21 @@ class Chunk:
         """What the embedder and BM25 see: the passage plus where it sits in the glossary."""
         return f"{self.title} | {self.heading}\n{self.text}"
 
-    def page_named_in(self, question: str) -> bool:
+    def page_named_in(self, question: str, *, by_name: bool = False) -> bool:
         """Does the question name the page this chunk comes from, by a word of its file's name
-        ("According to InsertChat" and base-model-insertchat.md), not of the entry's title?"""
+        ("According to InsertChat" and base-model-insertchat.md), not of the entry's title?
+        ``by_name``: as a name, capitalised ("the Envisioning page"), not as a word ("the
+        concept") nor as the first word of another name ("Foundation Model")."""
         title = set(re.findall(r"\w+", self.title.lower()))
         stem = set(re.split(r"[\W_]+", Path(self.file).stem.lower())) - title - {""}
-        return bool(stem & set(re.findall(r"\w+", question.lower())))
+        words = list(re.finditer(r"\w+", question))
+        if not by_name:
+            return any(m.group().lower() in stem for m in words)
+        return any(
+            _as_name(question, m, words[k + 1].group() if k + 1 < len(words) else "")
+            for k, m in enumerate(words)
+            if m.group().lower() in stem
+        )
 
     @property
     def opens_entry(self) -> bool:

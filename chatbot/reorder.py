@@ -88,6 +88,15 @@ class Reorder:
         kept = [i for i in starts if opening and seen(i)]
         return put_first(missing + kept, ranked) if missing else ranked
 
+    def named_page(self, files: frozenset[str], ranked: Ranked, read: int = 3) -> Ranked:
+        """The best-ranked passage of a page the question names first ("The Envisioning page
+        cross-links to 'Foundation Model'. What definition does it give?"), unless the reader
+        reads one of that page already."""
+        if not files or any(self.index.chunks[i].file in files for i, _ in ranked[:read]):
+            return ranked
+        first = next((i for i, _ in ranked if self.index.chunks[i].file in files), None)
+        return ranked if first is None else put_first([first], ranked)
+
     def holding_quote(self, question: str, ranked: Ranked, read: int = 3) -> Ranked:
         """The best-ranked passage holding a phrase the question quotes first, unless one the
         reader reads holds it: the quote marks what is asked ("I saw 'contrastive matching'

@@ -9,6 +9,7 @@ decided separately, on the best dense cosine, because RRF scores are relative by
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -274,9 +275,9 @@ class Retriever:
             return []
         if _IN_CONTEXT & set(words[1:-1]):
             return []  # "the MTU on Ethernet": a term asked about in a setting, not one term
-        phrase = f" {' '.join(words)} "
+        phrase = re.compile(rf"(?<![\w.-]){re.escape(' '.join(words))}(?![\w-])")  # "java rmi."
         ids, _ = self.lexical(lookup.term, 20)  # a passage saying it holds all its words
-        said = any(phrase in f" {normalize(self.index.chunks[int(i)].embed_text())} " for i in ids)
+        said = any(phrase.search(normalize(self.index.chunks[int(i)].embed_text())) for i in ids)
         return [] if said else [lookup.term]
 
     def dense(self, query_vec: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -311,6 +312,8 @@ class Retriever:
         ranking = self._rank(question, [qvec, *also], timings)
         with _timed(timings, "lookup_ms"):
             lookup, part = self._named_first(question, ranking, qvec)
+            pages = self.named_pages(question)
+            ranking.ranked = self.reorder.named_page(pages, ranking.ranked)
         hits = self._hits(ranking, qvec, k)
         if not (lookup is not None and lookup.found):  # a looked-up entry is the answer
             with _timed(timings, "sentences_ms"):
@@ -321,7 +324,7 @@ class Retriever:
         return Retrieval(
             question=question,
             hits=hits,
-            covered=not unknown and self._covers(hits, ranking.best_dense, coverage, lookup),
+            covered=not unknown and self._covers(hits, ranking.best_dense, coverage, lookup, pages),
             best_dense=ranking.best_dense,
             timings=timings,
             lexical_coverage=coverage,
@@ -406,16 +409,36 @@ class Retriever:
         return [*hits, Hit(self.index.chunks[i], score, dense, ranking.bm25_of.get(i), pick, True)]
 
     def _covers(
-        self, hits: list[Hit], best_dense: float, coverage: float, lookup: Lookup | None
+        self,
+        hits: list[Hit],
+        best_dense: float,
+        coverage: float,
+        lookup: Lookup | None,
+        pages: frozenset[str],
     ) -> bool:
         """The corpus covers the question: a close enough passage, one holding most of the
-        question's terms, or an entry titled with the term looked up."""
+        question's terms, an entry titled with the term looked up, or a passage of the page
+        the question names ("Does the Envisioning glossary agree with that?")."""
         s = self.settings
         return bool(hits) and (
             best_dense >= self.cutoff
             or coverage >= s.lexical_coverage
             or (lookup is not None and lookup.found)
+            or bool(pages & {h.chunk.file for h in hits})
         )
+
+    @cached_property
+    def _pages(self) -> list[Chunk]:
+        """A chunk of each file that is one page: a dictionary file holds thousands of
+        entries, and "According to FOLDOC, ...?" names no page of it."""
+        docs: dict[str, set[str]] = {}
+        for c in self.index.chunks:
+            docs.setdefault(c.file, set()).add(c.doc_id)
+        return [c for c in self.index.chunks if c.opens_entry and len(docs[c.file]) == 1]
+
+    def named_pages(self, question: str) -> frozenset[str]:
+        """The files of the pages the question names ("What does WikiWalls say ...?")."""
+        return frozenset(c.file for c in self._pages if c.page_named_in(question, by_name=True))
 
     def fuse(
         self,

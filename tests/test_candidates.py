@@ -167,3 +167,20 @@ def test_a_sentence_settles_a_yes_no_question_by_any_opposite_of_its_words() -> 
     assert {"proprietari", "commerci"} <= free  # "Is it proprietary?", "Is it commercial?"
     assert "interpret" in settling_words("A compiled language.")
     assert settling_words("A language.") == words("A language.")
+
+
+def test_a_page_the_question_names_is_the_only_one_read() -> None:
+    """ "What does the Envisioning page say ...?": not the other page's sentences."""
+
+    def page(file: str, text: str) -> Chunk:
+        return Chunk(f"{file}#0", file, "Base Model", "Base Model", text, 0, len(text), "text",
+                     file=file)  # fmt: skip
+
+    glossary = page("base-model-glossary.md", "A base model is a pre-trained model.")
+    envisioning = page("base-model-envisioning.md", "A base model is a reusable foundation.")
+    question = "How does the Envisioning page define a base model?"
+    kinds = asked_types(question)
+    read = candidates(question, kinds, [glossary, envisioning], 3)
+    assert {c.text for c in read} == {"A base model is a reusable foundation."}
+    both = candidates("How is a base model defined?", kinds, [glossary, envisioning], 3)
+    assert len({c.n for c in both}) == 2

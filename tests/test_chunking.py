@@ -367,3 +367,44 @@ def test_a_template_writing_the_name_in_title_case_marks_the_entry_templated() -
     opening_only = "# Widget Cache\n\nWidget Cache: a store. A widget cache is kept in memory.\n"
     assert not templated(doc_of(opening_only))
     assert not templated(doc_of("# Cache\n\nCache is a store. Cache matters. A cache is fast.\n"))
+
+
+@pytest.mark.parametrize(
+    ("question", "as_word", "by_name"),
+    [
+        ("According to InsertChat, what is a base model?", True, True),
+        ("what does the insertchat page say?", True, False),  # a word, not written as a name
+        ("Which Base Model page is it?", False, False),  # words of the entry's title
+        ("InsertChat says what?", True, True),  # first, but a name: a capital inside
+        ("Insertchat says what?", True, False),  # first: capitalised as any first word
+    ],
+)
+def test_a_question_names_a_page_by_a_word_of_its_file_name(
+    question: str, as_word: bool, by_name: bool
+) -> None:
+    page = Chunk(
+        "base-model-insertchat#0",
+        "base-model-insertchat",
+        "Base Model",
+        "Base Model",
+        "text",
+        0,
+        4,
+        "text",
+        file="base-model-insertchat.md",
+    )
+    assert page.page_named_in(question) is as_word
+    assert page.page_named_in(question, by_name=True) is by_name
+
+
+def test_a_capitalised_word_starting_another_name_names_no_page() -> None:
+    """The foundation-model glossary page is not named by "Foundation Model", a term."""
+    page = Chunk(
+        "glossary#0", "glossary", "Base Model", "Base Model", "text", 0, 4, "text",
+        file="base-model-foundation-model-glossary.md",
+    )  # fmt: skip
+    assert not page.page_named_in("How does it define 'Foundation Model'?", by_name=True)
+    assert page.page_named_in("What does the Glossary page say?", by_name=True)
+    # a sentence's first word is capitalised anyway
+    assert not page.page_named_in("Foundation models learn grammar. Glossary?", by_name=True)
+    assert page.page_named_in("Foundation models learn grammar, the Glossary says", by_name=True)

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.unit
 
 
 def chunk(doc: str, n: int, text: str) -> Chunk:
-    return Chunk(f"{doc}#{n}", doc, doc, doc, text, 0, len(text), "text")
+    return Chunk(f"{doc}#{n}", doc, doc, doc, text, 0, len(text), "text", file=f"{doc}.md")
 
 
 @dataclass
@@ -66,3 +66,11 @@ def test_an_opening_read_already_is_not_pushed_out_by_the_missing_ones() -> None
     ranked = [(2, 0.9), (3, 0.8), (1, 0.7), (0, 0.6)]
     moved = [i for i, _ in reorder().include(["hacker", "kluge"], ranked, read=2, opening=True)]
     assert moved[:2] == [0, 3]
+
+
+def test_a_named_page_brings_its_best_ranked_passage_unless_one_is_read() -> None:
+    """ "kluge.md" stands for a page the question names ("What does Kluge say ...?")."""
+    ranked = [(2, 0.9), (0, 0.8), (1, 0.7), (3, 0.6)]
+    assert reorder().named_page(frozenset({"kluge.md"}), ranked)[0][0] == 3
+    assert reorder().named_page(frozenset({"hacker.md"}), ranked) == ranked  # read already
+    assert reorder().named_page(frozenset(), ranked) == ranked

@@ -471,6 +471,7 @@ def test_a_looked_up_term_no_passage_says_makes_the_question_uncovered(
     assert r.unknown_term(Lookup("name RUSH")) == []  # "What does the name RUSH stand for?"
     assert r.unknown_term(Lookup("MTU on Ethernet")) == []  # a term in a setting: no one term
     assert r.unknown_term(Lookup("mixture of experts model")) == ["mixture of experts model"]
+    assert r.unknown_term(Lookup("task-specific adaptation")) == []  # before a full stop
     two_part = r.run("What is a mixture of experts model, and how is it trained?")
     assert two_part.unknown_names == ["mixture of experts model"] and not two_part.covered
     assert r.run("What is transfer learning, and why does it matter?").unknown_names == []
@@ -488,3 +489,28 @@ def test_the_entries_a_question_names_by_an_acronym_go_with_the_retrieval(
     assert r.run("Is FMX pretrained?").named == (doc,)
     assert r.run("Is fmx pretrained?").named == ()
     assert r.run("Is FMX pretrained?").to_dict()["named"] == [doc]
+
+
+def test_a_question_naming_a_page_by_its_name_is_covered(real_index: LoadedIndex) -> None:
+    """ "WikiWalls says ... What is the third item on that list?": nothing comes close enough,
+    but the question is about a page of the corpus that it names (a word of the file's name,
+    written as a name); the same words as a common noun ("the concept") name nothing."""
+    r = retriever(real_index, relevance_threshold=0.99, lexical_coverage=0.99)
+    asked = "says the work moves to prompt design. What is the third item on that list?"
+    assert r.run(f"WikiWalls {asked}").covered
+    assert not r.run(f"Someone {asked}").covered
+    assert not r.run(f"The concept {asked}").covered  # foundation-model-concept.md
+
+
+def test_a_dictionary_file_is_no_page_a_question_names(tmp_path: Path) -> None:
+    """A file of many entries ("According to FOLDOC, ...") is not one page."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "jargon.csv").write_text(
+        "term,definition\nkluge,A clever programming trick.\nhack,A quick job.\n",
+        encoding="utf-8",
+    )
+    store = IndexStore(tmp_path / "index", FakeEmbedder(), Chunker())
+    store.build(corpus)
+    r = retriever(store.load(), relevance_threshold=0.99, lexical_coverage=0.99)
+    assert not r.run("What does Jargon say about the weather today?").covered
