@@ -42,6 +42,7 @@ _NOT_TERM_ENDS = frozenset((
     "be", "was", "were", "what", "which", "that", "this", "it", "as", "from", "into", "than",
     "like", "about", "name", "word", "term", "acronym", "abbreviation", "phrase", "expression",
 ))  # fmt: skip
+_ASKS_WHAT = re.compile(r"\W*(?:what|wat|whats|what's|define|explain)\b", re.I)
 _IN_CONTEXT = frozenset(("on", "in", "for", "with", "at", "under", "inside", "within", "during"))
 
 
@@ -263,14 +264,16 @@ class Retriever:
             and not any(t in vocabulary or t in self._file_names for t in terms)
         ]
 
-    def unknown_term(self, lookup: Lookup | None) -> list[str]:
+    def unknown_term(self, lookup: Lookup | None, *, word: bool = True) -> list[str]:
         """A looked-up term of two to four words that no entry is, no title holds and no
         passage says ("What is a Bloom filter?"): the passages that come close are about
         something else (the "filter" entry). A phrase such as "LoRA and QLoRA for" is no
-        term, and a word alone may be a paraphrase."""
+        term, and a word alone may be a paraphrase, unless the corpus never uses it."""
         if lookup is None or lookup.found or lookup.near:
             return []
         words = normalize(lookup.term).split(" ")
+        if len(words) == 1:  # "What is copycenter?": a word no passage uses at all
+            return self.unknown_names(f"'{lookup.term}'") if word else []
         if not 2 <= len(words) <= 4 or words[0] in _NOT_TERM_ENDS or words[-1] in _NOT_TERM_ENDS:
             return []
         if _IN_CONTEXT & set(words[1:-1]):
@@ -320,7 +323,9 @@ class Retriever:
                 hits = self._closest_sentence(ranking, qvec, hits)
         timings["total_ms"] = sum(v for key, v in timings.items() if key.endswith("_ms"))
         coverage = 0.0 if ranking.best_bm25 is None else self.coverage(question, ranking.best_bm25)
-        unknown = self.unknown_names(question) + self.unknown_term(lookup or part)
+        # one word asked about ("What is copycenter?"), not a part's nor a bare one ("true?")
+        word = part is None and bool(_ASKS_WHAT.match(asked))
+        unknown = self.unknown_names(question) + self.unknown_term(lookup or part, word=word)
         return Retrieval(
             question=question,
             hits=hits,

@@ -514,3 +514,15 @@ def test_a_dictionary_file_is_no_page_a_question_names(tmp_path: Path) -> None:
     store.build(corpus)
     r = retriever(store.load(), relevance_threshold=0.99, lexical_coverage=0.99)
     assert not r.run("What does Jargon say about the weather today?").covered
+
+
+def test_a_looked_up_word_the_corpus_never_uses_is_unknown(real_index: LoadedIndex) -> None:
+    """ "What is copycenter supposed to mean?": no passage uses the word, so none covers it;
+    a word the corpus uses may be a paraphrase, and a bare word asked ("..., true?") is no
+    term asked about."""
+    terms = TermIndex.build({"doc_id": c.doc_id, "title": c.title} for c in real_index.chunks)
+    r = retriever(real_index, terms=terms)
+    unknown = r.run("What is copycenter supposed to mean?")
+    assert unknown.unknown_names == ["copycenter"] and not unknown.covered
+    assert r.run("what is pretraining?").unknown_names == []
+    assert r.run("I hear base models are polished and ready to go. true?").unknown_names == []
