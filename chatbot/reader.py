@@ -374,7 +374,8 @@ def _with_context(
     keeps the next one when that goes on from it ("This pre-training instills ...", "Failing
     that, ..."), or when it says nothing the question does not ("Base models are powerful but
     raw." for "They call base models 'powerful but raw'. In what sense raw?"): a question's
-    premise is often stated in one sentence and its answer in the next."""
+    premise is often stated in one sentence and its answer in the next. With ``following``,
+    a lone sentence keeps the next one anyway (``Weights.following``)."""
     first = picked[0]
 
     def neighbour(step: int) -> list[Candidate]:
