@@ -82,9 +82,9 @@ _TYPE_PATTERNS: list[tuple[AnswerType, re.Pattern[str]]] = [
     (
         "place",
         re.compile(
-            r"^where(?:\s+and\s+when)?\s+(?:is|was|are|were|did|does|do|has|had)\b(?![^?]*\b(?:heading|head|going|"
-            r"shifting|moving|trending)\b)|^(?:in |at )?(?:which|what) (?:city|country|town|"
-            r"state|place|location|site)\b",
+            r"^where(?:\s+and\s+when)?\s+(?:is|was|are|were|did|does|do|has|had)\b"
+            r"(?![^?]*\b(?:heading|head|going|shifting|moving|trending)\b)|"
+            r"^(?:in |at )?(?:which|what) (?:city|country|town|state|place|location|site)\b",
             re.I,
         ),
     ),
@@ -152,6 +152,9 @@ NAMES_IT = re.compile(
     r"\b(?:known as|called|termed|referred to as|dubbed)\s+(?:the\s+|an?\s+)?[\"“']?[\w-]", re.I
 )
 
+_MONTH = (
+    r"(?:January|February|March|April|May|June|July|August|September|October|November|December)"
+)
 HAS_TYPE: dict[AnswerType, re.Pattern[str]] = {
     "person": re.compile(
         r"\b(?:by|from|of|at|with)\s+(?:the\s+)?[A-Z][\w.-]+|(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+\s+"
@@ -159,17 +162,13 @@ HAS_TYPE: dict[AnswerType, re.Pattern[str]] = {
         r"[A-Z][a-z]+\s+(?:[A-Z]\.\s*)?[A-Z][a-z]+|\b[A-Z][\w-]*'s\s+[A-Z]"  # "Anthropic's Claude"
         r"|\b[A-Z][\w-]+,\s+[A-Z][\w-]+,(?:\s+[A-Z][\w-]+,)*\s+(?:and|or)\s+[A-Z]"  # "A, B, and C"
     ),
-    "time": re.compile(
-        r"\b(?:1[5-9]\d\d|20\d\d)s?\b|\b(?:January|February|March|April|May|June|July|August|"
-        r"September|October|November|December)\b"
-    ),
+    "time": re.compile(rf"\b(?:1[5-9]\d\d|20\d\d)s?\b|\b{_MONTH}\b"),
     # where a thing is, was made or was born: "born in Budapest", "written on MIT-DM",
     # "The headquarters of Iomega are Roy, Utah"; not any "in" before a name ("in Zork")
     "place": re.compile(
         r"\b(?i:born|located|based|developed|written|founded|held|built|made|created|designed|"
         r"implemented|invented|working|worked|lived|situated)\b[^.]{0,40}?\b(?:in|at|on)\s+"
-        r"(?:the\s+)?(?!(?:January|February|March|April|May|June|July|August|September|October|"
-        r"November|December)\b)[A-Z]|\b(?i:headquarter)"
+        rf"(?:the\s+)?(?!{_MONTH}\b)[A-Z]|\b(?i:headquarter)"
     ),
     "situation": re.compile(r"\b(?:when|whenever|if|once|unless|until|as soon as)\b", re.I),
     # a quantity: a number (not a year or a date) followed by what it counts or measures
@@ -177,8 +176,8 @@ HAS_TYPE: dict[AnswerType, re.Pattern[str]] = {
         r"(?<![\w.-])(?:\d+(?:[.,]\d+)*|(?:two|three|four|five|six|seven|eight|nine)(?:teen)?|"
         r"ten|eleven|twelve|thirteen|fifteen|eighteen|(?:twen|thir|for|fif|eigh)ty(?:-\w+)?|"
         r"(?:six|seven|nine)ty(?:-\w+)?|hundred|thousand|million|billion|trillion|dozen|double|"
-        r"half)"
-        r"(?:\s+(?:to|or|and)\s+\d+(?:[.,]\d+)*)?(?:\s+[a-zA-Z/]+|\s*%|-(?-i:[a-z]+)\b|[a-zA-Z]{1,3}\b)"
+        r"half)(?:\s+(?:to|or|and)\s+\d+(?:[.,]\d+)*)?"
+        r"(?:\s+[a-zA-Z/]+|\s*%|-(?-i:[a-z]+)\b|[a-zA-Z]{1,3}\b)"
         # a magnitude in a unit's name: "By processing petabytes of text"
         r"|\b(?:kilo|mega|giga|tera|peta|exa|zetta)(?:bytes|bits|flops)\b",
         re.I,
@@ -217,13 +216,12 @@ STRONG_TYPE: dict[AnswerType, re.Pattern[str]] = {
     "place": re.compile(
         r"\b(?i:born|located|based|headquartered|developed|written|founded|held|built|made|"
         r"created|designed|implemented|invented)\s+(?:[\w,-]+\s+){0,3}?(?:in|at)\s+(?:the\s+)?"
-        r"(?!(?:January|February|March|April|May|June|July|August|September|October|November|"
-        r"December)\b)[A-Z]"
+        rf"(?!{_MONTH}\b)[A-Z]"
     ),
     "time": re.compile(
         r"\b(?i:in|since|from|around|about|circa|ca\.|on|during|until|by|of)\s+(?:about\s+|"
-        r"early\s+|late\s+|mid-?|the\s+)?(?:(?:January|February|March|April|May|June|July|"
-        r"August|September|October|November|December)\s+(?:\d{1,2},?\s+)?)?(?:1[5-9]\d\d|20\d\d)|"
+        rf"early\s+|late\s+|mid-?|the\s+)?(?:{_MONTH}\s+(?:\d{{1,2}},?\s+)?)?"
+        r"(?:1[5-9]\d\d|20\d\d)|"
         r"\b(?:year|date)s? of\b[^.]{1,80}\b(?:is|was|are|were)\s+(?:about\s+|around\s+)?"
         r"(?:1[5-9]\d\d|20\d\d)"  # a field: "The release year of Bison is 1985."
     ),

@@ -220,7 +220,8 @@ def unmentioned_specifics(question: str, passage_texts: Sequence[str]) -> list[s
     seen = {t.replace("-", "") for t in tokens} | {a + b for a, b in pairwise(tokens)}
     seen |= {t[:-1] for t in seen if re.search(r"\ds$", t)}  # "ASR-33s", "PDP-11s": plurals
     for found in _ASKED_CODE.finditer(question):
-        code, key = found.group().rstrip("-"), found.group().rstrip("-").lower().replace("-", "")
+        code = found.group().rstrip("-")
+        key = code.lower().replace("-", "")
         # "the string F00LF00LF00L...": the question quotes the start of a longer string
         cut = question[found.end() :].startswith(("...", "…"))
         if _DECADE.match(code) or key in seen or (cut and any(t.startswith(key) for t in seen)):
