@@ -288,7 +288,7 @@ def _lead_note(raw: str, title: str, origin: bool) -> str | None:
 
 
 def _read(
-    question: str, passages: Sequence[Chunk], max_passages: int, also: frozenset[int]
+    passages: Sequence[Chunk], max_passages: int, also: frozenset[int], pages: frozenset[str]
 ) -> list[int]:
     """The passages read: the first ``max_passages``, those in ``also``, and later ones going on
     with the best one's entry; of a page the question names by name, only its own."""
@@ -298,8 +298,8 @@ def _read(
         return first is not None and c.doc_id == first.doc_id and c.title == first.title
 
     read = [i for i, c in enumerate(passages) if i < max_passages or i in also or goes_on(c)]
-    pages = {c.file for c in passages[:max_passages] if c.page_named_in(question, by_name=True)}
-    return [i for i in read if not pages or passages[i].file in pages]
+    own = [i for i in read if passages[i].file in pages]
+    return own or read
 
 
 def candidates(
@@ -309,15 +309,17 @@ def candidates(
     max_passages: int,
     also: frozenset[int] = frozenset(),
     named: frozenset[str] = frozenset(),
+    pages: frozenset[str] = frozenset(),
 ) -> list[Candidate]:
     """Every sentence the answer may be made of, numbered by its passage for the citation; the
     forms a question needs come first. ``also``: later passages to read (sentence_pick);
-    ``named``: entries the question names by an acronym the term index knows ("EPROM")."""
+    ``named``: entries the question names by an acronym the term index knows ("EPROM");
+    ``pages``: files of the pages it names by name (Retriever.named_pages), the only ones read."""
     out = []
     term, acronym, alias = asks_term(question), asked_expansion(question), asks_alias(question)
     origin = asks_origin(question) or "reason" in kinds
     named_docs = {c.doc_id for c in passages if c.doc_id in named or names_entry(question, c)}
-    for i in _read(question, passages, max_passages, also):
+    for i in _read(passages, max_passages, also, pages):
         chunk = passages[i]
         best = chunk.doc_id == passages[0].doc_id
         # padding is what a question naming its page ("According to InsertChat, ...") asks about

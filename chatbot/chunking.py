@@ -44,6 +44,11 @@ class Section:
         )
 
 
+# "the concept page", "the envisioning article": a word of a file's name before one of these
+# names that page even in lower case
+_PAGE_NOUNS = frozenset({"page", "article", "entry", "site", "explainer", "writeup", "write-up"})
+
+
 def _as_name(text: str, word: re.Match[str], after: str) -> bool:
     """Is the word written as a name: capitalised where no sentence begins ("the Envisioning
     page"), or with a capital inside ("WikiWalls says"), and not the first word of another
@@ -73,15 +78,17 @@ class Chunk:
     def page_named_in(self, question: str, *, by_name: bool = False) -> bool:
         """Does the question name the page this chunk comes from, by a word of its file's name
         ("According to InsertChat" and base-model-insertchat.md), not of the entry's title?
-        ``by_name``: as a name, capitalised ("the Envisioning page"), not as a word ("the
-        concept") nor as the first word of another name ("Foundation Model")."""
+        ``by_name``: as a name, capitalised ("the Envisioning page"), or before "page" ("the
+        concept page"), not as a word ("the concept") nor as the first word of another name
+        ("Foundation Model")."""
         title = set(re.findall(r"\w+", self.title.lower()))
         stem = set(re.split(r"[\W_]+", Path(self.file).stem.lower())) - title - {""}
         words = list(re.finditer(r"\w+", question))
         if not by_name:
             return any(m.group().lower() in stem for m in words)
+        after = [words[k + 1].group() if k + 1 < len(words) else "" for k in range(len(words))]
         return any(
-            _as_name(question, m, words[k + 1].group() if k + 1 < len(words) else "")
+            _as_name(question, m, after[k]) or after[k].lower() in _PAGE_NOUNS
             for k, m in enumerate(words)
             if m.group().lower() in stem
         )

@@ -29,8 +29,11 @@ AnswerType = Literal[
 # "What do people mean by X?", "What did the researchers find?": people doing something are the
 # question's subject, not the asked fact
 _NOT_AUX = r"(?!(?:do|does|did|would|should|could|can|will|might|must|usually|often)\b)"
+# "What are hosts supposed to do after ...?" asks what they do, not what they are
 _DEFINITION = re.compile(
-    r"^what (?:is|are|was|were) (?:a |an |the )?\w|^what (?:does|do) [^?]{1,60} mean\b", re.I
+    r"^what(?: is| are| was| were|'s|’s) (?:a |an |the )?(?![^?]*\b(?:supposed|meant|expected) to "
+    r"(?:do|happen|work)\b)\w|^what (?:does|do) [^?]{1,60} mean\b",
+    re.I,
 )
 _TYPE_PATTERNS: list[tuple[AnswerType, re.Pattern[str]]] = [
     (
@@ -250,10 +253,13 @@ _EXAMPLES = re.compile(
 )
 
 
-# "In functional programming, can every ...?", "Back in the 1990s, were ...?": a leading phrase
+# "In functional programming, can every ...?", "Back in the 1990s, were ...?": a leading phrase;
+# "quick check: will A* ...?", "honest question - does it ...?": a label before a yes/no one
 LEAD_PHRASE = re.compile(
     r"^[^,?]{1,80},\s+(?=(?:is|are|was|were|can|could|does|do|did|should|will|would|has|have|"
-    r"who|whom|whose|when|where|why|how|what|which|in what|in which|at what|under what)\b)",
+    r"who|whom|whose|when|where|why|how|what|which|in what|in which|at what|under what)\b)|"
+    r"^[^,?:]{1,30}(?::|\s[-–—])\s+"
+    r"(?=(?:is|are|was|were|can|could|does|do|did|should|will|would|has|have)\b)",
     re.I,
 )
 

@@ -47,7 +47,7 @@ from chatbot.relevance import off_topic_probes
 from chatbot.retrieve import Hit, Retrieval, Retriever
 from chatbot.rewrite import FollowUpRewriter
 from chatbot.terms import TermIndex, main_entries
-from chatbot.text import opening_definition, renumber_citations
+from chatbot.text import asked_sentence, opening_definition, renumber_citations
 from chatbot.verify import SupportChecker, attach_citations, unmentioned_specifics
 
 log = logging.getLogger(__name__)
@@ -440,21 +440,22 @@ class Pipeline:
 
     def _route_extractive(self, turn: _Turn) -> Answer:
         gen = self.generator if self.settings.reader_lm else None
-        scorer = gen if isinstance(gen, Scorer) else None
         also = frozenset(n for n, h in enumerate(turn.hits) if h.picked)
-        passages, read = [h.chunk for h in turn.hits], self.settings.prompt_passages
         ext = extractive_answer(
             turn.standalone,
-            passages,
+            [h.chunk for h in turn.hits],
             self.embedder,
-            scorer=scorer,
-            max_passages=read,
+            scorer=gen if isinstance(gen, Scorer) else None,
+            max_passages=self.settings.prompt_passages,
             also=also,
             named=frozenset(turn.retrieval.named),
+            pages=turn.retrieval.pages,
         )
         cited = turn.state.retriever.entry_texts(turn.hits[n - 1].chunk for n in ext.cited)
-        if not ext.text or unmentioned_specifics(turn.standalone, cited):
-            return self._refusal(turn)  # not about the "M3" asked for, if no cited entry names it
+        # not about the "M3" asked for if no cited entry names it; a premise's numbers ("filed
+        # under 2021. What year ...?") were checked against all passages in _route_refusal
+        if not ext.text or unmentioned_specifics(asked_sentence(turn.standalone), cited):
+            return self._refusal(turn)
         answer = self._answer(turn, ext.text, ext.cited, "extractive")
         answer.note = turn.note
         return answer

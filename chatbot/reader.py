@@ -243,6 +243,7 @@ def extractive_answer(
     weights: Weights | None = None,
     also: frozenset[int] = frozenset(),
     named: frozenset[str] = frozenset(),
+    pages: frozenset[str] = frozenset(),
 ) -> Extract:
     """The passage sentence that answers the question, then one more only when it adds an
     asked-for fact, each with its citation; nothing when a count is asked ("how many") and no
@@ -257,7 +258,7 @@ def extractive_answer(
     """
     w = weights or WEIGHTS
     kinds = asked_types(question)
-    cands = candidates(question, kinds, passages, max_passages, also, named)
+    cands = candidates(question, kinds, passages, max_passages, also, named, pages)
     needed = _needed(question, cands)
     if not cands or (needed and not any(needed(c) for c in cands)):
         return Extract("", [])  # "How many dollars ...?" and no passage gives a quantity

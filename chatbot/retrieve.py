@@ -21,10 +21,11 @@ from typing import Any, Literal, cast
 import bm25s
 import numpy as np
 
+from chatbot.candidates import named_in
 from chatbot.chunking import Chunk
 from chatbot.embedding import Embedder, encode_query
 from chatbot.index import LoadedIndex
-from chatbot.kinds import asks_origin
+from chatbot.kinds import asked_types, asks_origin
 from chatbot.relevance import probe_level, relevance_cutoff
 from chatbot.reorder import Reorder
 from chatbot.sentence_pick import SentencePicker
@@ -41,6 +42,8 @@ _NOT_TERM_ENDS = frozenset((
     "a", "an", "the", "of", "for", "to", "in", "on", "at", "by", "with", "and", "or", "is", "are",
     "be", "was", "were", "what", "which", "that", "this", "it", "as", "from", "into", "than",
     "like", "about", "name", "word", "term", "acronym", "abbreviation", "phrase", "expression",
+    "i", "we", "you", "he", "she", "they", "them", "my", "our", "your", "his", "her", "their",
+    "went", "gone", "goes", "got", "did", "does", "done",  # "the drive 'went farming'": usage
 ))  # fmt: skip
 _ASKS_WHAT = re.compile(r"\W*(?:what|wat|whats|what's|define|explain)\b", re.I)
 _IN_CONTEXT = frozenset(("on", "in", "for", "with", "at", "under", "inside", "within", "during"))
@@ -84,6 +87,7 @@ class Retrieval:
     cutoff: float = 0.0  # the best dense cosine this index asks of a covered question
     unknown_names: list[str] = field(default_factory=list)  # asked about, in no passage
     named: tuple[str, ...] = ()  # entries the question names by an acronym (TermIndex.named)
+    pages: frozenset[str] = frozenset()  # files of the pages it names by name (named_pages)
 
     def to_dict(self) -> dict[str, Any]:
         lookup = self.lookup
@@ -99,6 +103,7 @@ class Retrieval:
             "relevance_cutoff": round(self.cutoff, 4),
             "unknown_names": self.unknown_names,
             "named": list(self.named),
+            "pages": sorted(self.pages),
             "timings": {k: round(v, 2) for k, v in self.timings.items()},
         }
 
@@ -278,10 +283,14 @@ class Retriever:
             return []
         if _IN_CONTEXT & set(words[1:-1]):
             return []  # "the MTU on Ethernet": a term asked about in a setting, not one term
-        phrase = re.compile(rf"(?<![\w.-]){re.escape(' '.join(words))}(?![\w-])")  # "java rmi."
-        ids, _ = self.lexical(lookup.term, 20)  # a passage saying it holds all its words
-        said = any(phrase.search(normalize(self.index.chunks[int(i)].embed_text())) for i in ids)
-        return [] if said else [lookup.term]
+        return [] if self._says(" ".join(words)) else [lookup.term]
+
+    def _says(self, phrase: str) -> bool:
+        """Does a passage say the phrase, as words ("java rmi.")? Such a passage holds all
+        its words, so it is among the phrase's best BM25 hits."""
+        said = re.compile(rf"(?<![\w.-]){re.escape(phrase)}(?![\w-])")
+        ids, _ = self.lexical(phrase, 20)
+        return any(said.search(normalize(self.index.chunks[int(i)].embed_text())) for i in ids)
 
     def dense(self, query_vec: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         k = min(k, len(self.index))
@@ -325,7 +334,9 @@ class Retriever:
         coverage = 0.0 if ranking.best_bm25 is None else self.coverage(question, ranking.best_bm25)
         # one word asked about ("What is copycenter?"), not a part's nor a bare one ("true?")
         word = part is None and bool(_ASKS_WHAT.match(asked))
-        unknown = self.unknown_names(question) + self.unknown_term(lookup or part, word=word)
+        # "who was the original author of troff?" looks up a role, not a term
+        term = None if asked_types(question)[0] == "person" else lookup or part
+        unknown = self.unknown_names(question) + self.unknown_term(term, word=word)
         return Retrieval(
             question=question,
             hits=hits,
@@ -337,6 +348,7 @@ class Retriever:
             cutoff=self.cutoff,
             unknown_names=unknown,
             named=tuple(self.terms.named(question)) if self.terms is not None else (),
+            pages=pages,
         )
 
     def _named_first(
@@ -363,6 +375,16 @@ class Retriever:
             )
         else:
             ranking.ranked = self.reorder.holding_quote(question, ranking.ranked)
+            if {"person", "time"} & set(asked_types(question)):
+                # "Who created Unix, and when?": a later chunk of the entry named is read, but
+                # a dictionary says who made a thing and when where its entry opens (a page's
+                # opening sums the page up: "Year: 2018" is no answer to "when ...?")
+                read = [self.index.chunks[i] for i, _ in ranking.ranked[:3]]
+                pages = {c.file for c in self._pages}
+                named = [
+                    c.doc_id for c in read if c.file not in pages and named_in(question, c.title)
+                ]
+                ranking.ranked = self.reorder.include(named, ranking.ranked, opening=True)
         return lookup, part
 
     def _rank(self, question: str, qvecs: list[np.ndarray], timings: dict[str, float]) -> _Ranking:

@@ -38,7 +38,7 @@ _LOOKUP = [
         r"protocol|system|format|standard|program|tool))?)(?:\s+(?:actually|really|exactly))?\s+"
         r"(?:mean|stand\s+for)$",
         r"^what\s+(?:does|do|did)\s+(?:the\s+(?:term|word|acronym|abbreviation)\s+)?(?P<t>.+?)"
-        r"(?:\s+(?:actually|really|exactly))?\s+(?:mean|stand\s+for|refer\s+to)"
+        r"(?:\s+(?:actually|really|exactly))?\s+(?:mean|stand\s+for|refer\s+to|tell\s+(?:you|us|me))"
         r"(?:\s+(?:in|on|among|when)\s+[^?]{1,40})?$",  # "... mean in chat"
         r"^(?:can\s+you\s+|could\s+you\s+|please\s+)*(?:define|explain|describe|look\s+up)\s+"
         r"(?:the\s+(?:term|word)\s+)?(?P<t>.+)$",

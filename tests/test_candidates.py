@@ -180,7 +180,12 @@ def test_a_page_the_question_names_is_the_only_one_read() -> None:
     envisioning = page("base-model-envisioning.md", "A base model is a reusable foundation.")
     question = "How does the Envisioning page define a base model?"
     kinds = asked_types(question)
-    read = candidates(question, kinds, [glossary, envisioning], 3)
+    named = frozenset({"base-model-envisioning.md"})  # Retriever.named_pages(question)
+    read = candidates(question, kinds, [glossary, envisioning], 3, pages=named)
     assert {c.text for c in read} == {"A base model is a reusable foundation."}
     both = candidates("How is a base model defined?", kinds, [glossary, envisioning], 3)
     assert len({c.n for c in both}) == 2
+    # a named page none of whose passages is read leaves the read ones
+    elsewhere = frozenset({"foundation-model-concept.md"})
+    unread = candidates(question, kinds, [glossary, envisioning], 3, pages=elsewhere)
+    assert len({c.n for c in unread}) == 2

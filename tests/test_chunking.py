@@ -373,7 +373,9 @@ def test_a_template_writing_the_name_in_title_case_marks_the_entry_templated() -
     ("question", "as_word", "by_name"),
     [
         ("According to InsertChat, what is a base model?", True, True),
-        ("what does the insertchat page say?", True, False),  # a word, not written as a name
+        ("what does the insertchat page say?", True, True),  # lower case, but before "page"
+        ("what does insertchat say?", True, False),  # a word, not written as a name
+        ("is the insertchat explanation right?", True, False),
         ("Which Base Model page is it?", False, False),  # words of the entry's title
         ("InsertChat says what?", True, True),  # first, but a name: a capital inside
         ("Insertchat says what?", True, False),  # first: capitalised as any first word

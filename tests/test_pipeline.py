@@ -272,6 +272,18 @@ def test_generation_error_falls_back_with_a_note(settings: Settings, fail_after:
     assert len(events) == 1  # no sentence was complete and verified before the failure
 
 
+def test_a_page_named_by_name_is_the_only_one_an_extractive_answer_cites(
+    settings: Settings,
+) -> None:
+    """The retrieval's named pages reach the reader: "the Envisioning page" is the one read."""
+    question = "How does the Envisioning page define a base model?"
+    pipe = build(settings, None)
+    assert pipe.retrieve(question).pages == {"base-model-envisioning.md"}
+    answer = pipe.ask(question)
+    assert answer.mode == "extractive" and answer.citations
+    assert {c.doc for c in answer.citations} == {"base-model-envisioning"}
+
+
 def test_unavailable_model_answers_extractively(settings: Settings) -> None:
     def broken() -> None:
         raise GenerationError("weights corrupted")
@@ -749,6 +761,21 @@ def test_an_answer_citing_no_entry_that_names_the_asked_code_is_refused(
     assert answer.refused
     kept = pipe.ask("How many cores does a multi-core processor chip have?")
     assert not kept.refused and "sixteen" in kept.answer
+
+
+def test_a_premise_number_no_cited_entry_names_does_not_refuse(settings: Settings) -> None:
+    """ "I filed it under 2021, when Stanford coined the term. What year does the Envisioning
+    entry give?": 2021 is in another passage, and the asked sentence names no number."""
+    pipe = build(settings, None)
+    question = (
+        "The term Foundation Model was coined by Stanford University in 2021, I know. "
+        "What year does the Envisioning entry give for a base model?"
+    )
+    answer = pipe.ask(question)
+    assert not answer.refused and "2018" in answer.answer
+    assert "2021" in " ".join(h.chunk.text for h in pipe.retrieve(question).hits)
+    wrong = pipe.ask("What does the Envisioning entry say about base models in 2021?")
+    assert wrong.refused  # asked about 2021, answered only from an entry without it
 
 
 def test_a_count_no_passage_gives_is_refused(settings: Settings, corpus_dir: Path) -> None:

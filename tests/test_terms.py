@@ -43,6 +43,7 @@ def index() -> TermIndex:
         ("what does BNC actually stand for? the coax connector thing", "BNC"),
         ("what does the name of the ALIAS language stand for?", "ALIAS language"),
         ("What does RAM mean?", "RAM"),
+        ("What does Amdahl's law actually tell you?", "Amdahl's law"),
         ("What is RAM short for?", "RAM"),
         ("what's ISDN an abbreviation for", "ISDN"),
         ("Define recursion.", "recursion"),
