@@ -14,7 +14,7 @@ from pathlib import Path
 
 from chatbot.corpus import Document
 from chatbot.entries import TERM_ITEM
-from chatbot.text import SENTENCE_BREAK, split_sentences, without_headings
+from chatbot.text import SENTENCE_BREAK, opening_definition, split_sentences, without_headings
 
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$")
 _FENCE = re.compile(r"^(```|~~~)")
@@ -209,6 +209,18 @@ def templated(doc: Document) -> bool:
 
 
 FAQ_MAX_FACTOR = 3
+NOTES_MAX = 40  # the longest notes line kept with a heading ("/T'rof/, /trof/, n.")
+
+
+def _head_only(text: str, start: int, end: int) -> bool:
+    """Is text[start:end] a heading line alone, or with one line of notes only? The Jargon
+    File's "# troff\n\n/T'rof/, n." is followed by a definition too long to share its chunk."""
+    head, _, rest = text[start:end].partition("\n")
+    rest = rest.strip()
+    notes = len(rest) <= NOTES_MAX and "\n" not in rest and bool(_PARAGRAPH_BREAK.match(text, end))
+    return bool(_HEADING.match(head)) and (not rest or (notes and not opening_definition(rest)))
+
+
 MIN_SECTION_TERMS = 3
 
 
@@ -248,7 +260,7 @@ class Chunker:
         self.overlap = overlap
 
     def params(self) -> dict[str, int | str]:
-        return {"strategy": "heading-aware-v6", "size": self.size, "overlap": self.overlap}
+        return {"strategy": "heading-aware-v7", "size": self.size, "overlap": self.overlap}
 
     def run(self, doc: Document) -> list[Chunk]:
         chunks: list[Chunk] = []
@@ -268,7 +280,7 @@ class Chunker:
             ):
                 continue
             spans = self._pack(units, limit)
-            if len(spans) > 1 and _HEADING.match(doc.text[slice(*spans[0])]):
+            if len(spans) > 1 and _head_only(doc.text, *spans[0]):
                 # a heading (an FAQ question, an entry's title) fit no unit beside it: keep it
                 # with the start of its text, or the entry's first chunk holds no definition
                 spans[:2] = [(spans[0][0], spans[1][1])]

@@ -230,6 +230,30 @@ def read_dictd(path: Path, data: bytes) -> list[Document]:
     return docs
 
 
+_BOX_ROW = re.compile(r"\s*[┌│├└]")  # a table drawn with box characters (the Jargon File's)
+
+
+def _unboxed(table: str) -> str:
+    """A box-drawn table as one paragraph per row, "17: Long described at MIT as ...": its
+    borders are no text, and a cell's wrapped lines are one sentence."""
+    rows: list[list[str]] = []
+    cells: list[list[str]] = []
+    for line in table.strip().splitlines():
+        line = line.strip()
+        if not line.startswith("│"):  # a border: the row above it is complete
+            rows.append([" ".join(c).strip() for c in cells])
+            cells = []
+            continue
+        parts = line.strip("│").split("│")
+        cells = cells or [[] for _ in parts]
+        for cell, part in zip(cells, parts, strict=False):
+            cell.append(part.strip())
+    rows.append([" ".join(c).strip() for c in cells])
+    cells_of = [(row[0].rstrip(":"), "; ".join(row[1:])) for row in rows if any(row)]
+    texts = [": ".join(c for c in cells if c) for cells in cells_of]
+    return "\n\n".join(texts)
+
+
 def _split_dictd_entry(entry: str, headword: str) -> tuple[str, list[str], str]:
     """Title lines (unindented, before the first blank line), then the indented body."""
     lines = entry.strip("\n").split("\n")
@@ -239,7 +263,9 @@ def _split_dictd_entry(entry: str, headword: str) -> tuple[str, list[str], str]:
     title = head[0] if head else headword
     paragraphs = re.split(r"\n[ \t]*\n", "\n".join(lines))
     body = "\n\n".join(
-        " ".join(line.strip() for line in p.strip().splitlines()) for p in paragraphs if p.strip()
+        _unboxed(p) if _BOX_ROW.match(p) else " ".join(ln.strip() for ln in p.strip().splitlines())
+        for p in paragraphs
+        if p.strip()
     )
     body = _XREF.sub(lambda m: m.group(1).replace("\n", " "), body)
     return title, head[1:], body.strip()

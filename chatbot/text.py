@@ -38,8 +38,9 @@ _PRONUNCIATION = re.compile(
 # "(B) A component ...", "(Presumably a play on "nanosecond") The miniscule time ..."
 _LEADING_ABBREVIATION = re.compile(r"^\s*\([^()]{1,200}\)\s+(?=[A-Z/]|\d+\.\s)")
 # the Jargon File's usage or origin note: "[from the German 'klug', clever]", "[Usenet: by
-# analogy with spam] A message that ..."; not a title in brackets ("[incr Tcl] is a ...")
-_LEADING_NOTE = re.compile(r"^\s*\[[^\[\]]{2,400}\](?:\s+(?=[A-Z\"“‘']|\d+\.\s)|\s*$)")
+# analogy with spam] A message that ...", "[...] (also "UNIX") An interactive ..."; not a title
+# in brackets ("[incr Tcl] is a ...")
+_LEADING_NOTE = re.compile(r"^\s*\[[^\[\]]{2,400}\](?:\s+(?=[A-Z\"“‘'(]|\d+\.\s)|\s*$)")
 _PART_OF_SPEECH = re.compile(rf"(?:(?:{_POS})\.,?\s*)+")
 # "1. n. A Rube Goldberg device": a numbered sense's part of speech
 _SENSE_POS = re.compile(rf"^\s*(?:(?:{_POS})\.(?:,\s*|\s+))+(?=[A-Z])")

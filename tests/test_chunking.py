@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from chatbot.chunking import (
     FAQ_MAX_FACTOR,
+    NOTES_MAX,
     Chunk,
     Chunker,
     Section,
@@ -78,6 +79,9 @@ def check_invariants(doc: Document, chunker: Chunker) -> list[Chunk]:
         # a section's first chunk may exceed the limit only by its own heading line: a heading
         # alone in a chunk (an entry title, an FAQ question) carries no content
         over = answer_start(doc, sec) - sec.start if first else 0
+        notes = re.match(r"(.*?)(?:\n[ \t]*\n|$)", doc.text[sec.start + over : sec.end], re.S)
+        if first and notes and len(notes.group(1).strip()) <= NOTES_MAX:
+            over += notes.end()  # and a notes line after it ("/T'rof/, n.")
         assert len(ch.text) - over <= limit
 
     for sec in sections:
@@ -410,3 +414,16 @@ def test_a_capitalised_word_starting_another_name_names_no_page() -> None:
     # a sentence's first word is capitalised anyway
     assert not page.page_named_in("Foundation models learn grammar. Glossary?", by_name=True)
     assert page.page_named_in("Foundation models learn grammar, the Glossary says", by_name=True)
+
+
+def test_a_notes_line_stays_with_the_definition_after_it() -> None:
+    """The Jargon File's "troff /T'rof/, n." fits no unit beside its long first sentence: a
+    first chunk of the title and notes alone held no definition, and retrieval ranked it."""
+    definition = "[Unix] A formatting program, " + "and a typesetter, " * 12 + "by Joseph Ossanna."
+    chunker = Chunker(size=200, overlap=40)
+    doc = doc_of(f"# troff\n\n/T'rof/, /trof/, n.\n\n{definition}\n\nA second paragraph.\n")
+    first = chunker.run(doc)[0]
+    assert first.text.startswith("# troff\n\n/T'rof/") and "typesetter" in first.text
+    # a short definition is no notes line: it keeps a chunk of its own
+    short = doc_of(f"# Mosaic\n\nNCSA's browser for the web, a client.\n\n{definition}\n")
+    assert chunker.run(short)[0].text == "# Mosaic\n\nNCSA's browser for the web, a client."

@@ -390,6 +390,8 @@ def test_markup_that_is_no_prose_is_stripped() -> None:
         "A message posted too often."
     )
     assert strip_markup("[incr Tcl] is a Tcl extension.") == "[incr Tcl] is a Tcl extension."
+    unix = '[In the authors\' words, "A weak pun"] (also "UNIX") An interactive system.'
+    assert strip_markup(unix) == "An interactive system."  # the note, then another name
     assert strip_markup("1. n. A Rube Goldberg device.") == "A Rube Goldberg device."
     assert strip_markup("used only of *hardware* kluges.") == "used only of hardware kluges."
     assert strip_markup("UN*X and *nix name Unix.") == "UN*X and *nix name Unix."

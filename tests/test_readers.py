@@ -86,6 +86,24 @@ def test_soft_hyphens_are_dropped_from_entries_and_pages(tmp_path: Path) -> None
     assert "A zerowidth market." in texts["Page"]
 
 
+def test_a_box_drawn_table_reads_as_one_paragraph_per_row(tmp_path: Path) -> None:
+    """The Jargon File's "random numbers": borders are no text, a wrapped cell one sentence."""
+    table = (
+        "random numbers\n\n   Preferred numbers:\n\n"
+        "   ┌───┬──────────────────────────┐\n"
+        "   │   │Long described at MIT as  │\n"
+        "   │17 │the least random number.  │\n"
+        "   ├───┼──────────────────────────┤\n"
+        "   │23:│Sacred number of Eris.    │\n"
+        "   └───┴──────────────────────────┘\n\n   See also foo.\n"
+    )
+    write_dictd(tmp_path, "mini", [(["random numbers"], table)], False)
+    (doc,) = load_corpus(tmp_path).documents
+    assert not set("┌│├└─") & set(doc.text)
+    assert "\n\n17: Long described at MIT as the least random number.\n\n" in doc.text
+    assert "\n\n23: Sacred number of Eris.\n\nSee also foo." in doc.text
+
+
 def test_dictd_index_without_data_is_skipped_with_reason(tmp_path: Path) -> None:
     (tmp_path / "lonely.index").write_text("x\tA\tB\n", encoding="utf-8")
     (skipped,) = load_corpus(tmp_path).skipped
