@@ -21,7 +21,6 @@ from typing import Any, Literal, cast
 import bm25s
 import numpy as np
 
-from chatbot.candidates import named_in
 from chatbot.chunking import Chunk
 from chatbot.embedding import Embedder, encode_query
 from chatbot.index import LoadedIndex
@@ -375,16 +374,6 @@ class Retriever:
             )
         else:
             ranking.ranked = self.reorder.holding_quote(question, ranking.ranked)
-            if {"person", "time"} & set(asked_types(question)):
-                # "Who created Unix, and when?": a later chunk of the entry named is read, but
-                # a dictionary says who made a thing and when where its entry opens (a page's
-                # opening sums the page up: "Year: 2018" is no answer to "when ...?")
-                read = [self.index.chunks[i] for i, _ in ranking.ranked[:3]]
-                pages = {c.file for c in self._pages}
-                named = [
-                    c.doc_id for c in read if c.file not in pages and named_in(question, c.title)
-                ]
-                ranking.ranked = self.reorder.include(named, ranking.ranked, opening=True)
         return lookup, part
 
     def _rank(self, question: str, qvecs: list[np.ndarray], timings: dict[str, float]) -> _Ranking:

@@ -381,38 +381,6 @@ def test_an_entry_named_in_quotes_is_read_first(tmp_path: Path) -> None:
     ]
 
 
-def test_who_and_when_read_the_opening_of_the_dictionary_entry_named(tmp_path: Path) -> None:
-    """ "Who created Unix, and when?" retrieves the chunk about a co-author and a later year;
-    a dictionary says who made a thing and when where its entry opens. A page's opening sums
-    the page up, and is not brought in."""
-    opening = "An operating system invented in 1969 by Ken Thompson at Bell Labs. " * 2
-    later = "Dennis Ritchie co-authored Unix and Unix was rewritten in C from 1972. " * 2
-    unix = f"{opening}\n\n{later}\n\n{'Unix spread to universities. ' * 5}"
-    rows = {
-        "Unix": unix,
-        "C": "A language Dennis Ritchie created; who wrote Unix tools in C.",
-        "Multics": "A system that created timesharing, and Unix came after it.",
-        "Bell Labs": "Where Unix, C and who knows what else were created.",
-    }
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    lines = ["term,definition", *(f'{t},"{d}"' for t, d in rows.items())]
-    (corpus / "dict.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    store = IndexStore(tmp_path / "index", FakeEmbedder(), Chunker(size=150, overlap=0))
-    store.build(corpus)
-    index = store.load()
-    terms = TermIndex.build({"doc_id": c.doc_id, "title": c.title} for c in index.chunks)
-    r = retriever(index, terms=terms)
-    question = "Who created Unix, and when did that happen?"
-    read = [h.chunk for h in r.run(question).hits[:3]]
-    assert any(c.title == "Unix" and c.opens_entry for c in read)
-    (tmp_path / "pages").mkdir()
-    pages = titled_pages(tmp_path / "pages", {k.lower(): (k, v) for k, v in rows.items()},
-                         Chunker(size=150, overlap=0))  # fmt: skip
-    read = [h.chunk for h in pages.run(question).hits[:3]]
-    assert not any(c.title == "Unix" and c.opens_entry for c in read)
-
-
 def test_a_quoted_entry_of_the_page_the_question_names_is_the_one_read(tmp_path: Path) -> None:
     """Three pages define 'widget'; "According to Zeta, ..." asks what the zeta page says."""
     pages = {
