@@ -249,9 +249,8 @@ def _unboxed(table: str) -> str:
         for cell, part in zip(cells, parts, strict=False):
             cell.append(part.strip())
     rows.append([" ".join(c).strip() for c in cells])
-    cells_of = [(row[0].rstrip(":"), "; ".join(row[1:])) for row in rows if any(row)]
-    texts = [": ".join(c for c in cells if c) for cells in cells_of]
-    return "\n\n".join(texts)
+    pairs = [(row[0].rstrip(":"), "; ".join(row[1:])) for row in rows if any(row)]
+    return "\n\n".join(": ".join(side for side in pair if side) for pair in pairs)
 
 
 def _split_dictd_entry(entry: str, headword: str) -> tuple[str, list[str], str]:
