@@ -24,7 +24,7 @@ import numpy as np
 from chatbot.chunking import Chunk
 from chatbot.embedding import Embedder, encode_query
 from chatbot.index import LoadedIndex
-from chatbot.kinds import asked_types, asks_origin
+from chatbot.kinds import answer_type, asks_origin
 from chatbot.relevance import probe_level, relevance_cutoff
 from chatbot.reorder import Reorder
 from chatbot.sentence_pick import SentencePicker
@@ -334,7 +334,7 @@ class Retriever:
         # one word asked about ("What is copycenter?"), not a part's nor a bare one ("true?")
         word = part is None and bool(_ASKS_WHAT.match(asked))
         # "who was the original author of troff?" looks up a role, not a term
-        term = None if asked_types(question)[0] == "person" else lookup or part
+        term = None if answer_type(question) == "person" else lookup or part
         unknown = self.unknown_names(question) + self.unknown_term(term, word=word)
         return Retrieval(
             question=question,
